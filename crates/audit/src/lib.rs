@@ -1,0 +1,1 @@
+//! zonegate-audit (placeholder, being written).

@@ -1,0 +1,1 @@
+//! zonegate-gateway (placeholder, being written).

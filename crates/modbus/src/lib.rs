@@ -1,0 +1,1 @@
+//! zonegate-modbus (placeholder, being written).

@@ -1,0 +1,1 @@
+//! zonegate-policy (placeholder, being written).

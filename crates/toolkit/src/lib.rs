@@ -1,0 +1,1 @@
+//! zonegate-toolkit (placeholder, being written).

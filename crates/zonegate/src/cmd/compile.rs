@@ -1,0 +1,11 @@
+//! `zonegate compile` (not written yet).
+
+/// Arguments of `zonegate compile`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {}
+
+/// Runs the subcommand and returns the exit status.
+pub(crate) fn run(_args: Args) -> u8 {
+    eprintln!("zonegate compile: not implemented yet");
+    2
+}

@@ -1,0 +1,23 @@
+//! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> u8`, the exit status:
+//! 0 = fine, 1 = findings or failed verification, 2 = usage or input error.
+
+pub(crate) mod assess;
+pub(crate) mod check;
+pub(crate) mod compile;
+pub(crate) mod decode;
+pub(crate) mod demo;
+pub(crate) mod log;
+pub(crate) mod probe;
+pub(crate) mod report;
+pub(crate) mod run;
+pub(crate) mod sim;
+
+/// Human-readable logs go to stderr; `RUST_LOG` overrides the default `info` level.
+pub(crate) fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,11 @@
+//! `zonegate probe` (not written yet).
+
+/// Arguments of `zonegate probe`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {}
+
+/// Runs the subcommand and returns the exit status.
+pub(crate) fn run(_args: Args) -> u8 {
+    eprintln!("zonegate probe: not implemented yet");
+    2
+}

@@ -1,0 +1,11 @@
+//! `zonegate report` (not written yet).
+
+/// Arguments of `zonegate report`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {}
+
+/// Runs the subcommand and returns the exit status.
+pub(crate) fn run(_args: Args) -> u8 {
+    eprintln!("zonegate report: not implemented yet");
+    2
+}
