@@ -1,11 +1,60 @@
-//! `zonegate demo` (not written yet).
+//! `zonegate demo`: no arguments, no files. Starts the simulated cleanroom HVAC controller and a
+//! gateway in front of it on loopback with a built-in model, prints the commands to try
+//! (pymodbus and mbpoll: an allowed read, a blocked write, an out-of-bounds setpoint) and one
+//! line per decision, until Ctrl-C. The demo lives in `zonegate_gateway::demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use zonegate_gateway::demo;
 
 /// Arguments of `zonegate demo`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Where the gateway listens (default: a free port on 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub(crate) listen: SocketAddr,
+    /// Audit log file (default: a new file in the temp directory); `-` prints the JSON events
+    /// on stdout instead of the readable summary.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) audit_log: Option<PathBuf>,
+    /// Print the built-in model (as a file `zonegate run -c` accepts) and exit.
+    #[arg(long)]
+    pub(crate) print_model: bool,
+}
 
 /// Runs the subcommand and returns the exit status.
-pub(crate) fn run(_args: Args) -> u8 {
-    eprintln!("zonegate demo: not implemented yet");
-    2
+pub(crate) fn run(args: Args) -> u8 {
+    if args.print_model {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 5020));
+        let device = SocketAddr::from(([127, 0, 0, 1], 5021));
+        print!("{}", demo::model_yaml(listen, device));
+        return 0;
+    }
+    let audit_log = match args.audit_log {
+        Some(p) if p.as_os_str() == "-" => None,
+        Some(p) => Some(p),
+        None => Some(demo::default_audit_log()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zonegate demo: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    let options = demo::DemoOptions {
+        listen: args.listen,
+        audit_log,
+    };
+    match runtime.block_on(demo::run(options)) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("zonegate demo: {e}");
+            2
+        }
+    }
 }

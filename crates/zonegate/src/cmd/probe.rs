@@ -1,11 +1,66 @@
-//! `zonegate probe` (not written yet).
+//! `zonegate probe MODEL --conduit ID [--from ADDR] [--out RESULTS.json]`: the commissioning test
+//! of a live conduit. Derives from the rules what must work and what must fail for the source
+//! address, tries each through the conduit's gateway, prints PASS/FAIL per test and writes JSON
+//! for `zonegate report --probe`. Never leaves a changed value (see `zonegate_toolkit::probe`).
+//!
+//! Exit status: 0 every test passed, 1 a test failed, 2 the model cannot be read, the conduit has
+//! no gateway, or the gateway cannot be reached.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zonegate_toolkit::{cli, probe};
 
 /// Arguments of `zonegate probe`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// The zone/conduit model (YAML).
+    pub(crate) model: PathBuf,
+    /// The conduit to probe (it must have a `gateway:` block).
+    #[arg(long)]
+    pub(crate) conduit: String,
+    /// Source address to send from (the client socket is bound to it).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) from: Option<IpAddr>,
+    /// Connect here instead of the gateway's `listen` address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) connect: Option<SocketAddr>,
+    /// Timeout per connection attempt and per reply, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub(crate) timeout_ms: u64,
+    /// Write the results as JSON here (for `zonegate report --probe`).
+    #[arg(long, value_name = "RESULTS.json")]
+    pub(crate) out: Option<PathBuf>,
+}
 
 /// Runs the subcommand and returns the exit status.
-pub(crate) fn run(_args: Args) -> u8 {
-    eprintln!("zonegate probe: not implemented yet");
-    2
+pub(crate) fn run(args: Args) -> u8 {
+    let Ok(site) = cli::load_or_report(&args.model) else {
+        return cli::EXIT_INPUT;
+    };
+    let opts = probe::ProbeOptions {
+        conduit: args.conduit.clone(),
+        from: args.from,
+        connect: args.connect,
+        timeout: Duration::from_millis(args.timeout_ms.max(1)),
+    };
+    let run = match probe::run(&site, &opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("zonegate probe: {e}");
+            return cli::EXIT_INPUT;
+        }
+    };
+    print!("{}", probe::render_text(&run));
+    if let Some(path) = &args.out {
+        let code = match cli::pretty_json("probe", &run) {
+            Ok(json) => cli::write_output("probe", Some(path), &json),
+            Err(code) => code,
+        };
+        if code != 0 {
+            return code;
+        }
+    }
+    u8::from(run.failed > 0)
 }

@@ -1,11 +1,76 @@
-//! `zonegate sim` (not written yet).
+//! `zonegate sim --listen ADDR [--unit N]`: a simulated Modbus TCP device (a cleanroom HVAC
+//! controller) for demos and tests. It prints `listening on ADDR` with the bound address (so a
+//! test that asked for port 0 finds the port) and runs until Ctrl-C / SIGTERM. The device lives
+//! in `zonegate_gateway::sim`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+
+use zonegate_gateway::sim::{Device, Sim};
 
 /// Arguments of `zonegate sim`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:5020")]
+    pub(crate) listen: SocketAddr,
+    /// Answer only this unit id (and 0 and 255); requests to other units get no answer.
+    #[arg(long)]
+    pub(crate) unit: Option<u8>,
+    /// Start with every table zeroed instead of the HVAC values.
+    #[arg(long)]
+    pub(crate) blank: bool,
+}
 
 /// Runs the subcommand and returns the exit status.
-pub(crate) fn run(_args: Args) -> u8 {
-    eprintln!("zonegate sim: not implemented yet");
-    2
+pub(crate) fn run(args: Args) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zonegate sim: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    runtime.block_on(async move {
+        let device = if args.blank {
+            Device::new()
+        } else {
+            Device::hvac()
+        }
+        .with_unit(args.unit);
+        let sim = match Sim::start(args.listen, device).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("zonegate sim: cannot listen on {}: {e}", args.listen);
+                return 2;
+            }
+        };
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on {}", sim.local_addr());
+            let _ = out.flush();
+        }
+        wait_for_stop().await;
+        sim.stop().await;
+        0
+    })
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_stop() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

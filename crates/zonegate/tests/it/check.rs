@@ -1,1 +1,150 @@
-//! Tests of `zonegate check`.
+//! Tests of `zonegate check`: exit codes 0/1/2, formats, every example clean, every flawed
+//! example with errors.
+//!
+//! The helpers at the top are shared by the other toolkit command tests (report, assess,
+//! compile): `use super::check::{ex, ...}`.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use super::util::{repo_root, zonegate};
+
+/// The example models under `examples/` (each also has a flawed twin in `examples/flawed/`).
+pub(crate) const EXAMPLES: [&str; 3] = [
+    "cleanroom-hvac.yaml",
+    "refinery-unit.yaml",
+    "water-treatment.yaml",
+];
+
+/// The path of `examples/NAME` as an argument.
+pub(crate) fn ex(name: &str) -> String {
+    repo_root()
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Asserts the exit status (showing stdout and stderr when it differs) and returns stdout.
+pub(crate) fn expect_exit(out: &Output, code: i32) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A fresh scratch directory for one test, removed when dropped.
+pub(crate) struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Creates `$TMP/zonegate-cli-TAG-PID`.
+    pub(crate) fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("zonegate-cli-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    /// A path inside the directory.
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn every_example_checks_clean() {
+    for f in EXAMPLES {
+        let stdout = expect_exit(&zonegate(&["check", &ex(f)]), 0);
+        assert!(
+            stdout.contains("0 error(s)") && stdout.contains("- ok"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn every_flawed_example_has_errors() {
+    for f in EXAMPLES {
+        let stdout = expect_exit(&zonegate(&["check", &ex(&format!("flawed/{f}"))]), 1);
+        assert!(stdout.contains("error[ZG-C"), "{stdout}");
+        // file:line: prefix on every finding line.
+        let first = stdout.lines().next().unwrap();
+        assert!(
+            first.starts_with(&format!("{}:", ex(&format!("flawed/{f}")))),
+            "{first}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_or_unparsable_model_exits_2() {
+    let out = zonegate(&["check", "/nonexistent/model.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model.yaml"));
+    let dir = Scratch::new("check");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "zones:\n  - zone_id: Z1\n    purdue_level: [oops\n").unwrap();
+    let out = zonegate(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:"), "{err}");
+}
+
+#[test]
+fn json_and_sarif_formats() {
+    let out = zonegate(&[
+        "check",
+        "--format",
+        "json",
+        &ex("flawed/refinery-unit.yaml"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["summary"]["errors"].as_u64().unwrap() > 0);
+    assert!(v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["id"] == "ZG-C008"));
+    let out = zonegate(&[
+        "check",
+        "--format",
+        "sarif",
+        &ex("flawed/water-treatment.yaml"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let r = &v["runs"][0]["results"][0];
+    assert!(r["ruleId"].as_str().unwrap().starts_with("ZG-C"));
+    assert!(
+        r["locations"][0]["physicalLocation"]["region"]["startLine"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    let out = zonegate(&["check", "--format", "sarif", &ex("cleanroom-hvac.yaml")]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn list_checks() {
+    let out = zonegate(&["check", "--list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        t.lines().count() >= 30 && t.contains("ZG-C009 error    purdue-dmz-bypass"),
+        "{t}"
+    );
+    // Without --list the model is required: usage error.
+    assert_eq!(zonegate(&["check"]).status.code(), Some(2));
+}

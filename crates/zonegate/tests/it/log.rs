@@ -1,1 +1,237 @@
-//! Tests of `zonegate log`.
+//! Tests of `zonegate log verify|show|keygen`, run as a user would.
+// Tests may unwrap (team rule); helpers outside #[test] functions need it said.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use zonegate_audit::{AuditConfig, AuditLog, Decision, Event, Kind};
+
+use super::util::zonegate;
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("zonegate-it-log-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes a log of 2 + n + 1 (+ checkpoints) records.
+fn make_log(path: &Path, n: u64, key: Option<PathBuf>) {
+    let mut c = AuditConfig::new(path);
+    c.gateway = "cli-test".into();
+    c.signing_key = key;
+    c.checkpoint_every = 5;
+    c.min_free_bytes = 0;
+    let h = AuditLog::start(c).unwrap();
+    for i in 0..n {
+        let e = Event {
+            conduit: Some("C1".into()),
+            src: Some(format!("10.1.1.{i}:40000")),
+            fc: Some(16),
+            function: Some("write_multiple_registers".into()),
+            decision: Some(if i == 2 {
+                Decision::Deny
+            } else {
+                Decision::Allow
+            }),
+            ..Event::new(Kind::Request)
+        };
+        h.append(e, true).wait().unwrap();
+    }
+    h.shutdown().wait().unwrap();
+}
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn verify_ok_prints_a_summary() {
+    let d = Scratch::new("ok");
+    make_log(&d.path("a.log"), 6, None);
+    let o = zonegate(&["log", "verify", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let s = out(&o);
+    assert!(s.starts_with("OK: 9 records, seq 0..=8"), "{s}");
+}
+
+#[test]
+fn verify_names_the_first_bad_record() {
+    let d = Scratch::new("bad");
+    let log = d.path("a.log");
+    make_log(&log, 6, None);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.remove(4);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let o = zonegate(&["log", "verify", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let s = out(&o);
+    assert!(
+        s.contains(&format!("FAILED: {}:5 (seq 5)", log.display())),
+        "{s}"
+    );
+
+    let o = zonegate(&["log", "verify", "--json", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["problem"]["line"], 5);
+    assert_eq!(v["problem"]["problem"], "gap");
+}
+
+#[test]
+fn verify_reports_a_torn_line_as_a_warning() {
+    let d = Scratch::new("torn");
+    let log = d.path("a.log");
+    make_log(&log, 2, None);
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"ts\":\"2026");
+    std::fs::write(&log, text).unwrap();
+    let o = zonegate(&["log", "verify", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(out(&o).contains("warning: torn last line"), "{}", out(&o));
+}
+
+#[test]
+fn verify_of_a_missing_file_is_an_input_error() {
+    let o = zonegate(&["log", "verify", "/nonexistent/zonegate-audit.log"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/zonegate-audit.log"));
+}
+
+#[test]
+fn keygen_sign_and_verify_with_key() {
+    let d = Scratch::new("key");
+    let o = zonegate(&["log", "keygen", "--out", &d.s("audit")]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.path("audit.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let o = zonegate(&["log", "keygen", "--out", &d.s("audit")]);
+    assert_eq!(o.status.code(), Some(2), "must refuse to overwrite");
+
+    let log = d.path("a.log");
+    make_log(&log, 12, Some(d.path("audit.key")));
+    let o = zonegate(&["log", "verify", "--key", &d.s("audit.pub"), &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(out(&o).contains("signatures verified"), "{}", out(&o));
+
+    // Cut the tail: only the key can tell.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&log, lines[..lines.len() - 3].join("\n") + "\n").unwrap();
+    let o = zonegate(&["log", "verify", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = zonegate(&["log", "verify", "--key", &d.s("audit.pub"), &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        out(&o).contains("without a signed checkpoint"),
+        "{}",
+        out(&o)
+    );
+    let o = zonegate(&[
+        "log",
+        "verify",
+        "--key",
+        &d.s("audit.pub"),
+        "--allow-unsigned-tail",
+        &d.s("a.log"),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+
+    std::fs::write(d.path("bad.pub"), "zz\n").unwrap();
+    let o = zonegate(&["log", "verify", "--key", &d.s("bad.pub"), &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn show_filters_and_prints_lines_or_json() {
+    let d = Scratch::new("show");
+    let log = d.path("a.log");
+    make_log(&log, 6, None);
+    let o = zonegate(&["log", "show", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(out(&o).lines().count(), 9);
+
+    let o = zonegate(&["log", "show", "--decision", "deny", &d.s("a.log")]);
+    let s = out(&o);
+    assert_eq!(s.lines().count(), 1, "{s}");
+    assert!(s.contains("10.1.1.2:40000") && s.contains("deny"), "{s}");
+
+    let o = zonegate(&["log", "show", "--json", "--kind", "genesis", &d.s("a.log")]);
+    let s = out(&o);
+    let file = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        s.trim_end(),
+        file.lines().next().unwrap(),
+        "JSON lines are the stored lines"
+    );
+
+    let o = zonegate(&[
+        "log",
+        "show",
+        "--fc",
+        "write_multiple_registers",
+        "--src",
+        "10.1.1.4",
+        "--conduit",
+        "C1",
+        "--since",
+        "2000-01-01",
+        &d.s("a.log"),
+    ]);
+    assert_eq!(out(&o).lines().count(), 1, "{}", out(&o));
+
+    let o = zonegate(&["log", "show", "--seq", "3..4", &d.s("a.log")]);
+    assert_eq!(out(&o).lines().count(), 2, "{}", out(&o));
+    let o = zonegate(&["log", "show", "--seq", "4..3", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = zonegate(&["log", "show", "--decision", "maybe", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = zonegate(&["log", "show", "--since", "yesterday", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn verify_of_the_active_file_includes_rotated_segments() {
+    let d = Scratch::new("rotated");
+    let log = d.path("a.log");
+    let mut c = AuditConfig::new(&log);
+    c.rotate_bytes = 1500;
+    c.min_free_bytes = 0;
+    let h = AuditLog::start(c).unwrap();
+    for _ in 0..20 {
+        h.append(Event::new(Kind::Request), false).wait().unwrap();
+    }
+    h.shutdown().wait().unwrap();
+    assert!(d.path("a.log.000002").exists());
+    let o = zonegate(&["log", "verify", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(out(&o).starts_with("OK: 23 records"), "{}", out(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rotated segment"));
+}

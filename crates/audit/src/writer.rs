@@ -1,0 +1,1047 @@
+//! The writer: [`AuditLog::start`] spawns one thread that owns the log file; every
+//! [`AuditHandle`] (cheap to clone, `Send + Sync`) feeds it through a bounded channel.
+//!
+//! # How the gateway calls it
+//! ```no_run
+//! # async fn demo() -> Result<(), zonegate_audit::AuditError> {
+//! use zonegate_audit::{AuditConfig, AuditLog, Decision, Event, Kind};
+//! let mut cfg = AuditConfig::new("zonegate-audit.log");
+//! cfg.policy_hash = Some(zonegate_audit::sha256_hex(b"model file bytes"));
+//! let audit = AuditLog::start(cfg)?;            // writes genesis (new log) and `start`
+//! audit.policy_loaded("…hash…", "loaded site.yaml").await?;
+//!
+//! // A write-class request: append durable and await BEFORE forwarding.
+//! if audit.should_block(true) { /* answer exception 0x04 */ }
+//! let ev = Event { conduit: Some("C1".into()), fc: Some(16), decision: Some(Decision::Allow),
+//!                  ..Event::default() };
+//! match audit.append(ev, true).await {
+//!     Ok(seq) => { /* forward; later append an `outcome` with ref_seq: Some(seq) */ }
+//!     Err(_) if audit.on_failure() == zonegate_audit::OnFailure::Continue => { /* forward */ }
+//!     Err(_) => { /* answer exception 0x04 (server device failure) */ }
+//! }
+//! // A read: append once when the transaction completes, not durable, no need to await.
+//! drop(audit.append(Event::new(Kind::Request), false));
+//!
+//! audit.shutdown().await?;                      // `stop` record, final checkpoint, fsync
+//! # Ok(()) }
+//! ```
+//!
+//! # Failure contract (SR 2.10)
+//! When a write or fsync fails, every ticket of the failed batch resolves to
+//! `Err(AuditError::Unavailable)`, [`AuditHandle::is_healthy`] turns false, an `audit_failure`
+//! alarm is logged with `tracing::error!` and counted. The records of the failed batch (and of
+//! every batch while unhealthy, up to [`AuditConfig::backlog`]) are kept in memory. The writer
+//! retries on the next batch (at most every 100 ms) and every
+//! [`AuditConfig::retry_interval`]: it re-opens the file, cuts off any partial write, writes an
+//! `audit_recovered` record (`lost`, `delayed`, outage span in `message`), then the kept records
+//! (new seq, original `ts`), and turns healthy again. Nothing panics; the process never exits
+//! because of the log. The gateway applies `on_failure` with [`AuditHandle::should_block`] before
+//! the decision and with the ticket result after it.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use ed25519_dalek::SigningKey;
+use tokio::sync::oneshot;
+
+use crate::chain::{check_line, encode_line, GENESIS_PREV};
+use crate::config::{AuditConfig, OnFailure, SyncMode};
+use crate::error::AuditError;
+use crate::event::{format_ts, now_ts, parse_ts, Event, Kind};
+use crate::keys;
+use crate::storage::{self, FileStorage, StdoutStorage, Storage};
+use crate::syslog::Exporter;
+
+type Reply = oneshot::Sender<Result<u64, AuditError>>;
+
+enum Msg {
+    Append {
+        event: Box<Event>,
+        durable: bool,
+        reply: Option<Reply>,
+    },
+    Sync {
+        reply: Reply,
+    },
+    Shutdown {
+        reply: Reply,
+    },
+}
+
+/// Counters of the writer (monotonic since start).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) records: AtomicU64,
+    pub(crate) bytes: AtomicU64,
+    pub(crate) fsyncs: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) lost: AtomicU64,
+    pub(crate) delayed: AtomicU64,
+    pub(crate) queue_full: AtomicU64,
+    pub(crate) export_sent: AtomicU64,
+    pub(crate) export_dropped: AtomicU64,
+    pub(crate) export_errors: AtomicU64,
+    pub(crate) free_bytes: AtomicU64,
+    pub(crate) storage_alarms: AtomicU64,
+}
+
+/// A snapshot of the writer's counters ([`AuditHandle::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Records written (including genesis, lifecycle and checkpoint records).
+    pub records: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// fsync calls.
+    pub fsyncs: u64,
+    /// Batches the writer processed (one write call each, or more when rotating).
+    pub batches: u64,
+    /// Signed checkpoints written.
+    pub checkpoints: u64,
+    /// Write/fsync failures (`audit_failure` alarms).
+    pub failures: u64,
+    /// Records dropped during outages (backlog full).
+    pub lost: u64,
+    /// Records written late after an outage.
+    pub delayed: u64,
+    /// Appends that found the queue full and had to wait.
+    pub queue_full: u64,
+    /// Records sent to syslog.
+    pub export_sent: u64,
+    /// Records dropped because the export queue was full or the collector unreachable.
+    pub export_dropped: u64,
+    /// Export send/connect errors.
+    pub export_errors: u64,
+    /// Free bytes on the log's file system at the last check (0 = not measured).
+    pub free_bytes: u64,
+    /// `audit_storage_low` alarms raised.
+    pub storage_alarms: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> Stats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            records: g(&self.records),
+            bytes: g(&self.bytes),
+            fsyncs: g(&self.fsyncs),
+            batches: g(&self.batches),
+            checkpoints: g(&self.checkpoints),
+            failures: g(&self.failures),
+            lost: g(&self.lost),
+            delayed: g(&self.delayed),
+            queue_full: g(&self.queue_full),
+            export_sent: g(&self.export_sent),
+            export_dropped: g(&self.export_dropped),
+            export_errors: g(&self.export_errors),
+            free_bytes: g(&self.free_bytes),
+            storage_alarms: g(&self.storage_alarms),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+#[derive(Debug)]
+struct Shared {
+    healthy: AtomicBool,
+    on_failure: OnFailure,
+    counters: Arc<Counters>,
+}
+
+/// Resolves to the record's `seq` once it is written (and fsynced when durable), or to the
+/// error that kept it out of the log. Dropping a ticket does not cancel the record.
+#[derive(Debug)]
+#[must_use = "a ticket tells whether the record reached the log; drop it explicitly to ignore"]
+pub struct Ticket {
+    state: TicketState,
+}
+
+#[derive(Debug)]
+enum TicketState {
+    Ready(Option<Result<u64, AuditError>>),
+    Waiting(oneshot::Receiver<Result<u64, AuditError>>),
+}
+
+impl Ticket {
+    fn ready(r: Result<u64, AuditError>) -> Self {
+        Self {
+            state: TicketState::Ready(Some(r)),
+        }
+    }
+
+    /// Blocks the calling thread until the ticket resolves. Not for async code (await instead).
+    pub fn wait(self) -> Result<u64, AuditError> {
+        match self.state {
+            TicketState::Ready(r) => r.unwrap_or(Err(AuditError::Closed)),
+            TicketState::Waiting(rx) => rx.blocking_recv().unwrap_or(Err(AuditError::Closed)),
+        }
+    }
+}
+
+impl Future for Ticket {
+    type Output = Result<u64, AuditError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            TicketState::Ready(r) => Poll::Ready(r.take().unwrap_or(Err(AuditError::Closed))),
+            TicketState::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or(Err(AuditError::Closed))),
+        }
+    }
+}
+
+/// Starts audit writers. See the module docs.
+#[derive(Debug)]
+pub struct AuditLog;
+
+impl AuditLog {
+    /// Opens (or continues) the log, writes genesis (new log) and `start`, spawns the writer.
+    ///
+    /// Fails on a bad key, an unreadable/uncreatable log file, or an existing log whose last
+    /// complete record is invalid (it would be tampering or corruption: look with
+    /// `zonegate log verify`). A torn last line (crash mid-write) is cut off and noted in the
+    /// `start` record.
+    pub fn start(config: AuditConfig) -> Result<AuditHandle, AuditError> {
+        let storage: Box<dyn Storage> = match &config.path {
+            Some(p) => Box::new(FileStorage::new(p.clone())),
+            None => Box::new(StdoutStorage),
+        };
+        Self::start_with_storage(config, storage)
+    }
+
+    /// Like [`AuditLog::start`] with a custom byte sink (tests inject faults this way).
+    /// `config.path` is still read to continue an existing chain.
+    pub fn start_with_storage(
+        config: AuditConfig,
+        mut storage: Box<dyn Storage>,
+    ) -> Result<AuditHandle, AuditError> {
+        let signing = match &config.signing_key {
+            Some(p) => {
+                let k = keys::load_signing_key(p)?;
+                let id = keys::key_id(&k.verifying_key());
+                Some((k, id))
+            }
+            None => None,
+        };
+        let counters = Arc::new(Counters::default());
+        let exporter = match &config.syslog {
+            Some(s) => Some(Exporter::start(s, &config.gateway, Arc::clone(&counters))?),
+            None => None,
+        };
+        let resume = match &config.path {
+            Some(p) => resume_point(p)?,
+            None => Resume::default(),
+        };
+        let file_len = storage.open().map_err(|e| {
+            AuditError::Unavailable(format!(
+                "cannot open {}: {e}",
+                config
+                    .path
+                    .as_deref()
+                    .map_or("stdout".into(), |p| p.display().to_string())
+            ))
+        })?;
+        let file_len = match resume.truncate_to {
+            Some(len) if len < file_len => {
+                storage.truncate(len).map_err(|e| {
+                    AuditError::Unavailable(format!("cannot cut off the torn last line: {e}"))
+                })?;
+                len
+            }
+            _ => file_len,
+        };
+
+        let (tx, rx) = crossbeam_channel::bounded(config.queue.max(1));
+        let shared = Arc::new(Shared {
+            healthy: AtomicBool::new(true),
+            on_failure: config.on_failure,
+            counters: Arc::clone(&counters),
+        });
+        let enqueue_timeout = config.enqueue_timeout;
+        let fresh = resume.next_seq.is_none();
+        let mut w = Writer {
+            storage,
+            shared: Arc::clone(&shared),
+            signing,
+            next_seq: resume.next_seq.unwrap_or(0),
+            head: resume.head.unwrap_or_else(|| GENESIS_PREV.to_owned()),
+            file_len,
+            committed: (0, String::new(), 0),
+            since_checkpoint: 0,
+            unsynced: false,
+            last_sync: Instant::now(),
+            healthy: true,
+            last_error: String::new(),
+            backlog: VecDeque::new(),
+            lost: 0,
+            failed_since: None,
+            last_retry: Instant::now(),
+            buf: Vec::new(),
+            pending: Vec::new(),
+            pending_durable: false,
+            exporter,
+            last_space_check: None,
+            storage_low: false,
+            last_checkpoint: Instant::now(),
+            cfg: config,
+        };
+        w.commit_point();
+        if fresh {
+            let mut g = Event::notice(Kind::Genesis, "audit chain created");
+            g.gateway = Some(w.cfg.gateway.clone());
+            g.policy_hash.clone_from(&w.cfg.policy_hash);
+            w.append_record(g, true, None);
+        }
+        let mut s = Event::notice(
+            Kind::Start,
+            match (&resume.note, fresh) {
+                (Some(n), _) => format!("audit writer started; {n}"),
+                (None, true) => "audit writer started".to_owned(),
+                (None, false) => format!(
+                    "audit writer started; chain continues from seq {}",
+                    w.next_seq.saturating_sub(1)
+                ),
+            },
+        );
+        s.gateway = Some(w.cfg.gateway.clone());
+        s.policy_hash.clone_from(&w.cfg.policy_hash);
+        w.append_record(s, true, None);
+        w.check_space();
+        w.flush(true);
+        if let Some(n) = &resume.note {
+            tracing::warn!(note = %n, "audit log continued after a torn write");
+        }
+
+        thread::Builder::new()
+            .name("zonegate-audit".into())
+            .spawn(move || w.run(&rx))
+            .map_err(|e| AuditError::Config(format!("cannot spawn the audit writer: {e}")))?;
+        Ok(AuditHandle {
+            tx: Some(tx),
+            shared,
+            enqueue_timeout,
+        })
+    }
+
+    /// A handle that records nothing (no `audit:` section): every ticket resolves to `Ok(0)`
+    /// at once, it is always healthy, and no thread is started.
+    pub fn disabled() -> AuditHandle {
+        AuditHandle {
+            tx: None,
+            shared: Arc::new(Shared {
+                healthy: AtomicBool::new(true),
+                on_failure: OnFailure::Continue,
+                counters: Arc::new(Counters::default()),
+            }),
+            enqueue_timeout: Duration::ZERO,
+        }
+    }
+}
+
+/// Where an existing log left off.
+#[derive(Debug, Default)]
+struct Resume {
+    next_seq: Option<u64>,
+    head: Option<String>,
+    truncate_to: Option<u64>,
+    note: Option<String>,
+}
+
+fn resume_point(path: &std::path::Path) -> Result<Resume, AuditError> {
+    let mut resume = Resume::default();
+    let mut candidates = vec![path.to_path_buf()];
+    let segs = storage::segments(path)
+        .map_err(|e| AuditError::Io(format!("{}: cannot list segments: {e}", path.display())))?;
+    candidates.extend(segs.into_iter().rev().map(|(_, p)| p));
+    for (i, file) in candidates.iter().enumerate() {
+        if !file.exists() {
+            continue;
+        }
+        let tail = storage::read_tail(file)
+            .map_err(|e| AuditError::Io(format!("{}: cannot read: {e}", file.display())))?;
+        if i == 0 && tail.torn_bytes > 0 {
+            resume.truncate_to = Some(tail.good_len);
+            resume.note = Some(format!(
+                "cut off a torn last line of {} bytes at byte {} of {} (crash during a write)",
+                tail.torn_bytes,
+                tail.good_len,
+                file.display()
+            ));
+        }
+        if let Some((line, lineno)) = tail.last_line {
+            let ev = check_line(&line).map_err(|e| AuditError::Corrupt {
+                path: file.clone(),
+                line: lineno,
+                message: e.to_string(),
+            })?;
+            resume.next_seq = ev.seq.map(|s| s + 1);
+            resume.head = ev.hash;
+            return Ok(resume);
+        }
+    }
+    Ok(resume)
+}
+
+/// The handle the gateway holds: `Clone + Send + Sync`. See the module docs.
+#[derive(Debug, Clone)]
+pub struct AuditHandle {
+    /// `None` for [`AuditLog::disabled`].
+    tx: Option<Sender<Msg>>,
+    shared: Arc<Shared>,
+    enqueue_timeout: Duration,
+}
+
+impl AuditHandle {
+    fn send(&self, msg: Msg, rx: oneshot::Receiver<Result<u64, AuditError>>) -> Ticket {
+        let Some(tx) = &self.tx else {
+            return Ticket::ready(Ok(0));
+        };
+        let waiting = Ticket {
+            state: TicketState::Waiting(rx),
+        };
+        match tx.try_send(msg) {
+            Ok(()) => waiting,
+            Err(TrySendError::Disconnected(_)) => Ticket::ready(Err(AuditError::Closed)),
+            Err(TrySendError::Full(msg)) => {
+                bump(&self.shared.counters.queue_full, 1);
+                match tx.send_timeout(msg, self.enqueue_timeout) {
+                    Ok(()) => waiting,
+                    Err(SendTimeoutError::Timeout(_)) => Ticket::ready(Err(AuditError::Overloaded)),
+                    Err(SendTimeoutError::Disconnected(_)) => {
+                        Ticket::ready(Err(AuditError::Closed))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues `event`. The writer fills `seq`, `prev`, `hash`; `ts` is set now if `None` (or not
+    /// RFC 3339) and otherwise normalized to UTC with microseconds.
+    ///
+    /// `durable`: in [`SyncMode::Writes`] the ticket resolves only after an fsync covering the
+    /// record (group commit); in `Every` every record is durable; in `Batch` it is ignored.
+    /// Never blocks unless the queue is full (then at most `enqueue_timeout`).
+    pub fn append(&self, mut event: Event, durable: bool) -> Ticket {
+        // Always RFC 3339 UTC with microseconds: a caller's time is normalized, a missing or
+        // unreadable one replaced by the current time.
+        event.ts = Some(match event.ts.as_deref().and_then(parse_ts) {
+            Some(t) => format_ts(t),
+            None => now_ts(),
+        });
+        event.seq = None;
+        event.prev = None;
+        event.hash = None;
+        event.bound_values();
+        let (tx, rx) = oneshot::channel();
+        self.send(
+            Msg::Append {
+                event: Box::new(event),
+                durable,
+                reply: Some(tx),
+            },
+            rx,
+        )
+    }
+
+    fn lifecycle(&self, kind: Kind, policy_hash: Option<&str>, message: &str) -> Ticket {
+        let mut e = Event::notice(kind, message);
+        e.policy_hash = policy_hash.map(str::to_owned);
+        self.append(e, true)
+    }
+
+    /// Appends a durable `policy_load` record.
+    pub fn policy_loaded(&self, policy_hash: &str, message: &str) -> Ticket {
+        self.lifecycle(Kind::PolicyLoad, Some(policy_hash), message)
+    }
+
+    /// Appends a durable `policy_reload` record.
+    pub fn policy_reloaded(&self, policy_hash: &str, message: &str) -> Ticket {
+        self.lifecycle(Kind::PolicyReload, Some(policy_hash), message)
+    }
+
+    /// Appends a durable `policy_rejected` record (`message` says why).
+    pub fn policy_rejected(&self, message: &str) -> Ticket {
+        self.lifecycle(Kind::PolicyRejected, None, message)
+    }
+
+    /// Resolves once everything queued before it is written and fsynced (to the last seq).
+    pub fn sync(&self) -> Ticket {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Sync { reply: tx }, rx)
+    }
+
+    /// Writes a `stop` record and (with a key) a final signed checkpoint, fsyncs, and stops the
+    /// writer. Resolves to the seq of the `stop` record. Later appends fail with `Closed`.
+    /// Dropping every handle without it does the same, with a note in the `stop` record.
+    pub fn shutdown(&self) -> Ticket {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Shutdown { reply: tx }, rx)
+    }
+
+    /// False for the handle of [`AuditLog::disabled`].
+    pub fn is_enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// False while the log cannot be written (from the first failure until recovery).
+    pub fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    /// The configured reaction to failures.
+    pub fn on_failure(&self) -> OnFailure {
+        self.shared.on_failure
+    }
+
+    /// Whether the gateway must refuse a request now (exception 0x04) under `on_failure`:
+    /// unhealthy and (`block_all`, or `block_writes` and `write_class`).
+    pub fn should_block(&self, write_class: bool) -> bool {
+        !self.is_healthy()
+            && match self.shared.on_failure {
+                OnFailure::BlockAll => true,
+                OnFailure::BlockWrites => write_class,
+                OnFailure::Continue => false,
+            }
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+}
+
+struct Pending {
+    event: Event,
+    seq: u64,
+    reply: Option<Reply>,
+    line: Option<String>,
+}
+
+/// Most messages the writer takes in one batch.
+const MAX_BATCH: usize = 4096;
+/// Least time between two recovery attempts triggered by new records.
+const RETRY_MIN_GAP: Duration = Duration::from_millis(100);
+
+struct Writer {
+    cfg: AuditConfig,
+    storage: Box<dyn Storage>,
+    shared: Arc<Shared>,
+    signing: Option<(SigningKey, String)>,
+    next_seq: u64,
+    head: String,
+    file_len: u64,
+    /// (next_seq, head, since_checkpoint) at the last successful flush.
+    committed: (u64, String, u64),
+    since_checkpoint: u64,
+    unsynced: bool,
+    last_sync: Instant,
+    healthy: bool,
+    last_error: String,
+    backlog: VecDeque<Event>,
+    lost: u64,
+    failed_since: Option<String>,
+    last_retry: Instant,
+    buf: Vec<u8>,
+    pending: Vec<Pending>,
+    pending_durable: bool,
+    exporter: Option<Exporter>,
+    last_space_check: Option<Instant>,
+    storage_low: bool,
+    last_checkpoint: Instant,
+}
+
+impl Writer {
+    fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    fn commit_point(&mut self) {
+        self.committed = (self.next_seq, self.head.clone(), self.since_checkpoint);
+    }
+
+    fn run(mut self, rx: &Receiver<Msg>) {
+        let mut msgs = Vec::with_capacity(64);
+        loop {
+            let timeout = self.timeout();
+            let first = match timeout {
+                Some(t) => rx.recv_timeout(t),
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match first {
+                Ok(m) => {
+                    msgs.push(m);
+                    while msgs.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(m) => msgs.push(m),
+                            Err(_) => break,
+                        }
+                    }
+                    if self.handle_batch(&mut msgs, rx) {
+                        return;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.tick(),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.stop("every audit handle was dropped without shutdown");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// When the next time-based checkpoint is due (records written since the last one).
+    fn checkpoint_due(&self) -> Option<Instant> {
+        let interval = self.cfg.checkpoint_interval;
+        (self.signing.is_some() && self.since_checkpoint > 0 && !interval.is_zero())
+            .then(|| self.last_checkpoint + interval)
+    }
+
+    /// How long to wait for the next message before doing housekeeping.
+    fn timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        if !self.healthy {
+            return Some(
+                (self.last_retry + self.cfg.retry_interval).saturating_duration_since(now),
+            );
+        }
+        let sync = self
+            .unsynced
+            .then(|| self.last_sync + self.cfg.batch_interval);
+        [sync, self.checkpoint_due()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(now))
+    }
+
+    fn tick(&mut self) {
+        if !self.healthy {
+            self.try_recover();
+            return;
+        }
+        let force = self.unsynced && self.last_sync.elapsed() >= self.cfg.batch_interval;
+        if self.checkpoint_due().is_some_and(|t| Instant::now() >= t) {
+            self.append_checkpoint();
+        }
+        self.flush(force);
+    }
+
+    /// Handles one batch; returns true when the writer must stop.
+    fn handle_batch(&mut self, msgs: &mut Vec<Msg>, rx: &Receiver<Msg>) -> bool {
+        bump(&self.counters().batches, 1);
+        if !self.healthy && self.last_retry.elapsed() >= RETRY_MIN_GAP {
+            self.try_recover();
+        }
+        self.check_space();
+        let mut sync_waiters = Vec::new();
+        let mut shutdown = None;
+        for m in msgs.drain(..) {
+            match m {
+                Msg::Append {
+                    event,
+                    durable,
+                    reply,
+                } if shutdown.is_none() => self.append_record(*event, durable, reply),
+                Msg::Append { reply, .. } => {
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(AuditError::Closed));
+                    }
+                }
+                Msg::Sync { reply } => sync_waiters.push(reply),
+                Msg::Shutdown { reply } => {
+                    if shutdown.is_none() {
+                        shutdown = Some(reply);
+                    } else {
+                        let _ = reply.send(Err(AuditError::Closed));
+                    }
+                }
+            }
+        }
+        if self.healthy && self.checkpoint_due().is_some_and(|t| Instant::now() >= t) {
+            self.append_checkpoint();
+        }
+        // Under a steady stream the idle timer never fires: sync on the interval here too.
+        let due = self.last_sync.elapsed() >= self.cfg.batch_interval;
+        self.flush(!sync_waiters.is_empty() || due);
+        let answer = if self.healthy {
+            Ok(self.next_seq.saturating_sub(1))
+        } else {
+            Err(AuditError::Unavailable(self.last_error.clone()))
+        };
+        for r in sync_waiters {
+            let _ = r.send(answer.clone());
+        }
+        if let Some(reply) = shutdown {
+            let seq = self.stop("shutdown");
+            let _ = reply.send(seq);
+            // Refuse whatever is still queued.
+            while let Ok(m) = rx.try_recv() {
+                match m {
+                    Msg::Append { reply: Some(r), .. } => {
+                        let _ = r.send(Err(AuditError::Closed));
+                    }
+                    Msg::Sync { reply } | Msg::Shutdown { reply } => {
+                        let _ = reply.send(Err(AuditError::Closed));
+                    }
+                    Msg::Append { reply: None, .. } => {}
+                }
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Writes `stop` and the final checkpoint, fsyncs, stops the exporter.
+    fn stop(&mut self, why: &str) -> Result<u64, AuditError> {
+        if !self.healthy {
+            self.try_recover();
+        }
+        let mut e = Event::notice(Kind::Stop, format!("audit writer stopped: {why}"));
+        e.ts = Some(now_ts());
+        e.gateway = Some(self.cfg.gateway.clone());
+        let seq = self.next_seq;
+        self.append_record(e, true, None);
+        if self.signing.is_some() && self.healthy {
+            self.append_checkpoint();
+        }
+        self.flush(true);
+        let result = if self.healthy {
+            Ok(seq)
+        } else {
+            let n = self.backlog.len() as u64 + self.lost;
+            tracing::error!(
+                alarm = "audit_failure",
+                records = n,
+                "audit writer stopped while the log was unavailable; {n} records were not written"
+            );
+            Err(AuditError::Unavailable(self.last_error.clone()))
+        };
+        self.storage.close();
+        if let Some(x) = self.exporter.take() {
+            x.finish();
+        }
+        result
+    }
+
+    /// SR 2.9: raises `audit_storage_low` (once per crossing) when free space is short.
+    fn check_space(&mut self) {
+        const EVERY: Duration = Duration::from_secs(10);
+        if self.cfg.min_free_bytes == 0
+            || self.last_space_check.is_some_and(|t| t.elapsed() < EVERY)
+        {
+            return;
+        }
+        self.last_space_check = Some(Instant::now());
+        let Some(path) = self.cfg.path.clone() else {
+            return;
+        };
+        let Some(free) = storage::free_bytes(&path) else {
+            return;
+        };
+        self.counters().free_bytes.store(free, Ordering::Relaxed);
+        let low = free < self.cfg.min_free_bytes;
+        if low && !self.storage_low {
+            bump(&self.counters().storage_alarms, 1);
+            let msg = format!(
+                "{} bytes free on the file system of {}, below the threshold of {} bytes",
+                free,
+                path.display(),
+                self.cfg.min_free_bytes
+            );
+            tracing::warn!(
+                alarm = "audit_storage_low",
+                free,
+                threshold = self.cfg.min_free_bytes,
+                "{msg}"
+            );
+            let mut e = Event::notice(Kind::StorageLow, msg);
+            e.gateway = Some(self.cfg.gateway.clone());
+            self.append_record(e, true, None);
+        } else if !low && self.storage_low {
+            tracing::info!(free, "audit log storage above the threshold again");
+        }
+        self.storage_low = low;
+    }
+
+    fn park(&mut self, event: Event) {
+        if matches!(event.kind, Kind::Checkpoint | Kind::AuditRecovered) {
+            return;
+        }
+        if self.backlog.len() < self.cfg.backlog {
+            self.backlog.push_back(event);
+        } else {
+            self.lost += 1;
+            bump(&self.counters().lost, 1);
+        }
+    }
+
+    fn append_record(&mut self, event: Event, durable: bool, reply: Option<Reply>) {
+        if !self.healthy {
+            if let Some(r) = reply {
+                let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
+            }
+            self.park(event);
+            return;
+        }
+        self.maybe_rotate();
+        if !self.healthy {
+            if let Some(r) = reply {
+                let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
+            }
+            self.park(event);
+            return;
+        }
+        self.encode(event, reply);
+        let durable = match self.cfg.sync {
+            SyncMode::Every => true,
+            SyncMode::Writes => durable,
+            SyncMode::Batch => false,
+        };
+        if durable {
+            self.pending_durable = true;
+        }
+        if let Some(every) = Some(self.cfg.checkpoint_every).filter(|n| *n > 0) {
+            if self.signing.is_some() && self.since_checkpoint >= every {
+                self.append_checkpoint();
+            }
+        }
+    }
+
+    fn encode(&mut self, mut event: Event, reply: Option<Reply>) {
+        let seq = self.next_seq;
+        if event.ts.is_none() {
+            event.ts = Some(now_ts());
+        }
+        event.seq = Some(seq);
+        event.prev = Some(self.head.clone());
+        event.hash = None;
+        match encode_line(&event) {
+            Ok((line, hash)) => {
+                self.buf.extend_from_slice(line.as_bytes());
+                self.head = hash;
+                self.next_seq += 1;
+                if event.kind == Kind::Checkpoint {
+                    self.since_checkpoint = 0;
+                } else {
+                    self.since_checkpoint += 1;
+                }
+                let line = self.exporter.as_ref().map(|_| line);
+                self.pending.push(Pending {
+                    event,
+                    seq,
+                    reply,
+                    line,
+                });
+            }
+            Err(e) => {
+                // Cannot happen for this struct; never panic on it anyway.
+                tracing::error!(error = %e, "audit record could not be serialized");
+                if let Some(r) = reply {
+                    let _ = r.send(Err(AuditError::Unavailable(format!(
+                        "record could not be serialized: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+
+    fn append_checkpoint(&mut self) {
+        let Some((key, id)) = &self.signing else {
+            return;
+        };
+        let seq = self.next_seq;
+        let mut e = Event::new(Kind::Checkpoint);
+        e.key_id = Some(id.clone());
+        e.signature = Some(keys::sign_checkpoint(key, seq, &self.head));
+        self.encode(e, None);
+        self.pending_durable = true;
+        self.last_checkpoint = Instant::now();
+    }
+
+    fn maybe_rotate(&mut self) {
+        let limit = self.cfg.rotate_bytes;
+        if limit == 0 || !self.storage.can_rotate() {
+            return;
+        }
+        if self.file_len + (self.buf.len() as u64) < limit {
+            return;
+        }
+        if self.signing.is_some() && self.since_checkpoint > 0 {
+            self.append_checkpoint();
+        }
+        self.flush(true);
+        if !self.healthy {
+            return;
+        }
+        match self.storage.rotate() {
+            Ok(()) => {
+                self.file_len = 0;
+                tracing::info!(seq = self.next_seq, "audit log rotated");
+            }
+            Err(e) => self.fail(&format!("rotating the log failed: {e}")),
+        }
+    }
+
+    /// Writes the buffered records; fsyncs when a durable record is among them or `force_sync`.
+    fn flush(&mut self, force_sync: bool) {
+        if !self.healthy {
+            return;
+        }
+        if !self.buf.is_empty() {
+            if let Err(e) = self.storage.write_all(&self.buf) {
+                self.fail(&format!("write failed: {e}"));
+                return;
+            }
+            self.file_len += self.buf.len() as u64;
+            bump(&self.counters().bytes, self.buf.len() as u64);
+            self.unsynced = true;
+        }
+        if self.unsynced && (self.pending_durable || force_sync) {
+            if let Err(e) = self.storage.sync() {
+                self.fail(&format!("fsync failed: {e}"));
+                return;
+            }
+            bump(&self.counters().fsyncs, 1);
+            self.unsynced = false;
+            self.last_sync = Instant::now();
+        }
+        self.buf.clear();
+        self.pending_durable = false;
+        bump(&self.counters().records, self.pending.len() as u64);
+        for p in self.pending.drain(..) {
+            if p.event.kind == Kind::Checkpoint {
+                bump(&self.shared.counters.checkpoints, 1);
+            }
+            if let (Some(x), Some(line)) = (&self.exporter, p.line) {
+                x.offer(line);
+            }
+            if let Some(r) = p.reply {
+                let _ = r.send(Ok(p.seq));
+            }
+        }
+        self.commit_point();
+    }
+
+    fn fail(&mut self, what: &str) {
+        let path = self
+            .cfg
+            .path
+            .as_deref()
+            .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
+        self.last_error = format!("{path}: {what}");
+        let _ = self.storage.truncate(self.file_len);
+        let (seq, head, since) = self.committed.clone();
+        self.next_seq = seq;
+        self.head = head;
+        self.since_checkpoint = since;
+        self.buf.clear();
+        self.pending_durable = false;
+        self.healthy = false;
+        self.shared.healthy.store(false, Ordering::Release);
+        bump(&self.counters().failures, 1);
+        if self.failed_since.is_none() {
+            self.failed_since = Some(now_ts());
+        }
+        let pending: Vec<Pending> = self.pending.drain(..).collect();
+        let n = pending.len();
+        for p in pending {
+            if let Some(r) = p.reply {
+                let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
+            }
+            self.park(p.event);
+        }
+        if let Some(x) = &self.exporter {
+            // The SIEM may be the only place that hears of it: send an unchained record.
+            let mut e = Event::notice(
+                Kind::AuditFailure,
+                format!(
+                    "audit log cannot be written: {}; {n} record(s) held, retrying",
+                    self.last_error
+                ),
+            );
+            e.ts = Some(now_ts());
+            e.gateway = Some(self.cfg.gateway.clone());
+            if let Ok(line) = serde_json::to_string(&e) {
+                x.offer(line);
+            }
+        }
+        tracing::error!(
+            alarm = "audit_failure",
+            error = %self.last_error,
+            records = n,
+            on_failure = ?self.cfg.on_failure,
+            "audit log cannot be written; records are held and the writer retries"
+        );
+        self.last_retry = Instant::now();
+    }
+
+    fn try_recover(&mut self) {
+        self.last_retry = Instant::now();
+        let len = match self.storage.open() {
+            Ok(len) => len,
+            Err(e) => {
+                tracing::debug!(error = %e, "audit log still unavailable");
+                return;
+            }
+        };
+        if len > self.file_len {
+            if self.storage.truncate(self.file_len).is_err() {
+                return;
+            }
+        } else if len < self.file_len {
+            tracing::warn!(
+                expected = self.file_len,
+                found = len,
+                "audit file is shorter than written: changed by someone else"
+            );
+            self.file_len = len;
+        }
+        self.healthy = true;
+        let delayed = self.backlog.len() as u64;
+        let lost = self.lost;
+        let since = self.failed_since.clone().unwrap_or_default();
+        let mut e = Event::notice(
+            Kind::AuditRecovered,
+            format!(
+                "audit log was unavailable from {since} ({}); {delayed} records follow late, \
+                 {lost} were lost",
+                self.last_error
+            ),
+        );
+        e.lost = Some(lost);
+        e.delayed = Some(delayed);
+        e.gateway = Some(self.cfg.gateway.clone());
+        self.append_record(e, true, None);
+        let backlog: Vec<Event> = self.backlog.drain(..).collect();
+        for ev in backlog {
+            self.append_record(ev, false, None);
+        }
+        self.flush(true);
+        if self.healthy {
+            self.shared.healthy.store(true, Ordering::Release);
+            bump(&self.counters().delayed, delayed);
+            self.lost = 0;
+            self.failed_since = None;
+            tracing::warn!(
+                alarm = "audit_recovered",
+                delayed,
+                lost,
+                "audit log writable again"
+            );
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Disk full (ENOSPC injected by a fault-injecting storage): tickets fail, the handle turns
+//! unhealthy, nothing panics, and the writer recovers by itself with an `audit_recovered` record.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zonegate_audit::{AuditError, AuditLog, FileStorage, Kind, OnFailure, Storage, VerifyOptions};
+
+use super::util::*;
+
+/// Wraps the real file storage; while `full` is set, writes and fsyncs fail with ENOSPC
+/// (after writing half the buffer, as a real full disk may).
+struct FullDisk {
+    inner: FileStorage,
+    full: Arc<AtomicBool>,
+    failed_writes: Arc<AtomicU64>,
+}
+
+const ENOSPC: i32 = 28;
+
+impl Storage for FullDisk {
+    fn open(&mut self) -> io::Result<u64> {
+        self.inner.open()
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            self.failed_writes.fetch_add(1, Ordering::SeqCst);
+            self.inner.write_all(&buf[..buf.len() / 2])?;
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
+        self.inner.write_all(buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(ENOSPC));
+        }
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn can_rotate(&self) -> bool {
+        true
+    }
+    fn rotate(&mut self) -> io::Result<()> {
+        self.inner.rotate()
+    }
+}
+
+#[test]
+fn disk_full_fails_tickets_then_recovers_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retry_interval = Duration::from_millis(50);
+    c.on_failure = OnFailure::BlockWrites;
+    let full = Arc::new(AtomicBool::new(false));
+    let failed_writes = Arc::new(AtomicU64::new(0));
+    let storage = FullDisk {
+        inner: FileStorage::new(dir.path().join("audit.log")),
+        full: Arc::clone(&full),
+        failed_writes: Arc::clone(&failed_writes),
+    };
+    let h = AuditLog::start_with_storage(c, Box::new(storage)).unwrap();
+    append_n(&h, 5, true);
+    assert!(h.is_healthy());
+    assert!(!h.should_block(true));
+
+    full.store(true, Ordering::SeqCst);
+    let r = h.append(request(1), true).wait();
+    assert!(
+        matches!(r, Err(AuditError::Unavailable(ref m)) if m.contains("No space left")),
+        "{r:?}"
+    );
+    assert!(!h.is_healthy());
+    assert!(h.should_block(true), "block_writes blocks writes");
+    assert!(!h.should_block(false), "block_writes lets reads go on");
+    // While the disk is full, more records fail fast (held in memory for later).
+    for i in 0..10 {
+        assert!(h.append(request(i), false).wait().is_err());
+    }
+    assert!(h.stats().failures >= 1);
+    assert!(failed_writes.load(Ordering::SeqCst) >= 1);
+
+    full.store(false, Ordering::SeqCst);
+    // Recovers on its own timer, without any new append.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.is_healthy() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(h.is_healthy(), "writer did not recover");
+    let seq = h.append(request(2), true).wait().unwrap();
+    assert!(seq > 6);
+    h.shutdown().wait().unwrap();
+
+    let r = verify_dir(dir.path(), &VerifyOptions::default());
+    assert!(r.is_ok() && r.torn.is_none(), "{r}");
+    let ev = events(&dir.path().join("audit.log"));
+    let rec = ev.iter().find(|e| e.kind == Kind::AuditRecovered).unwrap();
+    assert_eq!(rec.delayed, Some(11), "{rec:?}");
+    assert_eq!(rec.lost, Some(0));
+    assert!(rec.message.as_deref().unwrap().contains("unavailable"));
+    // The held records follow the recovery record, with their original timestamps.
+    let i = ev
+        .iter()
+        .position(|e| e.kind == Kind::AuditRecovered)
+        .unwrap();
+    assert_eq!(
+        ev[i + 1..i + 12]
+            .iter()
+            .filter(|e| e.kind == Kind::Request)
+            .count(),
+        11
+    );
+    assert_eq!(h.stats().delayed, 11);
+}
+
+#[test]
+fn backlog_overflow_counts_lost_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retry_interval = Duration::from_millis(30);
+    c.backlog = 3;
+    let full = Arc::new(AtomicBool::new(false));
+    let storage = FullDisk {
+        inner: FileStorage::new(dir.path().join("audit.log")),
+        full: Arc::clone(&full),
+        failed_writes: Arc::new(AtomicU64::new(0)),
+    };
+    let h = AuditLog::start_with_storage(c, Box::new(storage)).unwrap();
+    full.store(true, Ordering::SeqCst);
+    for i in 0..10 {
+        let _ = h.append(request(i), true).wait();
+    }
+    full.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.is_healthy() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.shutdown().wait().unwrap();
+    let ev = events(&dir.path().join("audit.log"));
+    let rec = ev.iter().find(|e| e.kind == Kind::AuditRecovered).unwrap();
+    assert_eq!((rec.delayed, rec.lost), (Some(3), Some(7)));
+    assert!(verify_dir(dir.path(), &VerifyOptions::default()).is_ok());
+}
+
+#[cfg(unix)]
+#[test]
+fn unwritable_file_at_start_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.path = Some(dir.path().join("no-such-dir").join("audit.log"));
+    match AuditLog::start(c) {
+        Err(AuditError::Unavailable(m)) => assert!(m.contains("no-such-dir"), "{m}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[test]
+fn continue_mode_never_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.on_failure = OnFailure::Continue;
+    let full = Arc::new(AtomicBool::new(true));
+    let storage = FullDisk {
+        inner: FileStorage::new(dir.path().join("audit.log")),
+        full: Arc::clone(&full),
+        failed_writes: Arc::new(AtomicU64::new(0)),
+    };
+    // The first write (genesis/start) already fails: start still succeeds, unhealthy.
+    let h = AuditLog::start_with_storage(c, Box::new(storage)).unwrap();
+    assert!(!h.is_healthy());
+    assert!(!h.should_block(true) && !h.should_block(false));
+    assert_eq!(h.on_failure(), OnFailure::Continue);
+    full.store(false, Ordering::SeqCst);
+    let _ = h.shutdown().wait();
+    let r = verify_dir(dir.path(), &VerifyOptions::default());
+    assert!(r.is_ok(), "{r}");
+}
+
+#[test]
+fn disk_full_is_reported_to_the_siem() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut c = config(dir.path());
+    c.syslog = Some(zonegate_audit::SyslogConfig::new(
+        zonegate_audit::SyslogTransport::Udp,
+        collector.local_addr().unwrap().to_string(),
+    ));
+    let full = Arc::new(AtomicBool::new(false));
+    let storage = FullDisk {
+        inner: FileStorage::new(dir.path().join("audit.log")),
+        full: Arc::clone(&full),
+        failed_writes: Arc::new(AtomicU64::new(0)),
+    };
+    let h = AuditLog::start_with_storage(c, Box::new(storage)).unwrap();
+    full.store(true, Ordering::SeqCst);
+    assert!(h.append(request(1), true).wait().is_err());
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let Ok(n) = collector.recv(&mut buf) else {
+            break;
+        };
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = m.contains("audit_failure");
+        got.push(m);
+        if done {
+            break;
+        }
+    }
+    let alarm = got.iter().find(|m| m.contains("audit_failure")).unwrap();
+    assert!(
+        alarm.starts_with("<107>1 "),
+        "err severity, facility 13: {alarm}"
+    );
+    assert!(alarm.contains("No space left"), "{alarm}");
+    full.store(false, Ordering::SeqCst);
+    h.shutdown().wait().unwrap();
+}
+
+/// Rotation that fails after the rename (the new active file cannot be created) once.
+struct HalfRotation {
+    inner: FileStorage,
+    path: std::path::PathBuf,
+    fail_next: Arc<AtomicBool>,
+}
+
+impl Storage for HalfRotation {
+    fn open(&mut self) -> io::Result<u64> {
+        self.inner.open()
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn can_rotate(&self) -> bool {
+        true
+    }
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            self.inner.close();
+            let n = zonegate_audit::storage::segments(&self.path)?
+                .last()
+                .map_or(1, |(n, _)| n + 1);
+            std::fs::rename(
+                &self.path,
+                zonegate_audit::storage::segment_path(&self.path, n),
+            )?;
+            return Err(io::Error::other(
+                "simulated: cannot create the new active file",
+            ));
+        }
+        self.inner.rotate()
+    }
+    fn close(&mut self) {
+        self.inner.close();
+    }
+}
+
+#[test]
+fn half_done_rotation_recovers_without_corrupting_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let mut c = config(dir.path());
+    c.rotate_bytes = 3000;
+    c.retry_interval = Duration::from_millis(20);
+    let fail_next = Arc::new(AtomicBool::new(true));
+    let storage = HalfRotation {
+        inner: FileStorage::new(&path),
+        path,
+        fail_next: Arc::clone(&fail_next),
+    };
+    let h = AuditLog::start_with_storage(c, Box::new(storage)).unwrap();
+    let mut failed = 0;
+    for i in 0..40 {
+        if h.append(request(i), true).wait().is_err() {
+            failed += 1;
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+    assert!(failed >= 1, "the rotation failure must surface");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.is_healthy() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.shutdown().wait().unwrap();
+    let r = verify_dir(dir.path(), &VerifyOptions::default());
+    assert!(r.is_ok() && r.torn.is_none(), "{r}");
+    for f in files(dir.path()) {
+        assert!(
+            !std::fs::read(&f).unwrap().contains(&0u8),
+            "{f:?} has NUL bytes"
+        );
+    }
+}

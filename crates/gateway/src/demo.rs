@@ -1,0 +1,433 @@
+//! `zonegate demo`: the built-in model and the commands the demo prints.
+//!
+//! The demo starts the simulated cleanroom HVAC controller ([`crate::sim`]) on a free loopback
+//! port and a gateway in front of it with the model below. Sources are told apart by their
+//! loopback address (Linux routes all of 127.0.0.0/8 to `lo`): pymodbus can bind its socket to
+//! 127.0.0.2 (the historian) or 127.0.0.3 (the engineering workstation); mbpoll cannot choose
+//! its source, so it always acts as 127.0.0.1, the operator panel.
+
+use std::fmt::Write as _;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use zonegate_audit::{Event, Kind};
+
+use crate::sim::{Device, Sim};
+use crate::{Gateway, GatewayOptions, StartError};
+
+/// The historian's address in the demo model.
+pub const HISTORIAN: &str = "127.0.0.2";
+/// The engineering workstation's address in the demo model.
+pub const WORKSTATION: &str = "127.0.0.3";
+/// A source the demo model does not list (anything else on the office LAN).
+pub const STRANGER: &str = "127.0.0.9";
+
+/// The built-in model; `{LISTEN}` and `{DEVICE}` are replaced by [`model_yaml`].
+pub const MODEL_TEMPLATE: &str = r#"# zonegate demo: the built-in model (print it with `zonegate demo --print-model`).
+facility: "Building 4 cleanroom HVAC (zonegate demo, simulated)"
+standard: "IEC 62443-3-2:2020"
+zones:
+  - zone_id: Z3-ENTERPRISE
+    name: Enterprise network (office LAN)
+    purdue_level: 4
+    security_level_target: "SL 1"
+    assets:
+      - "Office PCs, mail, ERP: every address not listed below"
+    allowed_conduits: []
+  - zone_id: Z2-OPS
+    name: HVAC operations (supervisory)
+    purdue_level: 2
+    security_level_target: "SL 2"
+    assets:
+      - id: HISTORIAN-01
+        address: 127.0.0.2
+        kind: historian
+      - id: EWS-01
+        address: 127.0.0.3
+        kind: ews
+      - id: PANEL-01
+        address: 127.0.0.1
+        kind: hmi
+    allowed_conduits: [C1-OPS-CTRL]
+  - zone_id: Z1-CTRL
+    name: Cleanroom HVAC control
+    purdue_level: 1
+    security_level_target: "SL 2"
+    assets:
+      - id: AHU-01
+        unit_ids: [1]
+        kind: plc
+    allowed_conduits: [C1-OPS-CTRL]
+conduits:
+  - conduit_id: C1-OPS-CTRL
+    name: HVAC operations to cleanroom control
+    connects: [Z2-OPS, Z1-CTRL]
+    security_level: "SL 2"
+    gateway:
+      listen: {LISTEN}
+      upstream: tcp://{DEVICE}
+      mode: enforce
+      deny: exception
+      idle_timeout: 5m
+      request_timeout: 2s
+    rules:
+      - id: historian-read
+        from: [HISTORIAN-01]
+        functions: [read]
+        holding: 0-199
+        input: 0-99
+        justification: "the historian polls setpoints and measurements"
+      - id: panel-read-measurements
+        from: [PANEL-01]
+        functions: [read_input_registers]
+        input: 0-99
+        justification: "the operator panel shows measurements, nothing else"
+      - id: ews-setpoints
+        from: [EWS-01]
+        functions: [write_single_register, write_multiple_registers]
+        holding: 100-109
+        values: {min: 180, max: 240}
+        rate: 2/s
+        justification: "temperature setpoints (18.0-24.0 C) by the HVAC engineer"
+audit:
+  path: zonegate-demo-audit.log   # the demo writes to a temp file instead (see its output)
+  sync: writes
+  on_failure: block_writes
+"#;
+
+/// The demo model with its listen address and device address filled in.
+pub fn model_yaml(listen: SocketAddr, device: SocketAddr) -> String {
+    MODEL_TEMPLATE
+        .replace("{LISTEN}", &listen.to_string())
+        .replace("{DEVICE}", &device.to_string())
+}
+
+/// A pymodbus one-liner acting as `source` against the gateway at `gw`.
+fn pymodbus(gw: SocketAddr, source: &str, call: &str) -> String {
+    format!(
+        "python3 -c 'from pymodbus.client import ModbusTcpClient as C; \
+         c = C(\"{}\", port={}, source_address=(\"{source}\", 0)); c.connect(); \
+         print(c.{call}); c.close()'",
+        gw.ip(),
+        gw.port()
+    )
+}
+
+/// What the demo prints once it runs: who may do what, and commands to try.
+pub fn instructions(gateway: SocketAddr, device: SocketAddr, audit: &str) -> String {
+    let ip = gateway.ip();
+    let port = gateway.port();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nzonegate demo: a simulated cleanroom HVAC controller behind a zonegate gateway\n\
+         \n  gateway  {gateway}   conduit C1-OPS-CTRL, mode enforce, deny by default\
+         \n  device   {device}   simulated AHU-01 (the gateway's upstream)\
+         \n  events   {audit}\n\
+         \nThe built-in model (zonegate demo --print-model) allows exactly this:\
+         \n  127.0.0.2  historian                 read holding 0-199 and input 0-99\
+         \n  127.0.0.3  engineering workstation   write setpoints holding 100-109,\
+         \n                                       values 180-240 (18.0-24.0 C), at most 2/s\
+         \n  127.0.0.1  operator panel            read input registers 0-99\
+         \n  anyone else                          nothing (exception 01)\n\
+         \nTry it from another terminal (pip install pymodbus; apt install mbpoll).\
+         \npymodbus picks its source address with source_address (any 127.0.0.x works\
+         \non Linux):\n"
+    );
+    let steps = [
+        (
+            "1. allowed read: the historian reads the setpoints (holding 100-103)",
+            pymodbus(gateway, HISTORIAN, "read_holding_registers(100, count=4)"),
+            "registers=[200, 180, 220, 210]",
+        ),
+        (
+            "2. blocked write: FC 16 from an unlisted source (127.0.0.9)",
+            pymodbus(gateway, STRANGER, "write_registers(100, [300, 300])"),
+            "ExceptionResponse(... exception_code=1)  illegal function: no rule for this source",
+        ),
+        (
+            "3. out-of-bounds setpoint: the workstation writes 30.0 C (300 > 240)",
+            pymodbus(gateway, WORKSTATION, "write_register(100, 300)"),
+            "ExceptionResponse(... exception_code=3)  illegal data value",
+        ),
+        (
+            "4. allowed write: the workstation sets 21.5 C",
+            pymodbus(gateway, WORKSTATION, "write_register(100, 215)"),
+            "WriteSingleRegisterResponse(... address=100 ... registers=[215])",
+        ),
+        (
+            "5. outside the allowed range: the historian reads holding 300",
+            pymodbus(gateway, HISTORIAN, "read_holding_registers(300, count=1)"),
+            "ExceptionResponse(... exception_code=2)  illegal data address",
+        ),
+    ];
+    for (title, cmd, expect) in steps {
+        let _ = writeln!(s, "  {title}\n    {cmd}\n    -> {expect}\n");
+    }
+    let _ = writeln!(
+        s,
+        "With mbpoll (it cannot choose its source address, so it always acts as 127.0.0.1,\
+         \nthe operator panel; -0 = zero-based addresses, -1 = poll once):\n\
+         \n  6. allowed read: the panel reads the measurements (input registers 0-5)\
+         \n    mbpoll -m tcp -p {port} -0 -t 3 -r 0 -c 6 -1 {ip}\
+         \n    -> [0]: 201  [1]: 182  [2]: 447 ...   (20.1 C, 18.2 C, 44.7 %RH)\n\
+         \n  7. blocked write: FC 16 from the panel, which has no write rule\
+         \n    mbpoll -m tcp -p {port} -0 -t 4 -r 100 -1 {ip} 230 230\
+         \n    -> Write output (holding) register failed: Illegal function\n\
+         \n  8. blocked read: the panel may not read holding registers\
+         \n    mbpoll -m tcp -p {port} -0 -t 4 -r 100 -c 4 -1 {ip}\
+         \n    -> Read output (holding) register failed: Illegal function\n\
+         \nEach request is one audit event (JSON line) with its decision, rule and reason;\
+         \nthe device behind the gateway never sees a denied request. Ctrl-C stops the demo.\n"
+    );
+    s
+}
+
+/// How `zonegate demo` runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Where the gateway listens (port 0 = a free port).
+    pub listen: SocketAddr,
+    /// The audit log file; `None` writes the JSON events to stdout instead of the summary.
+    pub audit_log: Option<PathBuf>,
+}
+
+/// The default audit log of the demo: a file in the temp directory, named after the process.
+pub fn default_audit_log() -> PathBuf {
+    std::env::temp_dir().join(format!("zonegate-demo-{}.log", std::process::id()))
+}
+
+/// Runs the demo until Ctrl-C / SIGTERM: simulated device, gateway, instructions, and one
+/// human-readable line per audit event (read back from the audit log as it grows).
+pub async fn run(options: DemoOptions) -> Result<(), String> {
+    let device_addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let sim = Sim::start(device_addr, Device::hvac())
+        .await
+        .map_err(|e| format!("cannot start the simulated device on {device_addr}: {e}"))?;
+    let yaml = model_yaml(options.listen, sim.local_addr());
+    let gateway_options = GatewayOptions {
+        audit_path: Some(options.audit_log.clone()),
+        ..GatewayOptions::default()
+    };
+    let gateway = match Gateway::start_text(&yaml, "<built-in demo model>", gateway_options).await {
+        Ok(g) => g,
+        Err(e) => {
+            sim.stop().await;
+            return Err(match e {
+                StartError::Model(errors) => format!("the built-in model does not load:\n{errors}"),
+                other => other.to_string(),
+            });
+        }
+    };
+    let Some(listener) = gateway.listeners().first().cloned() else {
+        sim.stop().await;
+        return Err("the built-in model has no gateway conduit".to_owned());
+    };
+    let audit_label = match &options.audit_log {
+        Some(p) => format!(
+            "{}  (JSON lines; check it with: zonegate log verify {})",
+            p.display(),
+            p.display()
+        ),
+        None => "stdout (JSON lines)".to_owned(),
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(
+            out,
+            "{}",
+            instructions(listener.addr, sim.local_addr(), &audit_label)
+        );
+        if options.audit_log.is_some() {
+            let _ = writeln!(out, "Live decisions (from the audit log):");
+        }
+        let _ = out.flush();
+    }
+    let tail = options.audit_log.clone().map(|path| {
+        let stop = gateway.shutdown_trigger();
+        let _ = stop;
+        tokio::spawn(tail_events(path))
+    });
+    gateway.run_until_signal().await;
+    if let Some(t) = tail {
+        // Let the tail print the last records (stop included), then end it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        t.abort();
+    }
+    sim.stop().await;
+    if let Some(p) = &options.audit_log {
+        println!(
+            "\ndemo stopped. The audit log stays at {}\n  zonegate log verify {}\n  zonegate log show {}",
+            p.display(),
+            p.display(),
+            p.display()
+        );
+    }
+    Ok(())
+}
+
+/// Follows the audit log and prints one line per record (bounded poll every 100 ms).
+async fn tail_events(path: PathBuf) {
+    let mut offset = 0u64;
+    let mut pending = String::new();
+    loop {
+        if let Some(chunk) = read_from(&path, &mut offset) {
+            pending.push_str(&chunk);
+            while let Some(nl) = pending.find('\n') {
+                let line: String = pending.drain(..=nl).collect();
+                if let Ok(event) = serde_json::from_str::<Event>(line.trim_end()) {
+                    if let Some(text) = summarize(&event) {
+                        println!("{text}");
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn read_from(path: &Path, offset: &mut u64) -> Option<String> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    if len < *offset {
+        *offset = 0; // rotated
+    }
+    if len == *offset {
+        return None;
+    }
+    f.seek(SeekFrom::Start(*offset)).ok()?;
+    let mut buf = Vec::new();
+    f.take(len - *offset).read_to_end(&mut buf).ok()?;
+    // Only whole lines; a partial last line is read again next time.
+    let end = buf.iter().rposition(|b| *b == b'\n')? + 1;
+    buf.truncate(end);
+    *offset += end as u64;
+    String::from_utf8(buf).ok()
+}
+
+/// One readable line for an audit record (`None` for records a person need not see here).
+pub fn summarize(e: &Event) -> Option<String> {
+    let time = e.ts.as_deref().and_then(|t| t.get(11..23)).unwrap_or("");
+    let seq = e.seq.map(|s| format!("#{s}")).unwrap_or_default();
+    match e.kind {
+        Kind::Request => {
+            let src = e.src.as_deref().unwrap_or("?");
+            let mut what = e.function.clone().unwrap_or_else(|| {
+                e.fc.map_or_else(|| "malformed frame".to_owned(), |fc| format!("fc {fc}"))
+            });
+            if let (Some(t), Some(a), Some(q)) = (&e.table, e.address, e.quantity) {
+                let _ = write!(what, " {t} {a}");
+                if q > 1 {
+                    let _ = write!(what, "-{}", u32::from(a) + u32::from(q) - 1);
+                }
+            }
+            if let Some(v) = &e.values {
+                let shown: Vec<String> = v.iter().take(8).map(u16::to_string).collect();
+                let _ = write!(
+                    what,
+                    " = [{}{}]",
+                    shown.join(", "),
+                    if v.len() > 8 { ", ..." } else { "" }
+                );
+            }
+            let decision = e.decision.map_or("?", |d| match d {
+                zonegate_audit::Decision::Allow => "ALLOW",
+                zonegate_audit::Decision::Deny => "DENY",
+                zonegate_audit::Decision::WouldDeny => "WOULD DENY",
+            });
+            let mut line = format!("{time} {seq:>5} {src:<16} {what:<44} {decision}");
+            if let Some(r) = &e.reason {
+                let _ = write!(line, " {r}");
+            }
+            if let Some(r) = &e.rule {
+                let _ = write!(line, " (rule {r})");
+            }
+            if let Some(x) = e.exception {
+                let _ = write!(line, " -> exception {x:02X}");
+            }
+            if let Some(us) = e.latency_us {
+                let _ = write!(line, " {us} us");
+            }
+            Some(line)
+        }
+        Kind::Outcome => {
+            let r = e.ref_seq.map(|s| format!("#{s}")).unwrap_or_default();
+            let result = e
+                .exception
+                .map_or_else(|| "done".to_owned(), |x| format!("exception {x:02X}"));
+            let us = e.latency_us.unwrap_or(0);
+            Some(format!(
+                "{time} {seq:>5} {:<16} outcome of {r}: {result} {us} us",
+                ""
+            ))
+        }
+        Kind::Start | Kind::Stop | Kind::PolicyLoad | Kind::PolicyReload | Kind::PolicyRejected => {
+            Some(format!(
+                "{time} {seq:>5} {}: {}",
+                e.kind.as_str(),
+                e.message.as_deref().unwrap_or("")
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_has_no_placeholders_left() {
+        let a: SocketAddr = "127.0.0.1:5020".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:15020".parse().unwrap();
+        let m = model_yaml(a, b);
+        assert!(!m.contains('{') || !m.contains("{LISTEN}"));
+        assert!(m.contains("listen: 127.0.0.1:5020"));
+        assert!(m.contains("upstream: tcp://127.0.0.1:15020"));
+        let text = instructions(a, b, "stdout");
+        assert!(text.contains("source_address=(\"127.0.0.2\", 0)"));
+        assert!(text.contains("mbpoll -m tcp -p 5020"));
+    }
+
+    #[test]
+    fn the_built_in_model_loads_and_compiles() {
+        let a: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:5021".parse().unwrap();
+        let m = zonegate_policy::load_str(&model_yaml(a, b), "demo").unwrap();
+        let p = zonegate_policy::Policy::compile(&m).unwrap();
+        assert_eq!(p.conduits().len(), 1);
+        assert!(p.conduits()[0].gateway.is_some());
+    }
+
+    #[test]
+    fn summary_lines_are_readable() {
+        let e = Event {
+            ts: Some("2026-11-22T03:17:14.433000Z".into()),
+            seq: Some(3),
+            src: Some("127.0.0.9:5000".into()),
+            function: Some("write_multiple_registers".into()),
+            table: Some("holding".into()),
+            address: Some(100),
+            quantity: Some(2),
+            values: Some(vec![300, 300]),
+            decision: Some(zonegate_audit::Decision::Deny),
+            reason: Some("no_rule_for_source".into()),
+            exception: Some(1),
+            ..Event::default()
+        };
+        let line = summarize(&e).unwrap();
+        assert!(
+            line.starts_with("03:17:14.433    #3 127.0.0.9:5000"),
+            "{line}"
+        );
+        assert!(line.contains("holding 100-101 = [300, 300]"), "{line}");
+        assert!(
+            line.contains("DENY no_rule_for_source -> exception 01"),
+            "{line}"
+        );
+        assert_eq!(summarize(&Event::new(Kind::Checkpoint)), None);
+    }
+}

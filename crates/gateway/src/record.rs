@@ -1,0 +1,183 @@
+//! The gateway's side of the audit trail: how the data path appends events and applies
+//! `audit.sync` and `audit.on_failure`.
+//!
+//! The audit crate writes, chains and fsyncs; it reports health. This module decides what the
+//! data path does with that:
+//!
+//! - reads (and any record under `sync: writes`/`batch` that is not a write) are appended
+//!   without waiting: the ticket is dropped, the writer thread does the rest;
+//! - a write-class request under `sync: writes` or `every` (every request under `every`) is
+//!   appended durable and the session awaits the ticket BEFORE forwarding;
+//! - while the log is failing, `block_writes` answers write-class requests with 0x04,
+//!   `block_all` answers every request with 0x04, `continue` forwards and raises an alarm
+//!   (a rate-limited error on stderr).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tracing::error;
+use zonegate_audit::{AuditHandle, Event, OnFailure, SyncMode};
+
+/// What the data path does with one request given the audit log's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureAction {
+    /// Go on and forward.
+    Forward,
+    /// Answer exception 0x04 (server device failure) instead of forwarding.
+    Block,
+}
+
+/// The audit handle plus the gateway's failure policy.
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    handle: AuditHandle,
+    sync: SyncMode,
+    on_failure: OnFailure,
+    /// Unix seconds of the last alarm (to rate-limit the stderr alarm).
+    last_alarm: Arc<AtomicU64>,
+}
+
+impl Recorder {
+    pub(crate) fn new(handle: AuditHandle, sync: SyncMode, on_failure: OnFailure) -> Self {
+        Self {
+            handle,
+            sync,
+            on_failure,
+            last_alarm: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The audit handle (lifecycle records, shutdown).
+    pub(crate) fn handle(&self) -> &AuditHandle {
+        &self.handle
+    }
+
+    /// Appends a record without waiting for it (the data path never blocks on a read's record).
+    pub(crate) fn record(&self, event: Event) {
+        drop(self.handle.append(event, false));
+    }
+
+    /// Appends a record durably; the future resolves with its seq once it is on disk.
+    pub(crate) fn append_durable(
+        &self,
+        event: Event,
+    ) -> impl Future<Output = Result<u64, String>> + Send + 'static {
+        let ticket = self.handle.append(event, true);
+        async move { ticket.await.map_err(|e| e.to_string()) }
+    }
+
+    /// Whether this request's record must be durable before the request is forwarded.
+    pub(crate) fn must_be_durable(&self, write_class: bool) -> bool {
+        match self.sync {
+            SyncMode::Every => true,
+            SyncMode::Writes => write_class,
+            _ => false,
+        }
+    }
+
+    /// What to do with a request right now, given the log's health.
+    pub(crate) fn failure_action(&self, write_class: bool) -> FailureAction {
+        if self.handle.is_healthy() {
+            return FailureAction::Forward;
+        }
+        self.apply(write_class, "the audit log cannot be written")
+    }
+
+    /// What to do after a durable append failed (or timed out) for this request.
+    pub(crate) fn on_durable_failure(&self, write_class: bool, why: &str) -> FailureAction {
+        self.apply(write_class, why)
+    }
+
+    fn apply(&self, write_class: bool, why: &str) -> FailureAction {
+        match self.on_failure {
+            OnFailure::BlockAll => {
+                self.alarm(
+                    why,
+                    "every request is answered with exception 0x04 (block_all)",
+                );
+                FailureAction::Block
+            }
+            OnFailure::Continue => {
+                self.alarm(
+                    why,
+                    "requests are forwarded WITHOUT an audit record (continue)",
+                );
+                FailureAction::Forward
+            }
+            _ if write_class => {
+                self.alarm(
+                    why,
+                    "write requests are answered with exception 0x04 (block_writes)",
+                );
+                FailureAction::Block
+            }
+            _ => FailureAction::Forward,
+        }
+    }
+
+    /// Logs an audit-failure alarm at most once every 10 seconds.
+    fn alarm(&self, why: &str, effect: &str) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
+        let last = self.last_alarm.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_alarm
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            error!("AUDIT FAILURE: {why}; {effect}");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use zonegate_audit::{AuditConfig, AuditLog};
+
+    use super::*;
+
+    fn recorder(sync: SyncMode, on_failure: OnFailure) -> Recorder {
+        let path = std::env::temp_dir().join(format!(
+            "zonegate-record-test-{}-{:?}-{:?}.log",
+            std::process::id(),
+            sync,
+            on_failure
+        ));
+        let _ = std::fs::remove_file(&path);
+        let handle = AuditLog::start(AuditConfig::new(path)).unwrap();
+        Recorder::new(handle, sync, on_failure)
+    }
+
+    #[test]
+    fn durability_follows_audit_sync() {
+        let r = recorder(SyncMode::Writes, OnFailure::BlockWrites);
+        assert!(r.must_be_durable(true));
+        assert!(!r.must_be_durable(false));
+        let r = recorder(SyncMode::Every, OnFailure::BlockWrites);
+        assert!(r.must_be_durable(false));
+        let r = recorder(SyncMode::Batch, OnFailure::BlockWrites);
+        assert!(!r.must_be_durable(true));
+    }
+
+    #[test]
+    fn failed_durable_append_follows_on_failure() {
+        let r = recorder(SyncMode::Writes, OnFailure::BlockWrites);
+        assert_eq!(
+            r.failure_action(true),
+            FailureAction::Forward,
+            "healthy log"
+        );
+        assert_eq!(r.on_durable_failure(true, "x"), FailureAction::Block);
+        assert_eq!(r.on_durable_failure(false, "x"), FailureAction::Forward);
+        let r = recorder(SyncMode::Writes, OnFailure::BlockAll);
+        assert_eq!(r.on_durable_failure(false, "x"), FailureAction::Block);
+        let r = recorder(SyncMode::Writes, OnFailure::Continue);
+        assert_eq!(r.on_durable_failure(true, "x"), FailureAction::Forward);
+    }
+}

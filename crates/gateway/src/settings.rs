@@ -1,0 +1,159 @@
+//! From the model to what the data path needs: gateway settings per conduit, the audit config.
+//!
+//! This is the one place that reads `zonegate-policy`'s gateway and audit types; the rest of
+//! the crate works with [`Settings`] and [`ConduitState`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use zonegate_audit::{AuditConfig, OnFailure, SyncMode, SyslogConfig, SyslogTransport};
+use zonegate_policy::{
+    AuditOnFailure, AuditSync, DenyAction as PolicyDeny, GatewaySettings, Mode as PolicyMode,
+    Model, Policy, RateLimiter, SyslogTransport as PolicySyslogTransport, Upstream,
+};
+
+use crate::server::GatewayOptions;
+use crate::state::{ConduitState, DenyAction, Mode, Settings, UpstreamTarget};
+
+/// A conduit with a `gateway:` block.
+pub(crate) struct GatewayConduit {
+    /// Index in `policy.conduits()`.
+    pub(crate) index: usize,
+    pub(crate) id: String,
+    pub(crate) listen: SocketAddr,
+}
+
+/// A conduit whose upstream this version cannot serve: (conduit id, what).
+pub(crate) struct Unsupported(pub(crate) String, pub(crate) String);
+
+/// The conduits with a `gateway:` block, in model order.
+pub(crate) fn gateway_conduits(policy: &Policy) -> Result<Vec<GatewayConduit>, Unsupported> {
+    let mut out = Vec::new();
+    for (index, c) in policy.conduits().iter().enumerate() {
+        if let Some(g) = &c.gateway {
+            upstream_target(&g.upstream).map_err(|what| Unsupported(c.id.clone(), what))?;
+            out.push(GatewayConduit {
+                index,
+                id: c.id.clone(),
+                listen: g.listen,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn upstream_target(upstream: &Upstream) -> Result<UpstreamTarget, String> {
+    match upstream {
+        Upstream::Tcp { host, port } => {
+            let label = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            Ok(UpstreamTarget {
+                host: host.clone(),
+                port: *port,
+                label: Arc::from(label),
+            })
+        }
+        Upstream::Tls { .. } => Err(format!("upstream {upstream} (Modbus/TCP Security, tls://)")),
+        Upstream::Rtu { .. } => Err(format!("upstream {upstream} (Modbus RTU, rtu://)")),
+        _ => Err(format!("upstream {upstream}")),
+    }
+}
+
+fn settings(g: &GatewaySettings) -> Result<Settings, String> {
+    Ok(Settings {
+        mode: match g.mode {
+            PolicyMode::Monitor => Mode::Monitor,
+            _ => Mode::Enforce,
+        },
+        deny: match g.deny {
+            PolicyDeny::Drop => DenyAction::Drop,
+            PolicyDeny::Close => DenyAction::Close,
+            _ => DenyAction::Exception,
+        },
+        idle_timeout: g.idle_timeout,
+        request_timeout: g.request_timeout,
+        connect_timeout: g.connect_timeout,
+        max_connections: g.max_connections.max(1),
+        max_in_flight: g.max_in_flight.max(1),
+        upstream: upstream_target(&g.upstream)?,
+    })
+}
+
+/// A fresh rate limiter for a compiled policy.
+pub(crate) fn new_limiter(policy: &Policy) -> RateLimiter {
+    RateLimiter::new(policy)
+}
+
+/// The state of conduit `index` of `policy` (its settings must come from a `gateway:` block).
+pub(crate) fn conduit_state(
+    policy: &Arc<Policy>,
+    index: Option<usize>,
+) -> Result<ConduitState, String> {
+    let gateway = index
+        .and_then(|i| policy.conduits().get(i))
+        .and_then(|c| c.gateway.as_ref())
+        .ok_or_else(|| "a conduit without a gateway block".to_owned())?;
+    Ok(ConduitState {
+        policy: Arc::clone(policy),
+        index,
+        limiter: new_limiter(policy),
+        settings: settings(gateway)?,
+    })
+}
+
+/// The audit writer configuration from the model's `audit:` section (defaults when absent).
+pub(crate) fn audit_config(
+    model: &Model,
+    options: &GatewayOptions,
+    policy_hash: &str,
+) -> (AuditConfig, SyncMode, OnFailure) {
+    let mut cfg = AuditConfig::default();
+    cfg.policy_hash = Some(policy_hash.to_owned());
+    if let Some(a) = &model.audit {
+        cfg.path = a.path.as_deref().map(|p| model.resolve(p));
+        cfg.sync = match a.sync {
+            AuditSync::Every => SyncMode::Every,
+            AuditSync::Batch => SyncMode::Batch,
+            _ => SyncMode::Writes,
+        };
+        cfg.on_failure = match a.on_failure {
+            AuditOnFailure::BlockAll => OnFailure::BlockAll,
+            AuditOnFailure::Continue => OnFailure::Continue,
+            _ => OnFailure::BlockWrites,
+        };
+        if let Some(bytes) = a.rotate_size {
+            cfg.rotate_bytes = bytes;
+        }
+        if let Some(n) = a.checkpoint_every {
+            cfg.checkpoint_every = n;
+        }
+        cfg.signing_key = a.signing_key.as_deref().map(|p| model.resolve(p));
+        if let Some(s) = &a.syslog {
+            let transport = match s.transport {
+                PolicySyslogTransport::Tcp => SyslogTransport::Tcp,
+                PolicySyslogTransport::Tls => SyslogTransport::Tls,
+                _ => SyslogTransport::Udp,
+            };
+            let mut sc = SyslogConfig::new(transport, s.address.clone());
+            sc.ca_file = s.ca.as_deref().map(|p| model.resolve(p));
+            sc.facility = s.facility;
+            sc.app_name.clone_from(&s.app_name);
+            sc.hostname.clone_from(&s.hostname);
+            cfg.syslog = Some(sc);
+        }
+    }
+    if let Some(path) = &options.audit_path {
+        cfg.path.clone_from(path);
+    }
+    // Without a file there is nothing to fsync: `writes`/`every` would only add latency.
+    let sync = if cfg.path.is_some() {
+        cfg.sync
+    } else {
+        SyncMode::Batch
+    };
+    let on_failure = cfg.on_failure;
+    (cfg, sync, on_failure)
+}

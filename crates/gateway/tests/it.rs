@@ -1,0 +1,14 @@
+//! zonegate-gateway's one integration-test binary: a simulated device and a gateway on
+//! loopback (ports from port 0), clients bound to 127.0.0.x source addresses, every wait
+//! bounded. Modules by topic under `tests/it/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod it {
+    pub(crate) mod audit;
+    pub(crate) mod deny;
+    pub(crate) mod forward;
+    pub(crate) mod reload;
+    pub(crate) mod robust;
+    pub(crate) mod sim;
+    pub(crate) mod util;
+}

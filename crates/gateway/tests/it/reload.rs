@@ -1,0 +1,104 @@
+//! Reload: a valid model applies to new requests without dropping connections; an invalid one
+//! is rejected with its errors and the old policy stays.
+
+use std::time::Duration;
+
+use zonegate_audit::Kind;
+use zonegate_gateway::{ReloadError, ReloadOutcome};
+
+use super::util::*;
+
+const STRANGER_MAY_READ: &str = "      - id: stranger-read
+        from: [127.0.0.9/32]
+        functions: [read_holding_registers]
+        holding: 100-109
+";
+
+#[tokio::test]
+async fn valid_reload_applies_without_dropping_connections() {
+    let rig = Rig::start("", None).await;
+    let mut c = rig.client(STRANGER).await;
+    assert_eq!(c.call(1, &read_holding(100, 1)).await, [0x83, 0x01]);
+    let text = model(
+        rig.sim.local_addr(),
+        &rig.audit,
+        "",
+        Some(STRANGER_MAY_READ),
+    );
+    std::fs::write(&rig.model_path, text).unwrap();
+    match rig.gateway.reload() {
+        Ok(ReloadOutcome::Applied { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // Same connection, new policy.
+    assert_eq!(registers_of(&c.call(1, &read_holding(100, 1)).await), [200]);
+    let events = rig
+        .events_until(|e| e.iter().any(|e| e.kind == Kind::PolicyReload))
+        .await;
+    assert!(events
+        .iter()
+        .any(|e| e.kind == Kind::PolicyReload && e.policy_hash.is_some()));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_reload_is_rejected_and_the_old_policy_stays() {
+    let rig = Rig::start("", None).await;
+    let mut c = rig.client(HISTORIAN).await;
+    let good = std::fs::read_to_string(&rig.model_path).unwrap();
+    let bad = good.replace("holding: 0-199", "holding: 0-70000\n        bogus_key: 1");
+    std::fs::write(&rig.model_path, bad).unwrap();
+    match rig.gateway.reload() {
+        Err(ReloadError::Model(errors)) => assert!(errors.len() >= 2, "{errors}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(registers_of(&c.call(1, &read_holding(100, 1)).await), [200]);
+    let events = rig
+        .events_until(|e| e.iter().any(|e| e.kind == Kind::PolicyRejected))
+        .await;
+    let rejected = events
+        .iter()
+        .find(|e| e.kind == Kind::PolicyRejected)
+        .unwrap();
+    assert!(
+        rejected.message.as_deref().unwrap_or("").contains("70000"),
+        "{rejected:?}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn saving_the_model_file_reloads_it() {
+    let rig = Rig::start("", None).await;
+    let addr = rig.addr;
+    let model_path = rig.model_path.clone();
+    let text = model(
+        rig.sim.local_addr(),
+        &rig.audit,
+        "",
+        Some(STRANGER_MAY_READ),
+    );
+    let trigger = rig.gateway.shutdown_trigger();
+    let Rig {
+        sim, gateway, dir, ..
+    } = rig;
+    let running = tokio::spawn(gateway.run_until_signal());
+    let mut c = Client::connect(addr, STRANGER).await;
+    assert_eq!(c.call(1, &read_holding(100, 1)).await, [0x83, 0x01]);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    std::fs::write(&model_path, text).unwrap();
+    let mut allowed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if c.call(1, &read_holding(100, 1)).await[0] == 3 {
+            allowed = true;
+            break;
+        }
+    }
+    assert!(allowed, "the watcher applied the saved model");
+    trigger.trigger();
+    let summary = tokio::time::timeout(WAIT, running).await.unwrap().unwrap();
+    assert_eq!(summary.sessions_cut, 0);
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,150 @@
+//! Integration tests of `zonegate-loadgen`: the built binary against a tiny in-test Modbus/TCP
+//! server on loopback (port chosen at run time). The server answers FC 3 and FC 16 correctly,
+//! or with exception 0x02 for registers at or above 1000, so both paths are seen.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+fn serve(mut s: TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut header = [0u8; 7];
+    while s.read_exact(&mut header).is_ok() {
+        let len = usize::from(u16::from_be_bytes([header[4], header[5]])) - 1;
+        let mut pdu = vec![0u8; len];
+        if s.read_exact(&mut pdu).is_err() {
+            return;
+        }
+        let address = u16::from_be_bytes([pdu[1], pdu[2]]);
+        let count = u16::from_be_bytes([pdu[3], pdu[4]]);
+        let answer: Vec<u8> = if address >= 1000 {
+            vec![pdu[0] | 0x80, 2]
+        } else if pdu[0] == 3 {
+            let mut a = vec![3, (count * 2) as u8];
+            a.extend((0..count).flat_map(|i| (address + i).to_be_bytes()));
+            a
+        } else {
+            pdu[..5].to_vec()
+        };
+        let mut out = header[..4].to_vec();
+        out.extend_from_slice(&(answer.len() as u16 + 1).to_be_bytes());
+        out.push(header[6]);
+        out.extend_from_slice(&answer);
+        if s.write_all(&out).is_err() {
+            return;
+        }
+    }
+}
+
+fn server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            thread::spawn(move || serve(s));
+        }
+    });
+    addr
+}
+
+fn loadgen(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_zonegate-loadgen"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn reads_and_writes_are_counted_and_checked() {
+    let addr = server();
+    let r = loadgen(&[
+        "--target",
+        &addr,
+        "-c",
+        "3",
+        "--duration",
+        "300ms",
+        "--label",
+        "t",
+    ]);
+    assert_eq!(r["label"], "t");
+    assert_eq!(r["connections"], 3);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert!(r["requests"].as_u64().unwrap() > 10, "{r}");
+    assert!(r["rps"].as_f64().unwrap() > 0.0);
+    assert!(r["p50_us"].as_u64().unwrap() <= r["p99_us"].as_u64().unwrap());
+    let w = loadgen(&[
+        "--target",
+        &addr,
+        "--duration",
+        "200ms",
+        "--write-min",
+        "180",
+        "--write-max",
+        "240",
+    ]);
+    assert_eq!(w["op"], "write");
+    assert_eq!(w["errors"], 0, "{w}");
+}
+
+#[test]
+fn exceptions_are_errors_and_the_budget_bounds_the_run() {
+    let addr = server();
+    let r = loadgen(&[
+        "--target",
+        &addr,
+        "--address",
+        "1000",
+        "--duration",
+        "200ms",
+    ]);
+    assert_eq!(r["requests"], 0, "{r}");
+    assert!(r["errors"].as_u64().unwrap() > 0);
+    assert!(r["exceptions"]["0x02"].as_u64().unwrap() > 0, "{r}");
+    let b = loadgen(&[
+        "--target",
+        &addr,
+        "-c",
+        "2",
+        "--duration",
+        "10s",
+        "--max-requests",
+        "50",
+    ]);
+    assert!(b["requests"].as_u64().unwrap() <= 50, "{b}");
+    assert!(b["duration_s"].as_f64().unwrap() < 5.0, "{b}");
+}
+
+#[test]
+fn unreachable_target_reports_errors() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let r = loadgen(&[
+        "--target",
+        &target,
+        "--duration",
+        "200ms",
+        "--timeout",
+        "200ms",
+    ]);
+    assert_eq!(r["requests"], 0);
+    assert!(r["errors"].as_u64().unwrap() > 0);
+    assert!(
+        r["first_error"].as_str().unwrap().contains("connect"),
+        "{r}"
+    );
+}

@@ -1,0 +1,123 @@
+//! The IEC 62443-3-3 assessment: the requirements table, verdicts, SL-A vs SL-T, threats.
+
+use zonegate_toolkit::assess::{self, Status};
+use zonegate_toolkit::requirements;
+
+use super::util::{examples, load, site, with, BASE};
+
+fn item<'a>(c: &'a assess::ConduitAssessment, id: &str) -> &'a assess::Item {
+    c.items
+        .iter()
+        .find(|i| i.id == id)
+        .unwrap_or_else(|| panic!("no {id}"))
+}
+
+#[test]
+fn embedded_table_is_parsed_at_run_time() {
+    let t = requirements::table().unwrap();
+    assert_eq!(t.len(), 100);
+    assert!(requirements::CSV.contains("NOT CONFIRMED"));
+    assert!(requirements::CSV.contains("Nemo10982/IEC62443DSL"));
+}
+
+#[test]
+fn enforced_gateway_meets_boundary_requirements() {
+    let a = assess::assess(&site(BASE)).unwrap();
+    assert_eq!(a.table_size, 100);
+    let c = a.conduits.iter().find(|c| c.id == "C1").unwrap();
+    assert_eq!(c.items.len(), 100);
+    assert_eq!(item(c, "SR 5.2 RE1").status, Status::Met);
+    assert_eq!(item(c, "SR 2.1").status, Status::Met);
+    assert_eq!(item(c, "SR 3.9").status, Status::Met);
+    assert_eq!(item(c, "SR 2.8").status, Status::Met);
+    assert_eq!(item(c, "SR 3.5").status, Status::Provided);
+    assert_eq!(item(c, "SR 7.1 RE1").status, Status::Met);
+    assert_eq!(item(c, "SR 7.7").status, Status::Met);
+    assert_eq!(item(c, "SR 5.1").status, Status::Met);
+    // Plaintext Modbus: no device identity, no crypto integrity.
+    assert_eq!(item(c, "SR 1.2").status, Status::Gap);
+    assert_eq!(item(c, "SR 3.1 RE1").status, Status::Gap);
+    // Target SL 2 everywhere; IAC held down by SR 1.2 (SL 2) => SL-A IAC = 1.
+    assert_eq!(c.target.unwrap().0, [2; 7]);
+    assert_eq!(c.achieved.0[0], 1);
+    assert!(c
+        .limited_by
+        .iter()
+        .any(|(fr, g)| *fr == "IAC" && g.contains(&"SR 1.2".to_owned())));
+    // RDF: 5.1, 5.2, 5.2 RE1 met; 5.2 RE2 (island mode, SL 3) is a gap => RDF 2.
+    assert_eq!(c.achieved.0[4], 2);
+    // Threats come from gaps at or below the target.
+    assert!(c.threats.iter().any(|t| t.threat.starts_with("Spoofing")));
+    assert!(!c
+        .threats
+        .iter()
+        .any(|t| t.requirements.contains(&"SR 3.1 RE1".to_owned())));
+}
+
+#[test]
+fn monitor_mode_and_missing_rates_are_gaps() {
+    let y = with(&[
+        (
+            "upstream: tcp://10.1.0.10:502",
+            "upstream: tcp://10.1.0.10:502\n      mode: monitor",
+        ),
+        (
+            "        holding: 0-99\n        rate: 10/s\n",
+            "        holding: 0-99\n",
+        ),
+    ]);
+    let a = assess::assess(&site(&y)).unwrap();
+    let c = a.conduits.iter().find(|c| c.id == "C1").unwrap();
+    assert_eq!(item(c, "SR 5.2 RE1").status, Status::Gap);
+    assert_eq!(item(c, "SR 7.1 RE1").status, Status::Gap);
+    assert!(item(c, "SR 7.1 RE1").evidence.contains("hmi-read"));
+    assert_eq!(c.achieved.0[1], 0, "UC: SR 2.1 is a gap in monitor mode");
+}
+
+#[test]
+fn plaintext_at_sl4_gives_the_classic_threats() {
+    let y = with(&[(
+        "connects: [Z2, Z1]\n    security_level: 2",
+        "connects: [Z2, Z1]\n    security_level: 4",
+    )]);
+    let a = assess::assess(&site(&y)).unwrap();
+    let c = a.conduits.iter().find(|c| c.id == "C1").unwrap();
+    let threats: Vec<&str> = c.threats.iter().map(|t| t.threat.as_str()).collect();
+    for t in ["Interception", "Tampering", "Spoofing", "Session hijacking"] {
+        assert!(
+            threats.iter().any(|x| x.starts_with(t)),
+            "{t} missing: {threats:#?}"
+        );
+    }
+    assert!(c
+        .plaintext_interfaces
+        .iter()
+        .any(|p| p.contains("tcp://10.1.0.10:502")));
+    let text = assess::render_text(&a);
+    assert!(text.contains("THREAT: Interception") && text.contains("COUNTER: TLS (mbaps)"));
+}
+
+#[test]
+fn zones_take_the_weakest_conduit() {
+    let a = assess::assess(&load(&examples().join("refinery-unit.yaml"))).unwrap();
+    let bpcs = a.zones.iter().find(|z| z.id == "Z1-BPCS").unwrap();
+    assert_eq!(bpcs.conduits.len(), 3);
+    for fr in 0..7 {
+        let min = a
+            .conduits
+            .iter()
+            .filter(|c| bpcs.conduits.contains(&c.id))
+            .map(|c| c.achieved.0[fr])
+            .min()
+            .unwrap();
+        assert_eq!(bpcs.achieved.unwrap().0[fr], min);
+    }
+    let sis = a.conduits.iter().find(|c| c.id == "C1-BPCS-SIS").unwrap();
+    assert_eq!(sis.target.unwrap().0, [3; 7]);
+    assert_eq!(item(sis, "SR 3.1 RE1").status, Status::Declared);
+    assert!(assess::has_shortfall(&a));
+    let md = assess::render_markdown(&a);
+    assert!(md.contains("## Conduit C1-BPCS-SIS"));
+    let j = serde_json::to_value(&a).unwrap();
+    assert_eq!(j["conduits"].as_array().unwrap().len(), 5);
+}

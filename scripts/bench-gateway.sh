@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# bench-gateway.sh: throughput and latency of zonegate against a direct connection and haproxy.
+#
+# All on loopback with ports chosen at run time: `zonegate sim` is the device; `zonegate run`
+# stands in front of it (enforce mode, events on: audit log to a temp file); haproxy in plain TCP
+# mode (nbthread 2) is the generic-proxy floor. zonegate-loadgen (closed loop, FC 3 reads of 10
+# registers, or FC 16 writes of 10 in-bounds values with --op write) drives every target in
+# INTERLEAVED rounds: for each concurrency, R rounds, each round runs every target once, in an
+# order rotated from round to round. The table shows the median over rounds.
+# Never a pass/fail on timing: it prints numbers.
+#
+# Usage: scripts/bench-gateway.sh [options]
+#   --audit LIST     audit modes of the zonegate targets, comma separated: off | writes | every |
+#                    batch (default: writes). One gateway per mode, all in the same interleaved
+#                    run, e.g. --audit off,writes,every for the audit issue. `off` = no audit
+#                    section (events go to the gateway's stdout, discarded).
+#   --op read|write  the load: FC 3 reads (default) or FC 16 writes inside the rule's bounds
+#   --conns LIST     concurrencies (default "1,16,64")
+#   --rounds R       rounds per concurrency (default 3)
+#   --duration S     measured seconds per run (default 5)
+#   --warmup S       unmeasured seconds before each run (default 0.5)
+#   --no-haproxy     leave haproxy out
+#   --no-build       use the binaries in target/release as they are
+#   --out DIR        keep the raw JSON results and logs in DIR (default: a temp dir, removed)
+#   --report FILE    only print the table of an earlier run's DIR/results.jsonl
+# Default run: 3 x 3 rounds x 3 targets x 5.5 s = about 2.5 minutes after the build.
+set -euo pipefail
+
+AUDIT="writes"
+OP="read"
+CONNS="1,16,64"
+ROUNDS=3
+DURATION=5
+WARMUP=0.5
+HAPROXY=1
+BUILD=1
+OUT=""
+REPORT=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --audit) AUDIT="$2"; shift 2 ;;
+    --op) OP="$2"; shift 2 ;;
+    --conns) CONNS="$2"; shift 2 ;;
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --duration) DURATION="$2"; shift 2 ;;
+    --warmup) WARMUP="$2"; shift 2 ;;
+    --no-haproxy) HAPROXY=0; shift ;;
+    --no-build) BUILD=0; shift ;;
+    --out) OUT="$2"; shift 2 ;;
+    --report) REPORT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-gateway.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$OP" in read|write) ;; *) echo "--op must be read or write" >&2; exit 2 ;; esac
+
+report() { # results op rounds duration targets...
+  python3 - "$@" <<'PY'
+import json, statistics, sys
+path, op, rounds, duration, *targets = sys.argv[1:]
+rows = [json.loads(l) for l in open(path) if l.strip()]
+if not targets:  # --report: targets in order of first appearance, haproxy last
+    for row in rows:
+        if row["result"]["label"] not in targets:
+            targets.append(row["result"]["label"])
+    targets.sort(key=lambda t: (t != "direct", t == "haproxy"))
+    op = rows[0]["result"]["op"] if rows else op
+    rounds = str(1 + max((row["round"] for row in rows), default=0))
+    duration = str(rows[0]["result"]["duration_s"]) if rows else duration
+by = {}
+for row in rows:
+    r = row["result"]
+    by.setdefault((r["connections"], r["label"]), []).append(r)
+conns = sorted({c for c, _ in by})
+med = lambda rs, k: statistics.median(x[k] for x in rs)
+zg = [t for t in targets if t.startswith("zonegate")]
+print(f"Load: closed loop, {'FC 3 read' if op == 'read' else 'FC 16 write'} of 10 registers; "
+      f"median of {rounds} interleaved rounds of {duration} s; loopback, `zonegate sim` as the device.\n")
+print("| conns | target | req/s | (min-max over rounds) | p50 µs | p99 µs | errors | req/s vs direct | vs haproxy |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+for c in conns:
+    d = by.get((c, "direct"))
+    h = by.get((c, "haproxy"))
+    for t in targets:
+        rs = by.get((c, t))
+        if not rs:
+            continue
+        rps = med(rs, "rps")
+        vs_d = f"{rps / med(d, 'rps'):.2f}x" if d and t != "direct" else ""
+        vs_h = f"{rps / med(h, 'rps'):.2f}x" if h and t.startswith("zonegate") else ""
+        errs = sum(x["errors"] for x in rs)
+        spread = f"{min(x['rps'] for x in rs):,.0f}-{max(x['rps'] for x in rs):,.0f}"
+        print(f"| {c} | {t} | {rps:,.0f} | {spread} | {med(rs, 'p50_us'):.0f} | {med(rs, 'p99_us'):.0f} | {errs} | {vs_d} | {vs_h} |")
+if 1 in conns and by.get((1, "direct")):
+    base = med(by[(1, "direct")], "p50_us")
+    print()
+    print(f"Added p50 latency at 1 connection (target p50 - direct p50 {base:.0f} µs):")
+    for t in targets:
+        if t != "direct" and by.get((1, t)):
+            print(f"- {t}: {med(by[(1, t)], 'p50_us') - base:+.0f} µs")
+PY
+}
+if [[ -n "$REPORT" ]]; then report "$REPORT" "$OP" "$ROUNDS" "$DURATION"; exit 0; fi
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${BENCH_BIN_DIR:-$ROOT/target/release}"  # override to bench other builds
+if [[ -n "$OUT" ]]; then
+  mkdir -p "$OUT"; WORK="$(cd "$OUT" && pwd)"; KEEP=1
+else
+  WORK="$(mktemp -d -t zonegate-bench.XXXXXX)"; KEEP=0
+fi
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  if [[ $KEEP -eq 0 ]]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { # port seconds pid
+  local i
+  for i in $(seq $(( $2 * 20 ))); do
+    if ! kill -0 "$3" 2>/dev/null; then return 1; fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+if [[ $BUILD -eq 1 ]]; then
+  log "building release binaries (cargo build --release -p zonegate -p zonegate-loadgen)"
+  (cd "$ROOT" && cargo build --release -p zonegate -p zonegate-loadgen >&2)
+fi
+for b in zonegate zonegate-loadgen; do
+  [[ -x "$BIN/$b" ]] || { echo "missing $BIN/$b (build it or drop --no-build)" >&2; exit 2; }
+done
+if [[ $HAPROXY -eq 1 ]] && ! command -v haproxy >/dev/null; then
+  log "haproxy not installed: leaving it out"; HAPROXY=0
+fi
+
+# --- the device ------------------------------------------------------------------------------
+"$BIN/zonegate" sim --listen 127.0.0.1:0 >"$WORK/sim.log" 2>&1 &
+PIDS+=($!); SIM_PID=$!
+SIM_ADDR=""
+for _ in $(seq 200); do
+  SIM_ADDR="$(sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' "$WORK/sim.log" | head -n1)"
+  [[ -n "$SIM_ADDR" && "${SIM_ADDR##*:}" != "0" ]] && break
+  kill -0 "$SIM_PID" 2>/dev/null || break
+  sleep 0.05
+done
+[[ -n "$SIM_ADDR" ]] || { echo "zonegate sim did not start:"; cat "$WORK/sim.log"; exit 1; } >&2
+log "device: zonegate sim on $SIM_ADDR"
+
+# --- the gateways ----------------------------------------------------------------------------
+model() { # listen audit-mode events-file
+  cat <<EOF
+facility: "zonegate benchmark"
+standard: "IEC 62443-3-2:2020"
+zones:
+  - zone_id: Z1-CTRL
+    name: "Control (the simulated device)"
+    purdue_level: 1
+    security_level_target: "SL 2"
+    assets: ["simulated PLC"]
+    allowed_conduits: [C1-BENCH]
+  - zone_id: Z2-OPS
+    name: "Operations (the load generator)"
+    purdue_level: 2
+    security_level_target: "SL 2"
+    networks: [127.0.0.1/32]
+    allowed_conduits: [C1-BENCH]
+conduits:
+  - conduit_id: C1-BENCH
+    name: "benchmark conduit"
+    connects: [Z2-OPS, Z1-CTRL]
+    security_level: "SL 2"
+    gateway:
+      listen: $1
+      upstream: tcp://$SIM_ADDR
+      mode: enforce
+      deny: exception
+      idle_timeout: 60s
+      request_timeout: 2s
+      max_connections: 256
+    rules:
+      - id: bench-read
+        from: [Z2-OPS]
+        unit_ids: [1]
+        functions: [read_holding_registers]
+        holding: 0-199
+      - id: bench-setpoints
+        from: [Z2-OPS]
+        unit_ids: [1]
+        functions: [write_multiple_registers]
+        holding: 100-109
+        values: {min: 180, max: 240}
+EOF
+  if [[ "$2" != "off" ]]; then
+    printf 'audit:\n  path: %s\n  sync: %s\n' "$3" "$2"
+  fi
+}
+
+declare -A TARGET_ADDR=()
+TARGETS=(direct)
+TARGET_ADDR[direct]="$SIM_ADDR"
+IFS=',' read -r -a AUDIT_MODES <<<"$AUDIT"
+for mode in "${AUDIT_MODES[@]}"; do
+  case "$mode" in off|writes|every|batch) ;; *) echo "bad audit mode $mode" >&2; exit 2 ;; esac
+  name="zonegate"; [[ ${#AUDIT_MODES[@]} -gt 1 ]] && name="zonegate-$mode"
+  ok=0
+  for attempt in 1 2 3; do
+    port="$(free_port)"
+    model "127.0.0.1:$port" "$mode" "$WORK/events-$mode.jsonl" >"$WORK/model-$mode.yaml"
+    events_out="$WORK/gateway-$mode.out"
+    [[ "$mode" == off ]] && events_out=/dev/null  # no audit section: events go to stdout
+    "$BIN/zonegate" run -c "$WORK/model-$mode.yaml" >"$events_out" 2>"$WORK/gateway-$mode.log" &
+    pid=$!
+    PIDS+=("$pid")
+    if wait_port "$port" 15 "$pid"; then ok=1; break; fi
+    log "gateway ($mode) attempt $attempt did not listen; log:"; tail -n 20 "$WORK/gateway-$mode.log" >&2
+    kill "$pid" 2>/dev/null || true
+  done
+  [[ $ok -eq 1 ]] || { echo "zonegate run did not start" >&2; exit 1; }
+  TARGETS+=("$name"); TARGET_ADDR[$name]="127.0.0.1:$port"
+  log "$name: zonegate run on 127.0.0.1:$port (audit: $mode)"
+done
+
+if [[ $HAPROXY -eq 1 ]]; then
+  ok=0
+  for attempt in 1 2 3; do
+    port="$(free_port)"
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 2
+    maxconn 4096
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend modbus
+    bind 127.0.0.1:$port
+    default_backend device
+backend device
+    server sim $SIM_ADDR
+EOF
+    haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    if wait_port "$port" 10 "$pid"; then ok=1; break; fi
+    kill "$pid" 2>/dev/null || true
+  done
+  if [[ $ok -eq 1 ]]; then
+    TARGETS+=(haproxy); TARGET_ADDR[haproxy]="127.0.0.1:$port"
+    log "haproxy: $(haproxy -v | head -n1 | cut -d' ' -f1-3) on 127.0.0.1:$port (mode tcp, nbthread 2)"
+  else
+    log "haproxy did not start: leaving it out"; cat "$WORK/haproxy.log" >&2
+  fi
+fi
+
+# --- interleaved rounds ----------------------------------------------------------------------
+LOADGEN_OP=()
+[[ "$OP" == "write" ]] && LOADGEN_OP=(--write-min 180 --write-max 240)
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+IFS=',' read -r -a CONN_LIST <<<"$CONNS"
+n=${#TARGETS[@]}
+START=$(date +%s)
+for c in "${CONN_LIST[@]}"; do
+  for r in $(seq 0 $((ROUNDS - 1))); do
+    for k in $(seq 0 $((n - 1))); do
+      t="${TARGETS[$(( (k + r) % n ))]}"
+      out="$(timeout $(( ${DURATION%.*} + 30 )) "$BIN/zonegate-loadgen" --target "${TARGET_ADDR[$t]}" \
+        --label "$t" -c "$c" --duration "${DURATION}s" --warmup "${WARMUP}s" --address 100 --count 10 \
+        "${LOADGEN_OP[@]}")" || { log "loadgen failed for $t at $c connections"; continue; }
+      echo "{\"round\": $r, \"result\": $out}" >>"$RESULTS"
+      log "c=$c round=$((r + 1))/$ROUNDS $t: $(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("%.0f req/s, p50 %s us, p99 %s us, errors %s" % (d["rps"], d["p50_us"], d["p99_us"], d["errors"]))' "$out")"
+    done
+  done
+done
+log "measured for $(( $(date +%s) - START )) s"
+
+for mode in "${AUDIT_MODES[@]}"; do
+  f="$WORK/events-$mode.jsonl"
+  if [[ -f "$f" ]]; then  # the audit log rotates: count every file of the chain
+    log "audit ($mode): $(cat "$f"* | wc -l) records in $(ls "$f"* | wc -l) file(s), $(du -ch "$f"* | tail -n1 | cut -f1)"
+  fi
+done
+for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || log "a helper process (pid $pid) died during the run"; done
+
+# --- the table -------------------------------------------------------------------------------
+report "$RESULTS" "$OP" "$ROUNDS" "$DURATION" "${TARGETS[@]}"
+if [[ $KEEP -eq 1 ]]; then log "raw results: $RESULTS"; fi
