@@ -233,24 +233,22 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         ),
         None => "stdout (JSON lines)".to_owned(),
     };
-    {
-        let mut out = std::io::stdout().lock();
-        let _ = write!(
-            out,
-            "{}",
-            instructions(listener.addr, sim.local_addr(), &audit_label)
-        );
-        if options.audit_log.is_some() {
-            let _ = writeln!(out, "Live decisions (from the audit log):");
-        }
-        let _ = out.flush();
-    }
-    let tail = options.audit_log.clone().map(|path| {
-        let stop = gateway.shutdown_trigger();
-        let _ = stop;
-        tokio::spawn(tail_events(path))
-    });
-    gateway.run_until_signal().await;
+    let device = sim.local_addr();
+    let follow = options.audit_log.is_some();
+    let tail = options
+        .audit_log
+        .clone()
+        .map(|path| tokio::spawn(tail_events(path)));
+    gateway
+        .run_until_signal_then(|_| {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{}", instructions(listener.addr, device, &audit_label));
+            if follow {
+                let _ = writeln!(out, "Live decisions (from the audit log):");
+            }
+            let _ = out.flush();
+        })
+        .await;
     if let Some(t) = tail {
         // Let the tail print the last records (stop included), then end it.
         tokio::time::sleep(Duration::from_millis(300)).await;

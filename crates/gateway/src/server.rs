@@ -508,10 +508,20 @@ impl Gateway {
     /// Runs until SIGINT or SIGTERM (or a [`ShutdownTrigger`]), reloading on SIGHUP and when
     /// the model file changes; then shuts down gracefully.
     pub async fn run_until_signal(self) -> ShutdownSummary {
+        self.run_until_signal_then(|_| {}).await
+    }
+
+    /// Like [`Gateway::run_until_signal`], calling `ready` with the listeners once the signal
+    /// handlers are in place: a supervisor that sees what `ready` prints may signal at once.
+    pub async fn run_until_signal_then(
+        self,
+        ready: impl FnOnce(&[BoundListener]),
+    ) -> ShutdownSummary {
         use tokio::signal::unix::{signal, SignalKind};
         let mut sigint = signal(SignalKind::interrupt()).ok();
         let mut sigterm = signal(SignalKind::terminate()).ok();
         let mut sighup = signal(SignalKind::hangup()).ok();
+        ready(&self.inner.listeners);
         let mut stop_rx = self.inner.shutdown_tx.subscribe();
         let path = self.inner.options.model_path.clone();
         let mut stamp = path.as_deref().and_then(file_stamp);

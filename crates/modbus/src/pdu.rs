@@ -1,10 +1,10 @@
 //! Borrowed views of the data carried in PDUs, and the quantity limits of V1.1b3.
 //!
 //! Spec: Modbus Application Protocol V1.1b3 §4.1 (PDU size 253), §6.1-§6.21 (per-function
-//! layouts and quantity limits). The request and response enums live in [`crate::request`] and
-//! [`crate::response`]; this module holds what they share: the value views ([`CoilValues`],
-//! [`RegisterValues`], [`Written`]), the file-record and device-identification views, the
-//! [`Ranges`] iterator, and the limits as named constants.
+//! layouts and quantity limits). The request and response enums ([`Request`], [`Response`],
+//! re-exported here) live in their own modules; this module holds what they share: the value
+//! views ([`CoilValues`], [`RegisterValues`], [`Written`]), the file-record and
+//! device-identification views, the [`Ranges`] iterator, and the limits as named constants.
 
 use core::fmt;
 

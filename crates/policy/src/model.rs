@@ -325,6 +325,13 @@ impl Fr {
     }
 }
 
+impl fmt::Display for Fr {
+    /// The abbreviation ([`Fr::as_str`]); honours width and alignment (`{:>4}`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A security level (0-4): one level for every FR, or a per-FR vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SecurityLevel {
@@ -905,8 +912,9 @@ impl FunctionClass {
     /// The class of a function code (`None` for user-defined and unknown codes, and 20, which
     /// reads file records and is in no class).
     pub fn of(code: u8) -> Option<Self> {
-        [Self::Read, Self::Write, Self::Diagnostics]
-            .into_iter()
+        Self::ALL_WORDS
+            .iter()
+            .copied()
             .find(|c| c.codes().contains(&code))
     }
 }
@@ -1163,6 +1171,7 @@ impl Word for AssetKind {
 }
 
 words! {
+    FunctionClass: [Read, Write, Diagnostics];
     Mode: [Enforce, Monitor];
     DenyAction: [Exception, Drop, Close];
     AuditSync: [Every, Writes, Batch];

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::model::{
     function_code, FunctionClass, FunctionSelector, Parity, PurdueLevel, Rate, U16Range, Upstream,
+    Word,
 };
 
 /// Parses an unsigned integer: decimal, or hex with `0x`; `_` separators allowed.
@@ -396,17 +397,14 @@ pub(crate) fn parse_sub_functions(
 /// One scalar entry of `functions:` (see [`FunctionSelector`] for the syntax).
 pub(crate) fn parse_function_selector(s: &str) -> Result<FunctionSelector, String> {
     let t = s.trim();
-    match t {
-        "read" => return Ok(FunctionSelector::Class(FunctionClass::Read)),
-        "write" => return Ok(FunctionSelector::Class(FunctionClass::Write)),
-        "diagnostics" => return Ok(FunctionSelector::Class(FunctionClass::Diagnostics)),
-        "read_device_identification" => {
-            return Ok(FunctionSelector::Function {
-                code: 43,
-                sub_functions: Some(vec![U16Range { start: 14, end: 14 }]),
-            })
-        }
-        _ => {}
+    if let Some(class) = FunctionClass::ALL_WORDS.iter().find(|c| c.word() == t) {
+        return Ok(FunctionSelector::Class(*class));
+    }
+    if t == "read_device_identification" {
+        return Ok(FunctionSelector::Function {
+            code: 43,
+            sub_functions: Some(vec![U16Range { start: 14, end: 14 }]),
+        });
     }
     match t.split_once(':') {
         Some((f, subs)) => {

@@ -30,11 +30,7 @@ fn zone(z: &p::Zone) -> Zone {
         purdue: z.purdue_level,
         sl_t: z.security_level_target.as_ref().map(SlVector::from_policy),
         criticality: z.criticality.clone(),
-        networks: z
-            .networks
-            .iter()
-            .map(|n| (n.value, n.line))
-            .collect(),
+        networks: z.networks.iter().map(|n| (n.value, n.line)).collect(),
         assets: z.assets.iter().map(asset).collect(),
         allowed_conduits: z
             .allowed_conduits

@@ -1057,7 +1057,7 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                     .iter()
                     .enumerate()
                     .filter(|(i, _)| a.0[*i] < t.0[*i])
-                    .map(|(i, fr)| format!("{} {} < {}", fr.as_str(), a.0[i], t.0[i]))
+                    .map(|(i, fr)| format!("{fr} {} < {}", a.0[i], t.0[i]))
                     .collect(),
                 _ => Vec::new(),
             };
@@ -1140,7 +1140,7 @@ pub fn render_text(a: &Assessment) -> String {
             a.check_errors
         );
     }
-    let header: String = Fr::ALL.iter().map(|f| format!("{:>4}", f.as_str())).collect();
+    let header: String = Fr::ALL.iter().map(|f| format!("{f:>4}")).collect();
     let _ = writeln!(w, "\nZONES                       {header}");
     for z in &a.zones {
         let _ = writeln!(w, "  {:<22} SL-T{}", z.id, vec_row(z.target));
@@ -1260,16 +1260,18 @@ pub fn render_markdown(a: &Assessment) -> String {
             a.check_errors
         );
     }
-    let head: String = Fr::ALL.iter().map(|f| format!(" {} |", f.as_str())).collect();
+    let head: String = Fr::ALL.iter().map(|f| format!(" {f} |")).collect();
     let sep: String = Fr::ALL.iter().map(|_| "---|").collect();
     let _ = writeln!(
         w,
         "## Zones\n\n| Zone | |{head} Result |\n|---|---|{sep}---|"
     );
     for z in &a.zones {
-        let t: String = z.target.map_or(Fr::ALL.iter().map(|_| " - |").collect(), |v| {
-            v.0.iter().map(|l| format!(" {l} |")).collect()
-        });
+        let t: String = z
+            .target
+            .map_or(Fr::ALL.iter().map(|_| " - |").collect(), |v| {
+                v.0.iter().map(|l| format!(" {l} |")).collect()
+            });
         let ac: String = z
             .achieved
             .map_or(Fr::ALL.iter().map(|_| " - |").collect(), |v| {
@@ -1292,9 +1294,11 @@ pub fn render_markdown(a: &Assessment) -> String {
             md(&c.id),
             md(&c.connects.join(" ↔ "))
         );
-        let t: String = c.target.map_or(Fr::ALL.iter().map(|_| " - |").collect(), |v| {
-            v.0.iter().map(|l| format!(" {l} |")).collect()
-        });
+        let t: String = c
+            .target
+            .map_or(Fr::ALL.iter().map(|_| " - |").collect(), |v| {
+                v.0.iter().map(|l| format!(" {l} |")).collect()
+            });
         let ac: String = c.achieved.0.iter().map(|l| format!(" {l} |")).collect();
         let _ = writeln!(
             w,

@@ -534,9 +534,9 @@ fn sis(out: &mut Out<'_>) {
                 }
                 let bpcs = o.purdue.is_some_and(|p| p.low() >= 1.0 && p.high() <= 2.0);
                 if !bpcs {
-                    let lvl = o.purdue.map_or("an unknown level".to_owned(), |p| {
-                        format!("level {}", p.to_string())
-                    });
+                    let lvl = o
+                        .purdue
+                        .map_or("an unknown level".to_owned(), |p| format!("level {}", p));
                     out.push(
                         "ZG-C008",
                         Severity::Error,
@@ -637,7 +637,7 @@ fn purdue(out: &mut Out<'_>) {
                         c.line,
                         format!(
                             "level {} zone {} reaches level {} zone {} without passing a DMZ (3.5): {}",
-                            p.to_string(),
+                            p,
                             z.id,
                             nz.purdue.map_or(String::new(), |p| p.to_string()),
                             nz.id,
@@ -698,7 +698,7 @@ fn levels(out: &mut Out<'_>) {
                         .iter()
                         .enumerate()
                         .filter(|(i, _)| sl.0[*i] < t.0[*i])
-                        .map(|(i, fr)| format!("{} {} < {}", fr.as_str(), sl.0[i], t.0[i]))
+                        .map(|(i, fr)| format!("{fr} {} < {}", sl.0[i], t.0[i]))
                         .collect();
                     if !low.is_empty() {
                         out.push(
@@ -779,7 +779,7 @@ fn prose_mentions_write(text: &str) -> bool {
         if list
             .split(|c: char| !c.is_ascii_digit())
             .filter_map(|n| n.parse::<u8>().ok())
-            .any(|n| is_write(n))
+            .any(is_write)
         {
             return true;
         }
@@ -827,7 +827,7 @@ fn prose_writes(out: &mut Out<'_>, c: &Conduit) {
                 format!(
                     "conduit {} declares Modbus writes from zone {zid} at Purdue level {} ({dir:?})",
                     c.id,
-                    lvl.to_string()
+                    lvl
                 ),
             );
         }
@@ -985,7 +985,7 @@ fn rules(out: &mut Out<'_>) {
                                 "rule {} allows writes from zone {} at Purdue level {}: nothing above level 3 writes to control devices",
                                 r.id,
                                 z.id,
-                                p.to_string()
+                                p
                             ),
                         );
                     } else if p.low() >= 3.0 {
@@ -999,7 +999,7 @@ fn rules(out: &mut Out<'_>) {
                                 "rule {} allows writes from zone {} at Purdue level {}; level 3 is normally read-only (FC 1-4)",
                                 r.id,
                                 z.id,
-                                p.to_string()
+                                p
                             ),
                         );
                     }
@@ -1054,10 +1054,7 @@ fn rules(out: &mut Out<'_>) {
                 }
             }
             if let Some((min, max)) = r.values {
-                if min > max
-                    && r.allows_write()
-                    && r.functions.iter().all(|f| is_write(*f))
-                {
+                if min > max && r.allows_write() && r.functions.iter().all(|f| is_write(*f)) {
                     never.push(format!("values min {min} > max {max}"));
                 }
             }

@@ -5,6 +5,11 @@
 //! owned copy shaped for the analyses so that they do not depend on every detail of the loader's
 //! types. [`crate::adapter`] fills it from a loaded `zonegate_policy::Model`. Tests may also build a
 //! [`Site`] by hand.
+//!
+//! Value types come from the policy and codec crates rather than being redefined here: networks
+//! are [`zonegate_policy::Cidr`], Purdue levels [`zonegate_policy::PurdueLevel`], FR names
+//! [`zonegate_policy::Fr`], function names and classes from `zonegate_policy::function_name` and
+//! the codec's `FunctionCode::access`. [`SlVector`] stays: it is what the analyses compute with.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -12,7 +17,6 @@ use std::net::IpAddr;
 use serde::Serialize;
 use zonegate_modbus::{Access, FunctionCode};
 use zonegate_policy::{Cidr, Fr, PurdueLevel, SecurityLevel};
-
 
 /// A security level per foundational requirement (0 = none / not reached, 1..=4), indexed in
 /// [`Fr::ALL`] order.
@@ -60,7 +64,7 @@ impl SlVector {
             Fr::ALL
                 .iter()
                 .zip(self.0)
-                .map(|(fr, l)| format!("{} {l}", fr.as_str()))
+                .map(|(fr, l)| format!("{fr} {l}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         }
@@ -277,9 +281,7 @@ pub struct Rule {
 impl Rule {
     /// True when the rule allows any write-class function.
     pub fn allows_write(&self) -> bool {
-        self.functions
-            .iter()
-            .any(|f| is_write(*f))
+        self.functions.iter().any(|f| is_write(*f))
     }
 
     /// True when the justification is present and not blank.

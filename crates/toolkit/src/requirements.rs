@@ -105,7 +105,7 @@ pub fn parse(text: &str) -> Result<Vec<Requirement>, TableError> {
             return Err(err(format!("id {id:?} does not match sr/re ({expect})")));
         }
         if !sr.starts_with(&format!("{}.", fr + 1)) {
-            return Err(err(format!("SR {sr} is not in FR {}", Fr::ALL[fr].as_str())));
+            return Err(err(format!("SR {sr} is not in FR {}", Fr::ALL[fr])));
         }
         out.push(Requirement {
             id: (*id).to_owned(),

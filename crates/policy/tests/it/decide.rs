@@ -85,14 +85,19 @@ fn fc6(addr: u16, value: u16) -> Vec<u8> {
     [&[0x06][..], &be(addr), &be(value)].concat()
 }
 
-fn fc16(start: u16, values: &[u16]) -> Vec<u8> {
-    let mut v = vec![0x10];
-    v.extend(be(start));
+/// Appends quantity, byte count and the register values (FC 16 and FC 23 write part).
+fn push_registers(v: &mut Vec<u8>, values: &[u16]) {
     v.extend(be(values.len() as u16));
     v.push((values.len() * 2) as u8);
     for x in values {
         v.extend(be(*x));
     }
+}
+
+fn fc16(start: u16, values: &[u16]) -> Vec<u8> {
+    let mut v = vec![0x10];
+    v.extend(be(start));
+    push_registers(&mut v, values);
     v
 }
 
@@ -105,11 +110,7 @@ fn fc23(rs: u16, rc: u16, ws: u16, values: &[u16]) -> Vec<u8> {
     v.extend(be(rs));
     v.extend(be(rc));
     v.extend(be(ws));
-    v.extend(be(values.len() as u16));
-    v.push((values.len() * 2) as u8);
-    for x in values {
-        v.extend(be(*x));
-    }
+    push_registers(&mut v, values);
     v
 }
 
@@ -127,6 +128,14 @@ fn decide(
 ) -> (Reason, Option<String>) {
     let limiter = RateLimiter::new(p);
     decide_with(p, &limiter, Instant::now(), src, unit, pdu, role)
+}
+
+/// Asserts the reason for each (source, unit id, PDU, expected reason) row, without a role.
+fn expect_reasons(p: &Policy, rows: &[(&str, u8, Vec<u8>, Reason)]) {
+    for (i, (src, unit, pdu, want)) in rows.iter().enumerate() {
+        let got = decide(p, src, *unit, pdu, None).0;
+        assert_eq!(&got, want, "row {i}: {src} unit {unit} pdu {pdu:02x?}");
+    }
 }
 
 fn decide_with(
@@ -238,28 +247,18 @@ fn address_outside_is_0x02() {
 
 #[test]
 fn written_values_out_of_bounds_are_0x03() {
-    let p = policy();
-    assert_eq!(
-        decide(&p, "10.30.0.20", 1, &fc6(105, 200), None).0,
-        Reason::Allowed
-    );
-    assert_eq!(
-        decide(&p, "10.30.0.20", 1, &fc6(105, 300), None).0,
-        denied(Denial::ValueOutOfBounds)
-    );
-    assert_eq!(
-        decide(&p, "10.30.0.20", 1, &fc16(100, &[180, 240]), None).0,
-        Reason::Allowed
-    );
-    // Every value is checked, not only the first.
-    assert_eq!(
-        decide(&p, "10.30.0.20", 1, &fc16(100, &[200, 241]), None).0,
-        denied(Denial::ValueOutOfBounds)
-    );
-    // A coil writes 0 or 1, outside {180..240}.
-    assert_eq!(
-        decide(&p, "10.30.0.20", 1, &fc5(0, true), None).0,
-        denied(Denial::ValueOutOfBounds)
+    let out = denied(Denial::ValueOutOfBounds);
+    expect_reasons(
+        &policy(),
+        &[
+            ("10.30.0.20", 1, fc6(105, 200), Reason::Allowed),
+            ("10.30.0.20", 1, fc6(105, 300), out),
+            ("10.30.0.20", 1, fc16(100, &[180, 240]), Reason::Allowed),
+            // Every value is checked, not only the first.
+            ("10.30.0.20", 1, fc16(100, &[200, 241]), out),
+            // A coil writes 0 or 1, outside {180..240}.
+            ("10.30.0.20", 1, fc5(0, true), out),
+        ],
     );
     assert_eq!(ExceptionCode::from(Denial::ValueOutOfBounds).to_u8(), 0x03);
 }
@@ -294,42 +293,48 @@ fn negative_min_reads_registers_as_int16() {
 
 #[test]
 fn mask_write_under_value_bounds() {
-    let p = policy();
-    // AND mask 0: the result is the OR mask, which can be checked.
-    assert_eq!(
-        decide(&p, "10.30.0.20", 1, &fc22(100, 0, 200), None).0,
-        Reason::Allowed
+    expect_reasons(
+        &policy(),
+        &[
+            // AND mask 0: the result is the OR mask, which can be checked.
+            ("10.30.0.20", 1, fc22(100, 0, 200), Reason::Allowed),
+            (
+                "10.30.0.20",
+                1,
+                fc22(100, 0, 100),
+                denied(Denial::ValueOutOfBounds),
+            ),
+            // Otherwise the result depends on the device's current value: denied, 0x03.
+            (
+                "10.30.0.20",
+                1,
+                fc22(100, 0xFF00, 0x00C8),
+                denied(Denial::ValueUnverifiable),
+            ),
+        ],
     );
-    assert_eq!(
-        decide(&p, "10.30.0.20", 1, &fc22(100, 0, 100), None).0,
-        denied(Denial::ValueOutOfBounds)
-    );
-    // Otherwise the result depends on the device's current value: denied, 0x03.
-    let (r, _) = decide(&p, "10.30.0.20", 1, &fc22(100, 0xFF00, 0x00C8), None);
-    assert_eq!(r, denied(Denial::ValueUnverifiable));
     assert_eq!(ExceptionCode::from(Denial::ValueUnverifiable).to_u8(), 0x03);
 }
 
 #[test]
 fn fc23_checks_both_ranges() {
-    let p = policy();
-    let ok = fc23(0, 10, 100, &[1, 2, 3]);
-    assert_eq!(decide(&p, "10.50.0.1", 1, &ok, None).0, Reason::Allowed);
-    let read_out = fc23(0, 11, 100, &[1]);
-    assert_eq!(
-        decide(&p, "10.50.0.1", 1, &read_out, None).0,
-        denied(Denial::AddressOutOfRange)
-    );
-    let write_out = fc23(0, 1, 108, &[1, 2, 3]);
-    assert_eq!(
-        decide(&p, "10.50.0.1", 1, &write_out, None).0,
-        denied(Denial::AddressOutOfRange)
-    );
-    // The two allowed ranges are not merged into one: 10..=99 is outside.
-    let gap = fc23(50, 1, 100, &[1]);
-    assert_eq!(
-        decide(&p, "10.50.0.1", 1, &gap, None).0,
-        denied(Denial::AddressOutOfRange)
+    let out = denied(Denial::AddressOutOfRange);
+    expect_reasons(
+        &policy(),
+        &[
+            (
+                "10.50.0.1",
+                1,
+                fc23(0, 10, 100, &[1, 2, 3]),
+                Reason::Allowed,
+            ),
+            // Read part out of range.
+            ("10.50.0.1", 1, fc23(0, 11, 100, &[1]), out),
+            // Write part out of range.
+            ("10.50.0.1", 1, fc23(0, 1, 108, &[1, 2, 3]), out),
+            // The two allowed ranges are not merged into one: 10..=99 is outside.
+            ("10.50.0.1", 1, fc23(50, 1, 100, &[1]), out),
+        ],
     );
 }
 
@@ -353,29 +358,19 @@ fn fc8_sub_function_selection() {
 
 #[test]
 fn ipv6_sources() {
-    let p = policy();
-    // Zone network in IPv6.
-    assert_eq!(
-        decide(&p, "fd00:30::9", 1, &fc3(0, 1), None).0,
-        Reason::Allowed
-    );
-    // IPv4-mapped IPv6 is the IPv4 address.
-    assert_eq!(
-        decide(&p, "::ffff:10.30.0.5", 1, &fc3(0, 1), None).0,
-        Reason::Allowed
-    );
-    // Asset with an IPv6 address.
-    assert_eq!(
-        decide(&p, "fd00:99::20", 1, &fc6(100, 200), None).0,
-        Reason::Allowed
-    );
-    assert_eq!(
-        decide(&p, "fd00:99::21", 1, &fc6(100, 200), None).0,
-        denied(Denial::NoRuleForSource)
-    );
-    assert_eq!(
-        decide(&p, "fd00:31::1", 1, &fc3(0, 1), None).0,
-        denied(Denial::NoRuleForSource)
+    let nobody = denied(Denial::NoRuleForSource);
+    expect_reasons(
+        &policy(),
+        &[
+            // Zone network in IPv6.
+            ("fd00:30::9", 1, fc3(0, 1), Reason::Allowed),
+            // IPv4-mapped IPv6 is the IPv4 address.
+            ("::ffff:10.30.0.5", 1, fc3(0, 1), Reason::Allowed),
+            // Asset with an IPv6 address.
+            ("fd00:99::20", 1, fc6(100, 200), Reason::Allowed),
+            ("fd00:99::21", 1, fc6(100, 200), nobody),
+            ("fd00:31::1", 1, fc3(0, 1), nobody),
+        ],
     );
 }
 

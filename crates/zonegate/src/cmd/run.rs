@@ -55,18 +55,21 @@ pub(crate) fn run(args: Args) -> u8 {
                 return 2;
             }
         };
-        {
-            let mut out = std::io::stdout().lock();
-            for l in gateway.listeners() {
-                let _ = writeln!(
-                    out,
-                    "listening on {} (conduit {}, upstream {}, mode {})",
-                    l.addr, l.conduit, l.upstream, l.mode
-                );
-            }
-            let _ = out.flush();
-        }
-        let summary = gateway.run_until_signal().await;
+        // The addresses are printed once SIGINT/SIGTERM/SIGHUP are handled, so a supervisor
+        // that waits for them may signal right away.
+        let summary = gateway
+            .run_until_signal_then(|listeners| {
+                let mut out = std::io::stdout().lock();
+                for l in listeners {
+                    let _ = writeln!(
+                        out,
+                        "listening on {} (conduit {}, upstream {}, mode {})",
+                        l.addr, l.conduit, l.upstream, l.mode
+                    );
+                }
+                let _ = out.flush();
+            })
+            .await;
         if summary.sessions_cut > 0 {
             eprintln!(
                 "zonegate run: {} session(s) were cut at the drain deadline",

@@ -48,29 +48,47 @@ pub(crate) fn run(args: Args) -> u8 {
                 return 2;
             }
         };
+        // Handlers first, then the address: whoever reads it may signal at once.
+        let stop = StopSignals::install();
         {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "listening on {}", sim.local_addr());
             let _ = out.flush();
         }
-        wait_for_stop().await;
+        stop.wait().await;
         sim.stop().await;
         0
     })
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn wait_for_stop() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+/// SIGINT and SIGTERM, handled from the moment of `install`.
+struct StopSignals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Waits for either signal.
+    async fn wait(mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
             }
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            () = recv(&mut self.int) => {}
+            () = recv(&mut self.term) => {}
         }
     }
 }
