@@ -88,3 +88,16 @@ def test_mbpoll_sees_denials(gateway: zg.Gateway, device: zg.Device) -> None:
     r = _mbpoll(gateway.port, "-t", "3", "-r", "0", "-c", "2", zg.LOOP)
     assert r.returncode != 0
     assert "Illegal function" in r.stderr, r.stderr
+
+
+def test_spec_maximum_quantities_pass(gateway: zg.Gateway, device: zg.Device) -> None:
+    """The largest legal requests (FC 3 x 125, FC 16 x 123) are valid and allowed here."""
+    with zg.Raw(gateway.port, src=zg.HIST) as raw:
+        pdu = raw.request(1, zg.read_pdu(3, 0, 125))
+        assert zg.exception_of(pdu) is None, pdu.hex()
+        assert zg.registers_of(pdu) == device.read_holding(0, 125)
+    values = [(7 * i) % 1000 for i in range(123)]
+    with zg.Raw(gateway.port, src=zg.LOCAL) as raw:
+        pdu = raw.request(1, zg.write_multiple_pdu(0, values))
+        assert pdu[0] == 16, pdu.hex()
+    assert device.read_holding(0, 123) == values

@@ -341,3 +341,18 @@ def test_half_closed_client_still_gets_its_answers(sim_gateway: zg.Gateway) -> N
         raw.sock.shutdown(socket.SHUT_WR)
         assert [raw.recv_adu(5)[0] for _ in range(2)] == [1, 2]
         assert raw.outcome(3) == "closed"
+
+
+def test_idle_timeout_does_not_cut_an_outstanding_request(
+    gateway_factory: Callable[..., zg.Gateway],
+) -> None:
+    """idle_timeout 1 s, the device takes 1.5 s (within request_timeout 3 s): the client waiting
+    for its answer is not idle, it gets the answer."""
+    dev = zg.BadDevice("slow_first")
+    try:
+        gw = gateway_factory(dev.upstream, idle_timeout="1s", request_timeout="3s")
+        with zg.Raw(gw.port, src=zg.HIST) as raw:
+            pdu = raw.request(1, zg.read_pdu(3, 4, 1), timeout=6)
+            assert zg.registers_of(pdu) == [4], pdu.hex()
+    finally:
+        dev.stop()

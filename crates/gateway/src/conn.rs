@@ -54,6 +54,7 @@ enum End {
     ClientError,
     Idle,
     FrameError,
+    IncompleteFrame,
     PolicyClose,
     Drained,
     DrainDeadline,
@@ -66,6 +67,7 @@ impl End {
             Self::ClientError => "client socket error",
             Self::Idle => "idle timeout",
             Self::FrameError => "broken Modbus frame from the client",
+            Self::IncompleteFrame => "a frame from the client stayed incomplete too long",
             Self::PolicyClose => "denied request with deny action `close`",
             Self::Drained => "gateway shutting down (in-flight requests answered)",
             Self::DrainDeadline => "gateway shutting down (drain deadline passed)",
@@ -162,6 +164,9 @@ pub(crate) struct Session {
     expired: [Option<u16>; 8],
     expired_pos: usize,
     last_activity: Instant,
+    /// When the partial frame now in `cbuf` started (a frame must complete within the
+    /// request timeout: trickling one byte at a time cannot hold a session forever).
+    partial_since: Option<Instant>,
     client_eof: bool,
     end: Option<End>,
 }
@@ -189,6 +194,7 @@ impl Session {
             expired: [None; 8],
             expired_pos: 0,
             last_activity: Instant::now(),
+            partial_since: None,
             client_eof: false,
             end: None,
         };
@@ -263,6 +269,16 @@ impl Session {
             if let Some(d) = draining_until {
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));
             }
+            self.partial_since = match decode_adu(&self.cbuf) {
+                Ok(None) if !self.cbuf.is_empty() => {
+                    Some(self.partial_since.unwrap_or_else(Instant::now))
+                }
+                _ => None,
+            };
+            if let Some(p) = self.partial_since {
+                let d = p + settings.request_timeout;
+                deadline = Some(deadline.map_or(d, |x| x.min(d)));
+            }
             let deadline = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             // Re-arm only when the timer would fire too late. Firing early is harmless (the
             // handler re-checks every deadline), and it spares a timer update per request.
@@ -309,6 +325,13 @@ impl Session {
                     {
                         return End::Idle;
                     }
+                    if self
+                        .partial_since
+                        .is_some_and(|p| now >= p + settings.request_timeout)
+                    {
+                        self.incomplete_frame(&state);
+                        return End::IncompleteFrame;
+                    }
                     self.expire_requests(now);
                 }
                 () = &mut shutdown_signal, if draining_until.is_none() => {
@@ -330,6 +353,8 @@ impl Session {
                     let wire = adu.wire_len();
                     let h = adu.header;
                     self.cbuf.advance(wire);
+                    // A partial frame after this one gets its own clock.
+                    self.partial_since = None;
                     (h.transaction_id, h.unit_id, n)
                 }
                 Err(e) => {
@@ -350,6 +375,25 @@ impl Session {
             self.handle_request(state, tid, unit, &pdu[..len]).await?;
         }
         Ok(())
+    }
+
+    /// Logs and records a client whose frame did not complete in time.
+    fn incomplete_frame(&self, state: &ConduitState) {
+        warn!(
+            conduit = %self.shared.conduit, peer = %self.peer,
+            "closing the connection: a frame stayed incomplete for {:?} ({} bytes)",
+            state.settings.request_timeout,
+            self.cbuf.len()
+        );
+        let mut ev = self.base_event(state);
+        ev.decision = Some(Decision::Deny);
+        ev.reason = Some("incomplete_frame".to_owned());
+        ev.message = Some(format!(
+            "{} bytes of an unfinished frame after {:?}",
+            self.cbuf.len(),
+            state.settings.request_timeout
+        ));
+        self.shared.recorder.record(ev);
     }
 
     /// Decides one request and queues its answer or forwards it.
@@ -392,9 +436,9 @@ impl Session {
         };
         describe_request(&request, &mut event);
 
-        let verdict = state.decide(self.peer.ip(), unit, &request, started);
+        let mut verdict = state.decide(self.peer.ip(), unit, &request, started);
         event.reason = Some(verdict.reason.to_owned());
-        event.rule = verdict.rule.clone();
+        event.rule = verdict.rule.take();
 
         let forward = match (verdict.allow, state.settings.mode) {
             (true, _) => {

@@ -143,11 +143,12 @@ mod tests {
     use super::*;
 
     fn recorder(sync: SyncMode, on_failure: OnFailure) -> Recorder {
+        // One file per recorder: tests run in parallel and two writers must not share a log.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
-            "zonegate-record-test-{}-{:?}-{:?}.log",
+            "zonegate-record-test-{}-{}.log",
             std::process::id(),
-            sync,
-            on_failure
+            N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&path);
         let handle = AuditLog::start(AuditConfig::new(path)).unwrap();

@@ -133,7 +133,17 @@ pub enum Response<'a> {
 
 impl<'a> Response<'a> {
     /// Parses a response PDU on its own, strictly.
+    ///
+    /// The common shapes (FC 1-4 with data) are recognised by an inlined fast path that returns
+    /// only when every rule of the full parser holds; anything else, valid or not, goes through
+    /// the full parser, which also builds the precise error.
+    #[inline]
     pub fn parse(pdu: &'a [u8]) -> Result<Self, PduError> {
+        parse_fast(pdu)
+    }
+
+    /// The full parser behind [`Response::parse`]: every function code and every error.
+    fn parse_full(pdu: &'a [u8]) -> Result<Self, PduError> {
         let Some((&fc, body)) = pdu.split_first() else {
             return Err(PduError::new(0, Direction::Response, PduErrorKind::Empty));
         };
@@ -356,6 +366,48 @@ fn byte_len(len: usize) -> Result<u8, EncodeError> {
 /// The exception codes V1.1b3 defines, plus 0x07 (legacy NAK).
 const fn known_exception(code: u8) -> bool {
     matches!(code, 0x01..=0x08 | 0x0A | 0x0B)
+}
+
+/// The fast path of [`Response::parse`]: returns `Ok` itself only for an FC 1-4 response that
+/// passes every check of [`parse_body`] (byte count 1..=250 for bits, even 2..=250 for registers,
+/// exactly that many bytes, so the PDU is at most 252 bytes); anything else goes to
+/// [`Response::parse_full`].
+/// `tests::fast_path_agrees_with_full_parser` checks both paths agree.
+#[inline(always)]
+fn parse_fast(pdu: &[u8]) -> Result<Response<'_>, PduError> {
+    let [fc @ 1..=4, bc, ref data @ ..] = *pdu else {
+        return Response::parse_full(pdu);
+    };
+    let bc = usize::from(bc);
+    if data.len() != bc {
+        return Response::parse_full(pdu);
+    }
+    if fc <= 2 {
+        if bc == 0 || bc > bit_bytes(MAX_READ_BITS) {
+            return Response::parse_full(pdu);
+        }
+        // bc <= 250, so 8·bc fits a u16.
+        let Some(values) = CoilValues::new(data, (bc * 8) as u16) else {
+            return Response::parse_full(pdu);
+        };
+        Ok(if fc == 1 {
+            Response::ReadCoils(values)
+        } else {
+            Response::ReadDiscreteInputs(values)
+        })
+    } else {
+        if bc < 2 || bc > 2 * MAX_READ_REGISTERS as usize || bc % 2 != 0 {
+            return Response::parse_full(pdu);
+        }
+        let Some(values) = RegisterValues::new(data) else {
+            return Response::parse_full(pdu);
+        };
+        Ok(if fc == 3 {
+            Response::ReadHoldingRegisters(values)
+        } else {
+            Response::ReadInputRegisters(values)
+        })
+    }
 }
 
 fn parse_body(fc: u8, body: &[u8]) -> Result<Response<'_>, PduErrorKind> {
@@ -808,6 +860,31 @@ fn check_answers<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_path_agrees_with_full_parser() {
+        let mut accepted = 0u32;
+        for fc in [1u8, 2, 3, 4, 5, 0x83] {
+            for bc in 0u8..=255 {
+                for len in [
+                    usize::from(bc).saturating_sub(1),
+                    usize::from(bc),
+                    usize::from(bc) + 1,
+                ] {
+                    let mut pdu = vec![fc, bc];
+                    pdu.extend((0..len).map(|i| i as u8));
+                    let full = Response::parse_full(&pdu);
+                    assert_eq!(Response::parse(&pdu), full, "{pdu:02X?}");
+                    accepted += u32::from(full.is_ok());
+                }
+            }
+        }
+        assert!(accepted > 500, "only {accepted} accepted");
+        for short in [&[][..], &[3], &[1]] {
+            assert_eq!(Response::parse(short), Response::parse_full(short));
+            assert!(Response::parse(short).is_err());
+        }
+    }
 
     #[test]
     fn max_byte_counts() {

@@ -97,7 +97,29 @@ fn header(buf: &[u8]) -> Result<Option<(MbapHeader, usize)>, FrameError> {
 /// framing (protocol id != 0, length outside 2..=254), after which the stream cannot be
 /// resynchronised and the connection should be closed. The PDU is not parsed here: use
 /// [`crate::Request::parse`] / [`crate::Response::parse`].
+#[inline]
 pub fn decode_adu(buf: &[u8]) -> Result<Option<TcpAdu<'_>>, FrameError> {
+    // Fast path: the whole 7-byte header is there (the usual case), so read it in one piece
+    // with the same checks as `header`, in the same order.
+    if let Some(&[t0, t1, p0, p1, l0, l1, unit]) = buf.first_chunk::<MBAP_HEADER_LEN>() {
+        let protocol_id = u16::from_be_bytes([p0, p1]);
+        if protocol_id != 0 {
+            return Err(FrameError::ProtocolId(protocol_id));
+        }
+        let length = u16::from_be_bytes([l0, l1]);
+        if !(MIN_MBAP_LENGTH..=MAX_MBAP_LENGTH).contains(&length) {
+            return Err(FrameError::Length(length));
+        }
+        let header = MbapHeader {
+            transaction_id: u16::from_be_bytes([t0, t1]),
+            protocol_id,
+            length,
+            unit_id: UnitId::new(unit),
+        };
+        return Ok(buf
+            .get(MBAP_HEADER_LEN..6 + usize::from(length))
+            .map(|pdu| TcpAdu { header, pdu }));
+    }
     let Some((header, wire_len)) = header(buf)? else {
         return Ok(None);
     };
@@ -248,6 +270,42 @@ mod tests {
         assert_eq!(decode_adu(&[0, 1, 0, 0, 0, 1]), Err(FrameError::Length(1)));
         assert_eq!(
             decode_adu(&[0, 1, 0, 0, 0, 255]),
+            Err(FrameError::Length(255))
+        );
+    }
+
+    /// The fast path of `decode_adu` (whole header present) agrees with the byte-by-byte
+    /// `header` path on every header shape.
+    #[test]
+    fn fast_path_agrees_with_header() {
+        fn slow(buf: &[u8]) -> Result<Option<TcpAdu<'_>>, FrameError> {
+            let Some((header, wire_len)) = header(buf)? else {
+                return Ok(None);
+            };
+            Ok(buf
+                .get(MBAP_HEADER_LEN..wire_len)
+                .map(|pdu| TcpAdu { header, pdu }))
+        }
+        let mut buf = [0u8; 300];
+        for protocol in [0u16, 1, 0x0100, 0xFFFF] {
+            for length in [0u16, 1, 2, 3, 6, 253, 254, 255, 256, 0xFFFF] {
+                buf[2..4].copy_from_slice(&protocol.to_be_bytes());
+                buf[4..6].copy_from_slice(&length.to_be_bytes());
+                for cut in 0..buf.len() {
+                    assert_eq!(
+                        decode_adu(&buf[..cut]),
+                        slow(&buf[..cut]),
+                        "protocol {protocol} length {length} cut {cut}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            decode_adu(&[0, 1, 0, 1, 0, 6, 1, 3]),
+            Err(FrameError::ProtocolId(1))
+        );
+        assert_eq!(
+            decode_adu(&[0, 1, 0, 0, 0, 255, 1, 3]),
             Err(FrameError::Length(255))
         );
     }

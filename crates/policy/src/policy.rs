@@ -334,9 +334,11 @@ impl Policy {
                 );
             }
             if let Some(g) = &c.gateway {
-                let clash = model.conduits[..i]
-                    .iter()
-                    .find(|o| o.gateway.as_ref().is_some_and(|og| og.listen == g.listen));
+                // Port 0 asks the OS for a free port: two such listeners never clash.
+                let clash = model.conduits[..i].iter().find(|o| {
+                    g.listen.port() != 0
+                        && o.gateway.as_ref().is_some_and(|og| og.listen == g.listen)
+                });
                 if let Some(o) = clash {
                     err(
                         g.line,

@@ -1170,6 +1170,10 @@ fn gateways(out: &mut Out<'_>) {
     for c in &site.conduits {
         let Some(g) = &c.gateway else { continue };
         any_gateway = true;
+        // Port 0 asks the OS for a free port: two such listeners never clash.
+        if g.listen.port() == 0 {
+            continue;
+        }
         if let Some(other) = listens.insert(g.listen, &c.id) {
             out.push(
                 "ZG-C022",

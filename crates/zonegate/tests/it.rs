@@ -11,5 +11,6 @@ mod it {
     pub(crate) mod decode;
     pub(crate) mod log;
     pub(crate) mod report;
+    pub(crate) mod run;
     pub(crate) mod util;
 }

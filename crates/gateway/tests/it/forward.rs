@@ -155,6 +155,7 @@ async fn shutdown_writes_the_stop_record() {
         "{events:#?}"
     );
     rig.sim.stop().await;
+    let _ = std::fs::remove_dir_all(&rig.dir);
 }
 
 #[tokio::test]

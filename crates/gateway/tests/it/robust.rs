@@ -284,3 +284,60 @@ async fn late_answer_after_0b_is_dropped_and_reported() {
     task.abort();
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn a_frame_trickled_byte_by_byte_is_cut_off() {
+    // request_timeout is 1 s in the test model: a frame must be complete by then.
+    let rig = Rig::start("      idle_timeout: 10s\n", None).await;
+    let mut c = rig.client(HISTORIAN).await;
+    let (_, bytes) = c.adu(1, &read_holding(100, 1));
+    let started = std::time::Instant::now();
+    let mut closed = false;
+    for b in &bytes[..bytes.len() - 1] {
+        if c.stream.write_all(std::slice::from_ref(b)).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(closed || c.closed_within(WAIT).await, "connection cut");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    let events = rig
+        .events_until(|e| {
+            e.iter()
+                .any(|e| e.reason.as_deref() == Some("incomplete_frame"))
+        })
+        .await;
+    assert!(events
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("incomplete_frame")));
+    // A steady pipelined stream whose every write ends mid-frame (so the gateway always holds a
+    // partial frame, but a different one each time) is not cut off.
+    let mut c = rig.client(HISTORIAN).await;
+    let mut carry: Vec<u8> = Vec::new();
+    let mut expect = Vec::new();
+    for round in 0..12u16 {
+        let (tid, a) = c.adu(1, &read_holding(100 + round % 4, 1));
+        expect.push(tid);
+        let mut chunk = std::mem::take(&mut carry);
+        chunk.extend_from_slice(&a[..a.len() - 3]);
+        carry.extend_from_slice(&a[a.len() - 3..]);
+        c.send(&chunk).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        if round > 0 {
+            let want = expect[usize::from(round) - 1];
+            assert_eq!(
+                c.recv_within(WAIT).await.map(|r| r.0),
+                Some(want),
+                "round {round}"
+            );
+        }
+    }
+    c.send(&carry).await;
+    assert_eq!(
+        c.recv_within(WAIT).await.map(|r| r.0),
+        expect.last().copied()
+    );
+    rig.stop().await;
+}

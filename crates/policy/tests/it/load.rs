@@ -437,3 +437,26 @@ fn word_number_and_list_errors_name_what_was_expected() {
         assert!(e.iter().any(|m| m.contains(want)), "{want}\n{text}\n{e:#?}");
     }
 }
+
+/// Regression: two gateways on `127.0.0.1:0` (test and demo models let the OS pick the port)
+/// were rejected as sharing one listen address. Port 0 never clashes; a fixed port still does.
+#[test]
+fn port_zero_listeners_do_not_clash() {
+    let model = |port: u16| {
+        format!(
+            r#"
+zones: []
+conduits:
+  - conduit_id: C1
+    gateway: {{listen: "127.0.0.1:{port}", upstream: "tcp://127.0.0.1:502"}}
+  - conduit_id: C2
+    gateway: {{listen: "127.0.0.1:{port}", upstream: "tcp://127.0.0.1:503"}}
+"#
+        )
+    };
+    let m = load_str(&model(0), "m.yaml").unwrap();
+    assert!(Policy::compile(&m).is_ok());
+    let m = load_str(&model(5020), "m.yaml").unwrap();
+    let e = Policy::compile(&m).unwrap_err().to_string();
+    assert!(e.contains("already the listen address of conduit `C1`"), "{e}");
+}
