@@ -458,5 +458,8 @@ conduits:
     assert!(Policy::compile(&m).is_ok());
     let m = load_str(&model(5020), "m.yaml").unwrap();
     let e = Policy::compile(&m).unwrap_err().to_string();
-    assert!(e.contains("already the listen address of conduit `C1`"), "{e}");
+    assert!(
+        e.contains("already the listen address of conduit `C1`"),
+        "{e}"
+    );
 }

@@ -24,9 +24,15 @@ fn run_rejects_a_bad_model_naming_every_error() {
     let out = zonegate(&["run", "-c", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("bad.yaml:7:"), "mode error with its line: {stderr}");
+    assert!(
+        stderr.contains("bad.yaml:7:"),
+        "mode error with its line: {stderr}"
+    );
     assert!(stderr.contains("conduits[0].gateway.mode"), "{stderr}");
-    assert!(stderr.contains("bad.yaml:12:"), "range error with its line: {stderr}");
+    assert!(
+        stderr.contains("bad.yaml:12:"),
+        "range error with its line: {stderr}"
+    );
     assert!(stderr.contains("conduits[0].rules[0].holding"), "{stderr}");
 }
 
@@ -61,7 +67,10 @@ fn sim_prints_its_bound_address() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(started.elapsed() < Duration::from_secs(30));
-    let addr = line.trim().strip_prefix("listening on ").unwrap_or_default();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_default();
     let addr: std::net::SocketAddr = addr
         .split_whitespace()
         .next()
