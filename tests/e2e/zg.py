@@ -786,6 +786,12 @@ class Gateway:
                 self.proc.stop()
                 raise RuntimeError(f"{e}; output:\n{self.proc.output()}") from e
             if self.proc.running():
+                # `zonegate run` prints "listening on ADDR" once it is fully up (model file
+                # watch armed). Soft wait: the port is already open, the line is a bonus.
+                try:
+                    self.proc.wait_line(rf"^listening on {LOOP}:{self.port}\b", timeout=3)
+                except TimeoutError:
+                    pass
                 return
             last = self.proc.output()
             self.proc.stop()

@@ -8,6 +8,8 @@
 //! below) and hands it to [`crate::AuditHandle::append`]; the writer fills `ts` (if unset), `seq`,
 //! `prev` and `hash`.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -158,13 +160,13 @@ pub struct Event {
     pub fc: Option<u8>,
     /// Function name (`write_multiple_registers`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub function: Option<String>,
+    pub function: Option<Cow<'static, str>>,
     /// `read` | `write` | `diagnostics` | `other`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub access: Option<String>,
+    pub access: Option<Cow<'static, str>>,
     /// `coils` | `discrete` | `input` | `holding`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
+    pub table: Option<Cow<'static, str>>,
     /// First (zero-based) address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<u16>,
@@ -182,13 +184,13 @@ pub struct Event {
     pub decision: Option<Decision>,
     /// Stable snake_case reason from the policy (`no_rule_for_function`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<Cow<'static, str>>,
     /// Id of the rule that decided.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// `enforce` | `monitor`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<Cow<'static, str>>,
     /// Modbus exception code sent to the client or received from the device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exception: Option<u8>,
@@ -320,8 +322,45 @@ pub fn format_ts(t: OffsetDateTime) -> String {
 }
 
 /// The current time in the record format.
+///
+/// Formatted by hand (one allocation, no format-description interpreter): it runs once per
+/// record on the data path.
 pub fn now_ts() -> String {
-    format_ts(OffsetDateTime::now_utc())
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ts_from_unix(d.as_secs(), d.subsec_micros())
+}
+
+/// `secs` since the Unix epoch (UTC) plus `micros` in the record format (years up to 9999).
+fn ts_from_unix(secs: u64, micros: u32) -> String {
+    // Days to civil date: H. Hinnant's `civil_from_days`, for days >= 0.
+    let z = secs / 86_400 + 719_468;
+    let rem = secs % 86_400;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = (yoe + era * 400 + u64::from(month <= 2)).min(9999);
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: u64| {
+        for i in (at..at + width).rev() {
+            // `v % 10` is below 10: the cast cannot truncate.
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, rem / 3600);
+    put(14, 2, rem / 60 % 60);
+    put(17, 2, rem % 60);
+    put(20, 6, u64::from(micros.min(999_999)));
+    b.iter().map(|&c| char::from(c)).collect()
 }
 
 /// Parses an RFC 3339 time (any offset, any fraction).
@@ -373,6 +412,23 @@ mod tests {
         let ts = now_ts();
         assert_eq!(ts.len(), "2026-01-01T00:00:00.000000Z".len(), "{ts}");
         assert!(parse_ts(&ts).is_some());
+    }
+
+    #[test]
+    fn hand_formatted_ts_matches_the_time_crate() {
+        let mut secs: u64 = 0;
+        while secs < 253_402_300_799 {
+            for micros in [0u32, 1, 999_999, 123_456] {
+                let t = OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap()).unwrap()
+                    + time::Duration::microseconds(i64::from(micros));
+                assert_eq!(ts_from_unix(secs, micros), format_ts(t), "{secs} {micros}");
+            }
+            secs += 86_400 * 13 + 3_607;
+        }
+        for secs in [951_782_400u64, 951_868_799, 4_107_542_400, 1_709_164_800] {
+            let t = OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap()).unwrap();
+            assert_eq!(ts_from_unix(secs, 0), format_ts(t));
+        }
     }
 
     #[test]

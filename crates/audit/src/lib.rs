@@ -15,6 +15,7 @@
 
 pub mod chain;
 pub mod config;
+mod encode;
 pub mod error;
 pub mod event;
 pub mod keys;

@@ -51,7 +51,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, Tr
 use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 
-use crate::chain::{check_line, encode_line, GENESIS_PREV};
+use crate::chain::{check_line, GENESIS_PREV};
+use crate::encode::write_line;
 use crate::config::{AuditConfig, OnFailure, SyncMode};
 use crate::error::AuditError;
 use crate::event::{format_ts, now_ts, parse_ts, Event, Kind};
@@ -407,6 +408,17 @@ pub struct AuditHandle {
 
 impl AuditHandle {
     fn send(&self, msg: Msg, rx: oneshot::Receiver<Result<u64, AuditError>>) -> Ticket {
+        self.send_with(msg, rx, true)
+    }
+
+    /// Queues `msg`; on a full queue waits up to `enqueue_timeout` when `wait`, else fails at
+    /// once with `Overloaded`.
+    fn send_with(
+        &self,
+        msg: Msg,
+        rx: oneshot::Receiver<Result<u64, AuditError>>,
+        wait: bool,
+    ) -> Ticket {
         let Some(tx) = &self.tx else {
             return Ticket::ready(Ok(0));
         };
@@ -416,6 +428,10 @@ impl AuditHandle {
         match tx.try_send(msg) {
             Ok(()) => waiting,
             Err(TrySendError::Disconnected(_)) => Ticket::ready(Err(AuditError::Closed)),
+            Err(TrySendError::Full(_)) if !wait => {
+                bump(&self.shared.counters.queue_full, 1);
+                Ticket::ready(Err(AuditError::Overloaded))
+            }
             Err(TrySendError::Full(msg)) => {
                 bump(&self.shared.counters.queue_full, 1);
                 match tx.send_timeout(msg, self.enqueue_timeout) {
@@ -435,7 +451,43 @@ impl AuditHandle {
     /// `durable`: in [`SyncMode::Writes`] the ticket resolves only after an fsync covering the
     /// record (group commit); in `Every` every record is durable; in `Batch` it is ignored.
     /// Never blocks unless the queue is full (then at most `enqueue_timeout`).
-    pub fn append(&self, mut event: Event, durable: bool) -> Ticket {
+    pub fn append(&self, event: Event, durable: bool) -> Ticket {
+        let (tx, rx) = oneshot::channel();
+        self.send(Self::append_msg(event, durable, Some(tx)), rx)
+    }
+
+    /// Like [`AuditHandle::append`] but never blocks: when the queue is full the ticket
+    /// resolves at once to `Err(AuditError::Overloaded)` (counted in [`Stats::queue_full`]), so
+    /// the caller applies its failure policy instead of stalling (an async data path uses this
+    /// for the records it awaits).
+    pub fn append_nowait(&self, event: Event, durable: bool) -> Ticket {
+        let (tx, rx) = oneshot::channel();
+        self.send_with(Self::append_msg(event, durable, Some(tx)), rx, false)
+    }
+
+    /// Queues `event` without a ticket (fire and forget: no completion channel is made) and
+    /// without blocking. `Err(AuditError::Overloaded)` when the queue is full: the record is
+    /// NOT queued (counted in [`Stats::queue_full`] and [`Stats::lost`]); `Err(Closed)` after
+    /// shutdown. A write failure later on is handled by the writer's failure contract (the
+    /// record is held in the backlog and written late) and visible via
+    /// [`AuditHandle::is_healthy`].
+    pub fn record(&self, event: Event, durable: bool) -> Result<(), AuditError> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        match tx.try_send(Self::append_msg(event, durable, None)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(AuditError::Closed),
+            Err(TrySendError::Full(_)) => {
+                bump(&self.shared.counters.queue_full, 1);
+                bump(&self.shared.counters.lost, 1);
+                Err(AuditError::Overloaded)
+            }
+        }
+    }
+
+    /// Normalizes an event for the writer and wraps it in a queue message.
+    fn append_msg(mut event: Event, durable: bool, reply: Option<Reply>) -> Msg {
         // Always RFC 3339 UTC with microseconds: a caller's time is normalized, a missing or
         // unreadable one replaced by the current time.
         event.ts = Some(match event.ts.as_deref().and_then(parse_ts) {
@@ -446,15 +498,11 @@ impl AuditHandle {
         event.prev = None;
         event.hash = None;
         event.bound_values();
-        let (tx, rx) = oneshot::channel();
-        self.send(
-            Msg::Append {
-                event: Box::new(event),
-                durable,
-                reply: Some(tx),
-            },
-            rx,
-        )
+        Msg::Append {
+            event: Box::new(event),
+            durable,
+            reply,
+        }
     }
 
     fn lifecycle(&self, kind: Kind, policy_hash: Option<&str>, message: &str) -> Ticket {
@@ -826,37 +874,29 @@ impl Writer {
         if event.ts.is_none() {
             event.ts = Some(now_ts());
         }
-        event.seq = Some(seq);
-        event.prev = Some(self.head.clone());
         event.hash = None;
-        match encode_line(&event) {
-            Ok((line, hash)) => {
-                self.buf.extend_from_slice(line.as_bytes());
-                self.head = hash;
-                self.next_seq += 1;
-                if event.kind == Kind::Checkpoint {
-                    self.since_checkpoint = 0;
-                } else {
-                    self.since_checkpoint += 1;
-                }
-                let line = self.exporter.as_ref().map(|_| line);
-                self.pending.push(Pending {
-                    event,
-                    seq,
-                    reply,
-                    line,
-                });
-            }
-            Err(e) => {
-                // Cannot happen for this struct; never panic on it anyway.
-                tracing::error!(error = %e, "audit record could not be serialized");
-                if let Some(r) = reply {
-                    let _ = r.send(Err(AuditError::Unavailable(format!(
-                        "record could not be serialized: {e}"
-                    ))));
-                }
-            }
+        // `seq` and `prev` go straight from the writer into the bytes (no per-record copies);
+        // the line is appended to the batch buffer in place.
+        let start = self.buf.len();
+        let hash = write_line(&event, Some(seq), Some(&self.head), &mut self.buf);
+        self.head.clear();
+        self.head.extend(hash.iter().map(|&b| char::from(b)));
+        self.next_seq += 1;
+        if event.kind == Kind::Checkpoint {
+            self.since_checkpoint = 0;
+        } else {
+            self.since_checkpoint += 1;
         }
+        let line = self
+            .exporter
+            .as_ref()
+            .map(|_| String::from_utf8_lossy(&self.buf[start..]).into_owned());
+        self.pending.push(Pending {
+            event,
+            seq,
+            reply,
+            line,
+        });
     }
 
     fn append_checkpoint(&mut self) {

@@ -21,6 +21,7 @@
 //! Writes to the sockets are batched: all requests of one client read go upstream in one write,
 //! all answers that became ready go back in one write.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -364,7 +365,7 @@ impl Session {
                     );
                     let mut ev = self.base_event(state);
                     ev.decision = Some(Decision::Deny);
-                    ev.reason = Some("malformed_frame".to_owned());
+                    ev.reason = Some("malformed_frame".into());
                     ev.message = Some(e.to_string());
                     self.shared.recorder.record(ev);
                     self.cbuf.clear();
@@ -387,7 +388,7 @@ impl Session {
         );
         let mut ev = self.base_event(state);
         ev.decision = Some(Decision::Deny);
-        ev.reason = Some("incomplete_frame".to_owned());
+        ev.reason = Some("incomplete_frame".into());
         ev.message = Some(format!(
             "{} bytes of an unfinished frame after {:?}",
             self.cbuf.len(),
@@ -410,7 +411,7 @@ impl Session {
         event.tid = Some(tid);
         event.unit = Some(unit.get());
         event.fc = Some(fc);
-        event.function = FunctionCode::new(fc).name().map(str::to_owned);
+        event.function = FunctionCode::new(fc).name().map(Cow::Borrowed);
 
         let request = match Request::parse(pdu) {
             Ok(r) => r,
@@ -427,7 +428,7 @@ impl Session {
                     } else {
                         "invalid_pdu"
                     }
-                    .to_owned(),
+                    .into(),
                 );
                 event.message = Some(e.to_string());
                 self.push_local(tid, unit, fc, code, event, started);
@@ -437,7 +438,7 @@ impl Session {
         describe_request(&request, &mut event);
 
         let mut verdict = state.decide(self.peer.ip(), unit, &request, started);
-        event.reason = Some(verdict.reason.to_owned());
+        event.reason = Some(Cow::Borrowed(verdict.reason));
         event.rule = verdict.rule.take();
 
         let forward = match (verdict.allow, state.settings.mode) {
@@ -477,7 +478,7 @@ impl Session {
         // Audit failure behaviour and durability before the request reaches the device.
         let write_class = request.access() == Access::Write;
         if let FailureAction::Block = self.shared.recorder.failure_action(write_class) {
-            event.reason = Some("audit_unavailable".to_owned());
+            event.reason = Some("audit_unavailable".into());
             event.decision = Some(Decision::Deny);
             self.push_local(
                 tid,
@@ -503,7 +504,7 @@ impl Session {
                     };
                     match self.shared.recorder.on_durable_failure(write_class, &why) {
                         FailureAction::Block => {
-                            event.reason = Some("audit_unavailable".to_owned());
+                            event.reason = Some("audit_unavailable".into());
                             event.decision = Some(Decision::Deny);
                             event.message = Some(why);
                             self.push_local(
@@ -724,7 +725,7 @@ impl Session {
         let state = self.shared.state.load();
         let mut ev = self.base_event(&state);
         ev.kind = Kind::Alert;
-        ev.reason = Some(what.replace(' ', "_"));
+        ev.reason = Some(what.replace(' ', "_").into());
         ev.message = Some(why.to_owned());
         self.shared.recorder.record(ev);
     }
@@ -859,7 +860,7 @@ impl Session {
             conduit: Some(self.shared.conduit.to_string()),
             src: Some(self.peer_label.clone()),
             dst: Some(state.settings.upstream.label.to_string()),
-            mode: Some(state.settings.mode.as_str().to_owned()),
+            mode: Some(Cow::Borrowed(state.settings.mode.as_str())),
             ..Event::default()
         }
     }
@@ -875,7 +876,7 @@ async fn read_upstream(up: &mut Option<TcpStream>, buf: &mut BytesMut) -> std::i
 
 /// Fills the request fields of an event (function, access, table, range, written values).
 fn describe_request(request: &Request<'_>, event: &mut Event) {
-    event.access = Some(request.access().as_str().to_owned());
+    event.access = Some(Cow::Borrowed(request.access().as_str()));
     // FC 23 touches two ranges (read, write): the record names the written one.
     let mut chosen = None;
     for (table, range) in request.ranges() {
@@ -885,7 +886,7 @@ fn describe_request(request: &Request<'_>, event: &mut Event) {
         }
     }
     if let Some((table, range)) = chosen {
-        event.table = Some(table.as_str().to_owned());
+        event.table = Some(Cow::Borrowed(table.as_str()));
         event.address = Some(range.start());
         event.quantity = Some(range.count());
     }

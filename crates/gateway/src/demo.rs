@@ -312,7 +312,7 @@ pub fn summarize(e: &Event) -> Option<String> {
     match e.kind {
         Kind::Request => {
             let src = e.src.as_deref().unwrap_or("?");
-            let mut what = e.function.clone().unwrap_or_else(|| {
+            let mut what = e.function.as_deref().map(str::to_owned).unwrap_or_else(|| {
                 e.fc.map_or_else(|| "malformed frame".to_owned(), |fc| format!("fc {fc}"))
             });
             if let (Some(t), Some(a), Some(q)) = (&e.table, e.address, e.quantity) {

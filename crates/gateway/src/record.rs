@@ -55,16 +55,27 @@ impl Recorder {
     }
 
     /// Appends a record without waiting for it (the data path never blocks on a read's record).
+    ///
+    /// No completion ticket is made and the caller never waits: when the writer's queue is
+    /// full the record is not queued (counted as lost) and the audit-failure alarm is raised.
     pub(crate) fn record(&self, event: Event) {
-        drop(self.handle.append(event, false));
+        if let Err(e) = self.handle.record(event, false) {
+            self.alarm(
+                &format!("audit record not queued: {e}"),
+                "the record is lost (the writer is overloaded or stopped)",
+            );
+        }
     }
 
     /// Appends a record durably; the future resolves with its seq once it is on disk.
+    ///
+    /// Never blocks the calling (tokio worker) thread: a full writer queue resolves at once to
+    /// an error, which the caller handles with [`Recorder::on_durable_failure`].
     pub(crate) fn append_durable(
         &self,
         event: Event,
     ) -> impl Future<Output = Result<u64, String>> + Send + 'static {
-        let ticket = self.handle.append(event, true);
+        let ticket = self.handle.append_nowait(event, true);
         async move { ticket.await.map_err(|e| e.to_string()) }
     }
 

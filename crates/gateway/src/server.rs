@@ -638,7 +638,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared>) {
                         let mut ev = Event::new(Kind::Connection);
                         ev.conduit = Some(shared.conduit.to_string());
                         ev.src = Some(peer.to_string());
-                        ev.reason = Some("max_connections".to_owned());
+                        ev.reason = Some("max_connections".into());
                         ev.message = Some(format!("refused: max_connections ({max}) reached"));
                         shared.recorder.record(ev);
                         drop(socket);

@@ -901,6 +901,19 @@ mod tests {
         full.is_ok()
     }
 
+    /// The `Ok` path writes the whole `Result`: keep it small (a 32-byte request, a 40-byte
+    /// error whose kind is 32 bytes, and the `Result` in 40 bytes thanks to the niche).
+    #[test]
+    fn result_layout_stays_small() {
+        assert_eq!(core::mem::size_of::<Request<'_>>(), 32);
+        assert_eq!(core::mem::size_of::<PduError>(), 40);
+        assert_eq!(core::mem::size_of::<Result<Request<'_>, PduError>>(), 40);
+        assert_eq!(
+            core::mem::size_of::<Result<crate::Response<'_>, PduError>>(),
+            40
+        );
+    }
+
     #[test]
     fn fast_path_agrees_with_full_parser() {
         // Accepted PDUs per function code, so no section passes vacuously.
