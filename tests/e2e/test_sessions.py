@@ -58,9 +58,11 @@ def test_pipelined_client_in_front_of_one_at_a_time_device(
 ) -> None:
     """pymodbus 3.16's server handles only the first ADU of a TCP segment (checked directly:
     a client pipelining straight to it gets one answer and then hangs). Behind the gateway the
-    client is never left hanging: every request gets an answer, in order, a normal response or
-    0x0B. (Findings: with the default max_in_flight most of them are 0x0B.)"""
-    gw = gateway_factory(py_device.upstream, request_timeout="1s")
+    client is never left hanging even when the model pipelines to such a device
+    (`max_in_flight: 16`): every request gets an answer, in order, a normal response or 0x0B."""
+    gw = gateway_factory(
+        py_device.upstream, request_timeout="1s", extra_gateway={"max_in_flight": 16}
+    )
     with zg.Raw(gw.port, src=zg.HIST) as raw:
         raw.send(b"".join(zg.adu(300 + i, 1, zg.read_pdu(3, i, 10)) for i in range(10)))
         answers = [raw.recv_adu(timeout=15) for _ in range(10)]
@@ -70,14 +72,12 @@ def test_pipelined_client_in_front_of_one_at_a_time_device(
     assert set(codes) <= {None, zg.TARGET_FAILED}, codes
 
 
-def test_max_in_flight_1_serialises_for_one_at_a_time_device(
+def test_default_serialises_for_one_at_a_time_device(
     gateway_factory: Callable[..., zg.Gateway], py_device: zg.PyDevice
 ) -> None:
-    """With `max_in_flight: 1` the gateway sends one request at a time upstream, so a device
-    that cannot take pipelined requests answers all of a pipelining client's requests."""
-    gw = gateway_factory(
-        py_device.upstream, request_timeout="1s", extra_gateway={"max_in_flight": 1}
-    )
+    """By default (`max_in_flight: 1`) the gateway sends one request at a time upstream, so a
+    device that cannot take pipelined requests answers all of a pipelining client's requests."""
+    gw = gateway_factory(py_device.upstream, request_timeout="1s")
     with zg.Raw(gw.port, src=zg.HIST) as raw:
         raw.send(b"".join(zg.adu(300 + i, 1, zg.read_pdu(3, i, 10)) for i in range(10)))
         answers = [raw.recv_adu(timeout=15) for _ in range(10)]
@@ -264,7 +264,7 @@ def test_graceful_shutdown(gateway_factory: Callable[..., zg.Gateway], sim_devic
 
 
 def test_long_pipeline_is_bounded_not_lost(sim_gateway: zg.Gateway, sim_device: zg.SimDevice) -> None:
-    """500 requests in one burst, far more than max_in_flight (default 16): all answered, in
+    """500 requests in one burst, far more than max_in_flight: all answered, in
     order, without stalls (back-pressure, not loss and not waiting for a timer)."""
     direct = sim_device.read_holding(0, 10)
     with zg.Raw(sim_gateway.port, src=zg.HIST) as raw:

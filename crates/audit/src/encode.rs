@@ -86,7 +86,12 @@ fn opt_num(out: &mut Vec<u8>, first: &mut bool, name: &str, v: Option<u64>) {
 
 /// Appends the canonical bytes of `event` to `out`, with `seq` and `prev` taken from the
 /// arguments instead of the event, and `hash` always left out.
-pub(crate) fn write_canonical(event: &Event, seq: Option<u64>, prev: Option<&str>, out: &mut Vec<u8>) {
+pub(crate) fn write_canonical(
+    event: &Event,
+    seq: Option<u64>,
+    prev: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     let e = event;
     let mut first = true;
     let f = &mut first;
@@ -151,7 +156,12 @@ pub(crate) fn hex64(digest: &[u8]) -> [u8; 64] {
 
 /// Appends the whole line of `event` (canonical bytes with the hash member, then `\n`) to
 /// `out` and returns the record's hash as 64 lowercase hex digits.
-pub(crate) fn write_line(event: &Event, seq: Option<u64>, prev: Option<&str>, out: &mut Vec<u8>) -> [u8; 64] {
+pub(crate) fn write_line(
+    event: &Event,
+    seq: Option<u64>,
+    prev: Option<&str>,
+    out: &mut Vec<u8>,
+) -> [u8; 64] {
     let start = out.len();
     write_canonical(event, seq, prev, out);
     let hex = hex64(&Sha256::digest(&out[start..]));
@@ -182,7 +192,7 @@ mod tests {
             ts: Some("2026-01-01T00:00:00.000001Z".into()),
             seq: Some(u64::MAX),
             kind: Kind::PolicyRejected,
-            conduit: Some(all.clone()),
+            conduit: Some(all.as_str().into()),
             src: Some("10.0.0.1:502".into()),
             dst: Some("\"quoted\" \\ back".into()),
             unit: Some(255),
@@ -219,7 +229,12 @@ mod tests {
             values: Some(vec![]),
             ..Event::new(Kind::Unknown)
         });
-        for k in [Kind::Request, Kind::Outcome, Kind::AuditRecovered, Kind::Alert] {
+        for k in [
+            Kind::Request,
+            Kind::Outcome,
+            Kind::AuditRecovered,
+            Kind::Alert,
+        ] {
             same(&Event::new(k));
         }
         for d in [Decision::Allow, Decision::Deny] {

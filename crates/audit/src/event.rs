@@ -7,8 +7,13 @@
 //! The gateway builds an `Event` with a struct literal and `..Event::default()` (or the helpers
 //! below) and hands it to [`crate::AuditHandle::append`]; the writer fills `ts` (if unset), `seq`,
 //! `prev` and `hash`.
+//!
+//! Fields of fixed vocabularies (`function`, `access`, `table`, `reason`, `mode`) are
+//! `Cow<'static, str>` and per-conduit names (`conduit`, `dst`, `rule`) are `Arc<str>`, so that
+//! the gateway builds a request's event without copying strings (`"x".into()` fills any of them).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -142,13 +147,13 @@ pub struct Event {
     pub kind: Kind,
     /// Conduit id from the model.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub conduit: Option<String>,
+    pub conduit: Option<Arc<str>>,
     /// Client address (`ip:port`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src: Option<String>,
     /// Upstream device (`ip:port`, serial path).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dst: Option<String>,
+    pub dst: Option<Arc<str>>,
     /// Modbus unit id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<u8>,
@@ -187,7 +192,7 @@ pub struct Event {
     pub reason: Option<Cow<'static, str>>,
     /// Id of the rule that decided.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
+    pub rule: Option<Arc<str>>,
     /// `enforce` | `monitor`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<Cow<'static, str>>,

@@ -52,8 +52,8 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 
 use crate::chain::{check_line, GENESIS_PREV};
-use crate::encode::write_line;
 use crate::config::{AuditConfig, OnFailure, SyncMode};
+use crate::encode::write_line;
 use crate::error::AuditError;
 use crate::event::{format_ts, now_ts, parse_ts, Event, Kind};
 use crate::keys;
@@ -159,6 +159,8 @@ fn bump(a: &AtomicU64, n: u64) {
 struct Shared {
     healthy: AtomicBool,
     on_failure: OnFailure,
+    /// Every append is durable (`sync: every`).
+    all_durable: bool,
     counters: Arc<Counters>,
 }
 
@@ -270,6 +272,7 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
             on_failure: config.on_failure,
+            all_durable: config.sync == SyncMode::Every,
             counters: Arc::clone(&counters),
         });
         let enqueue_timeout = config.enqueue_timeout;
@@ -327,7 +330,7 @@ impl AuditLog {
             tracing::warn!(note = %n, "audit log continued after a torn write");
         }
 
-        thread::Builder::new()
+        let writer = thread::Builder::new()
             .name("zonegate-audit".into())
             .spawn(move || w.run(&rx))
             .map_err(|e| AuditError::Config(format!("cannot spawn the audit writer: {e}")))?;
@@ -335,6 +338,7 @@ impl AuditLog {
             tx: Some(tx),
             shared,
             enqueue_timeout,
+            writer: Some(writer.thread().clone()),
         })
     }
 
@@ -346,9 +350,11 @@ impl AuditLog {
             shared: Arc::new(Shared {
                 healthy: AtomicBool::new(true),
                 on_failure: OnFailure::Continue,
+                all_durable: false,
                 counters: Arc::new(Counters::default()),
             }),
             enqueue_timeout: Duration::ZERO,
+            writer: None,
         }
     }
 }
@@ -404,6 +410,8 @@ pub struct AuditHandle {
     tx: Option<Sender<Msg>>,
     shared: Arc<Shared>,
     enqueue_timeout: Duration,
+    /// The writer thread, unparked when someone waits for a message (see `AuditConfig::linger`).
+    writer: Option<thread::Thread>,
 }
 
 impl AuditHandle {
@@ -425,23 +433,47 @@ impl AuditHandle {
         let waiting = Ticket {
             state: TicketState::Waiting(rx),
         };
+        let urgent = match &msg {
+            Msg::Append { durable, .. } => *durable || self.shared.all_durable,
+            Msg::Sync { .. } | Msg::Shutdown { .. } => true,
+        };
         match tx.try_send(msg) {
-            Ok(()) => waiting,
+            Ok(()) => {
+                if urgent {
+                    self.wake_writer();
+                }
+                waiting
+            }
             Err(TrySendError::Disconnected(_)) => Ticket::ready(Err(AuditError::Closed)),
             Err(TrySendError::Full(_)) if !wait => {
                 bump(&self.shared.counters.queue_full, 1);
+                // A full queue: the writer must not linger now.
+                self.wake_writer();
                 Ticket::ready(Err(AuditError::Overloaded))
             }
             Err(TrySendError::Full(msg)) => {
                 bump(&self.shared.counters.queue_full, 1);
+                self.wake_writer();
                 match tx.send_timeout(msg, self.enqueue_timeout) {
-                    Ok(()) => waiting,
+                    Ok(()) => {
+                        if urgent {
+                            self.wake_writer();
+                        }
+                        waiting
+                    }
                     Err(SendTimeoutError::Timeout(_)) => Ticket::ready(Err(AuditError::Overloaded)),
                     Err(SendTimeoutError::Disconnected(_)) => {
                         Ticket::ready(Err(AuditError::Closed))
                     }
                 }
             }
+        }
+    }
+
+    /// Ends the writer's linger early: a durable record is waiting for its group commit.
+    fn wake_writer(&self) {
+        if let Some(t) = &self.writer {
+            t.unpark();
         }
     }
 
@@ -476,11 +508,17 @@ impl AuditHandle {
             return Ok(());
         };
         match tx.try_send(Self::append_msg(event, durable, None)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if durable || self.shared.all_durable {
+                    self.wake_writer();
+                }
+                Ok(())
+            }
             Err(TrySendError::Disconnected(_)) => Err(AuditError::Closed),
             Err(TrySendError::Full(_)) => {
                 bump(&self.shared.counters.queue_full, 1);
                 bump(&self.shared.counters.lost, 1);
+                self.wake_writer();
                 Err(AuditError::Overloaded)
             }
         }
@@ -638,8 +676,17 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
+                    // Nobody waits for a non-durable batch: let the next one gather instead of
+                    // being woken (and woken again) for every record.
+                    let linger = !self.cfg.linger.is_zero()
+                        && msgs.len() < MAX_BATCH
+                        && !msgs.iter().any(|m| self.is_urgent(m));
                     if self.handle_batch(&mut msgs, rx) {
                         return;
+                    }
+                    if linger {
+                        // Woken early (unpark) by an append somebody waits for.
+                        thread::park_timeout(self.cfg.linger);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.tick(),
@@ -648,6 +695,14 @@ impl Writer {
                     return;
                 }
             }
+        }
+    }
+
+    /// Whether someone waits for this message to be on disk (or for the writer to stop).
+    fn is_urgent(&self, m: &Msg) -> bool {
+        match m {
+            Msg::Append { durable, .. } => *durable || self.cfg.sync == SyncMode::Every,
+            Msg::Sync { .. } | Msg::Shutdown { .. } => true,
         }
     }
 

@@ -857,9 +857,9 @@ impl Session {
     /// An event with the session's fixed fields filled in.
     fn base_event(&self, state: &ConduitState) -> Event {
         Event {
-            conduit: Some(self.shared.conduit.to_string()),
+            conduit: Some(Arc::clone(&self.shared.conduit)),
             src: Some(self.peer_label.clone()),
-            dst: Some(state.settings.upstream.label.to_string()),
+            dst: Some(Arc::clone(&state.settings.upstream.label)),
             mode: Some(Cow::Borrowed(state.settings.mode.as_str())),
             ..Event::default()
         }

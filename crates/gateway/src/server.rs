@@ -475,6 +475,7 @@ impl Gateway {
                         index: None,
                         limiter: crate::settings::new_limiter(&policy),
                         settings: old.settings.clone(),
+                        rule_ids: Vec::new(),
                     }
                 }
             };
@@ -636,7 +637,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared>) {
                             last_refusal_log = Some(Instant::now());
                         }
                         let mut ev = Event::new(Kind::Connection);
-                        ev.conduit = Some(shared.conduit.to_string());
+                        ev.conduit = Some(Arc::clone(&shared.conduit));
                         ev.src = Some(peer.to_string());
                         ev.reason = Some("max_connections".into());
                         ev.message = Some(format!("refused: max_connections ({max}) reached"));

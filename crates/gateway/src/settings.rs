@@ -101,6 +101,7 @@ pub(crate) fn conduit_state(
         index,
         limiter: new_limiter(policy),
         settings: settings(gateway)?,
+        rule_ids: crate::state::rule_ids(policy, index),
     })
 }
 

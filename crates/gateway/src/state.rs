@@ -74,7 +74,7 @@ pub(crate) struct Settings {
 pub(crate) struct Verdict {
     pub(crate) allow: bool,
     pub(crate) reason: &'static str,
-    pub(crate) rule: Option<String>,
+    pub(crate) rule: Option<Arc<str>>,
     pub(crate) exception: Option<ExceptionCode>,
 }
 
@@ -86,6 +86,16 @@ pub(crate) struct ConduitState {
     pub(crate) index: Option<usize>,
     pub(crate) limiter: RateLimiter,
     pub(crate) settings: Settings,
+    /// The conduit's rule ids, shared: an event names its rule without a copy per request.
+    pub(crate) rule_ids: Vec<Arc<str>>,
+}
+
+/// The rule ids of conduit `index` of `policy` (see [`ConduitState::rule_ids`]).
+pub(crate) fn rule_ids(policy: &Policy, index: Option<usize>) -> Vec<Arc<str>> {
+    index
+        .and_then(|i| policy.conduits().get(i))
+        .map(|c| c.rules().iter().map(|r| Arc::from(r.id())).collect())
+        .unwrap_or_default()
 }
 
 impl ConduitState {
@@ -119,7 +129,12 @@ impl ConduitState {
         Verdict {
             allow: v.is_allow(),
             reason: v.reason.as_str(),
-            rule: v.rule.map(str::to_owned),
+            rule: v.rule.map(|id| {
+                self.rule_ids
+                    .iter()
+                    .find(|r| ***r == *id)
+                    .map_or_else(|| Arc::from(id), Arc::clone)
+            }),
             exception: v.exception(),
         }
     }

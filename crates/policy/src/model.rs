@@ -750,7 +750,10 @@ pub struct GatewaySettings {
     pub connect_timeout: Duration,
     /// Most client connections at once (default 64).
     pub max_connections: usize,
-    /// Most outstanding requests per client connection (default 16).
+    /// Most requests of one client connection outstanding at the device at once (default 1).
+    /// A client may still pipeline: the gateway queues its requests and forwards them one at a
+    /// time, because many PLCs (and pymodbus's server) answer only the first ADU of a segment.
+    /// Raise it only for a device known to handle pipelined requests.
     pub max_in_flight: usize,
     /// 1-based line of the `gateway:` mapping.
     pub line: u32,
@@ -767,8 +770,8 @@ impl GatewaySettings {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
     /// Default `max_connections`.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
-    /// Default `max_in_flight`.
-    pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+    /// Default `max_in_flight`: one at a time, what every Modbus device can take.
+    pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
 }
 
 /// An inclusive range of 16-bit numbers (addresses, sub-functions).

@@ -15,7 +15,12 @@ mod cmd;
 /// zonegate is a bump-in-the-wire Modbus gateway, a tamper-evident audit trail and a toolkit for
 /// the YAML zone/conduit model that drives both. Start with `zonegate demo`.
 #[derive(Debug, Parser)]
-#[command(name = "zonegate", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "zonegate",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

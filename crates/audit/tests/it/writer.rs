@@ -490,3 +490,72 @@ fn a_quiet_log_is_signed_after_checkpoint_interval() {
     assert_eq!(events(&path).len(), n);
     h.shutdown().wait().unwrap();
 }
+
+#[test]
+fn fire_and_forget_records_are_chained_and_a_durable_append_is_not_held_by_the_linger() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.linger = std::time::Duration::from_secs(5);
+    let h = start(c);
+    for i in 0..100 {
+        assert_eq!(
+            h.record(request(i), false),
+            Ok(()),
+            "record {i}: {:?}",
+            h.stats()
+        );
+    }
+    // The writer lingers 5 s after a non-durable batch; a durable append must cut that short.
+    let t = std::time::Instant::now();
+    let seq = h.append(request(100), true).wait().unwrap();
+    assert_eq!(seq, 102);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "durable append waited {:?}",
+        t.elapsed()
+    );
+    h.shutdown().wait().unwrap();
+    let ev = events(&dir.path().join("audit.log"));
+    assert_eq!(ev.len(), 104);
+    assert_eq!(ev[2].tid, Some(0));
+    assert_eq!(ev[101].tid, Some(99));
+    let r = verify_dir(dir.path(), &VerifyOptions::default());
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(h.record(request(1), false), Err(AuditError::Closed));
+}
+
+#[test]
+fn nowait_appends_fail_fast_on_a_full_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.queue = 4;
+    c.linger = std::time::Duration::from_secs(5);
+    let h = start(c);
+    // The first record is taken, then the writer lingers: the queue (4 slots) fills up.
+    h.record(request(0), false).unwrap();
+    for _ in 0..500 {
+        if h.stats().records == 3 {
+            break;
+        }
+        thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(h.stats().records, 3, "genesis, start and the first record");
+    for i in 1..=4 {
+        assert_eq!(
+            h.record(request(i), false),
+            Ok(()),
+            "record {i}: {:?}",
+            h.stats()
+        );
+    }
+    let t = std::time::Instant::now();
+    assert_eq!(h.record(request(5), false), Err(AuditError::Overloaded));
+    assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    let stats = h.stats();
+    assert_eq!(stats.queue_full, 1);
+    assert_eq!(stats.lost, 1);
+    // The full queue ended the linger: the writer drains it, and the shutdown gets through.
+    assert_eq!(h.shutdown().wait(), Ok(7));
+    let ev = events(&dir.path().join("audit.log"));
+    assert_eq!(ev.len(), 8, "genesis, start, 5 records, stop");
+}

@@ -11,7 +11,10 @@ pub(crate) fn bin() -> PathBuf {
 
 /// Runs `zonegate ARGS...` and returns its output.
 pub(crate) fn zonegate(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("run zonegate")
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run zonegate")
 }
 
 /// The repository root (for `examples/`).
