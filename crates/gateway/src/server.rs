@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -421,6 +421,16 @@ impl Gateway {
         }
     }
 
+    /// Hash of the model text the policy in force was compiled from.
+    fn current_hash(&self) -> String {
+        self.inner
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .policy_hash
+            .clone()
+    }
+
     fn apply_text(
         &self,
         text: &str,
@@ -525,7 +535,11 @@ impl Gateway {
         ready(&self.inner.listeners);
         let mut stop_rx = self.inner.shutdown_tx.subscribe();
         let path = self.inner.options.model_path.clone();
-        let mut stamp = path.as_deref().and_then(file_stamp);
+        // The watcher compares the file's content with what was last seen, starting from the
+        // text actually loaded: an edit made between loading and this point is still picked up
+        // (an mtime stamp taken here would miss it), and so is a same-size edit within one
+        // mtime tick. The model file is small; hashing it once per tick costs nothing.
+        let mut seen = self.current_hash();
         let mut tick = tokio::time::interval(
             self.inner
                 .options
@@ -539,23 +553,27 @@ impl Gateway {
                 Some(()) = recv(&mut sigterm) => { info!("SIGTERM: shutting down"); break; }
                 Some(()) = recv(&mut sighup) => {
                     info!("SIGHUP: reloading the model");
-                    if path.is_some() {
+                    if let Some(p) = path.as_deref() {
                         let _ = self.reload();
-                        stamp = path.as_deref().and_then(file_stamp);
+                        seen = file_hash(p).unwrap_or(seen);
                     } else {
                         warn!("SIGHUP ignored: the gateway was started without a model file");
                     }
                 }
                 _ = tick.tick(), if path.is_some() => {
-                    let now = path.as_deref().and_then(file_stamp);
-                    if now != stamp {
-                        stamp = now;
-                        if now.is_some() {
+                    let now = path.as_deref().and_then(file_hash);
+                    match now {
+                        Some(hash) if hash != seen => {
+                            seen = hash;
                             info!("model file changed: reloading");
                             let _ = self.reload();
-                        } else {
+                        }
+                        Some(_) => {}
+                        None if !seen.is_empty() => {
+                            seen = String::new();
                             warn!("model file is gone; the current policy stays in force");
                         }
+                        None => {}
                     }
                 }
                 r = stop_rx.changed() => {
@@ -610,10 +628,12 @@ async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
     }
 }
 
-/// Modification time and size of the model file (the reload trigger).
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+/// Hash of the model file's content as it is now (the reload trigger), in the form of
+/// [`policy_hash`] so that it compares with the loaded policy's hash.
+fn file_hash(path: &Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| zonegate_audit::sha256_hex(&bytes))
 }
 
 /// Accepts clients until shutdown, enforcing `max_connections`.

@@ -20,14 +20,18 @@ pub(crate) struct Args {
     /// Seconds to let clients' in-flight requests finish at shutdown.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub(crate) drain_timeout: f64,
+    /// Worker threads of the data path (0 = one per CPU). The audit writer has its own thread.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub(crate) threads: usize,
 }
 
 /// Runs the subcommand and returns the exit status.
 pub(crate) fn run(args: Args) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if args.threads > 0 {
+        builder.worker_threads(args.threads);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("zonegate run: cannot start the async runtime: {e}");
