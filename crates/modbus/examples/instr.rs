@@ -18,58 +18,11 @@ use std::hint::black_box;
 use std::process::ExitCode;
 
 use sawp::parser::{Direction as SawpDirection, Parse as _};
-use zonegate_modbus::{tcp, Request, Response, UnitId};
+use zonegate_modbus::{tcp, Request, Response};
 
-fn adu(tid: u16, pdu: &[u8]) -> Vec<u8> {
-    let mut out = [0u8; tcp::MAX_TCP_ADU_LEN];
-    let n = tcp::encode_adu(tid, UnitId::new(1), pdu, &mut out).unwrap_or(0);
-    out[..n].to_vec()
-}
-
-fn registers(fc: u8, count: u16) -> Vec<u8> {
-    let mut pdu = vec![fc, (count * 2) as u8];
-    pdu.extend((0..count).flat_map(|v| (v * 7).to_be_bytes()));
-    pdu
-}
-
-fn write_registers(count: u16) -> Vec<u8> {
-    let mut pdu = vec![0x10, 0x00, 0x64];
-    pdu.extend(count.to_be_bytes());
-    pdu.push((count * 2) as u8);
-    pdu.extend((0..count).flat_map(|v| (v + 200).to_be_bytes()));
-    pdu
-}
-
-/// (wire bytes, frames, response?) of a scenario: the same bytes as `benches/codec.rs`.
-fn input(name: &str) -> Option<(Vec<u8>, usize, bool)> {
-    let mixed: [Vec<u8>; 10] = [
-        vec![0x03, 0x00, 0x00, 0x00, 0x0A],
-        vec![0x04, 0x00, 0x10, 0x00, 0x02],
-        vec![0x01, 0x00, 0x13, 0x00, 0x13],
-        vec![0x02, 0x00, 0xC4, 0x00, 0x16],
-        vec![0x05, 0x00, 0xAC, 0xFF, 0x00],
-        vec![0x06, 0x00, 0x01, 0x00, 0x03],
-        vec![0x0F, 0x00, 0x13, 0x00, 0x0A, 0x02, 0xCD, 0x01],
-        write_registers(10),
-        vec![
-            0x17, 0x00, 0x03, 0x00, 0x06, 0x00, 0x0E, 0x00, 0x03, 0x06, 0, 1, 0, 2, 0, 3,
-        ],
-        vec![0x03, 0x00, 0x00, 0x00, 0x7D],
-    ];
-    Some(match name {
-        "fc3_request" => (adu(1, &[0x03, 0x00, 0x6B, 0x00, 0x03]), 1, false),
-        "fc3_response_125_registers" => (adu(1, &registers(0x03, 125)), 1, true),
-        "fc16_request_123_registers" => (adu(1, &write_registers(123)), 1, false),
-        "pipelined_100_mixed_requests" => (
-            (0..100u16)
-                .flat_map(|i| adu(i, &mixed[usize::from(i) % mixed.len()]))
-                .collect(),
-            100,
-            false,
-        ),
-        _ => return None,
-    })
-}
+/// The bench's inputs (same bytes as `benches/codec.rs`).
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 /// The bench's `zonegate` loop: `tcp::decode_adu` + `Request::parse` / `Response::parse`.
 #[inline(never)]
@@ -117,10 +70,17 @@ fn main() -> ExitCode {
         eprintln!("usage: instr <zonegate|sawp> <scenario> <iterations>");
         return ExitCode::from(2);
     };
-    let Some((wire, frames, response)) = input(scenario) else {
+    let Some(common::Input {
+        wire,
+        frames,
+        response,
+        ..
+    }) = common::inputs().into_iter().find(|i| i.name == scenario)
+    else {
         eprintln!("unknown scenario {scenario}");
         return ExitCode::from(2);
     };
+    let frames = usize::try_from(frames).unwrap_or(usize::MAX);
     let Ok(iterations) = iterations.parse::<usize>() else {
         eprintln!("iterations must be a number");
         return ExitCode::from(2);

@@ -8,12 +8,34 @@
 
 use core::fmt;
 
+use crate::error::{PduError, PduErrorKind};
 pub use crate::request::{diagnostics, Inspection, Request};
 pub use crate::response::Response;
-use crate::types::{AddressRange, Table};
+use crate::types::{AddressRange, Direction, Table};
 
 /// Largest PDU: 256-byte serial ADU minus address and CRC (V1.1b3 §4.1).
 pub const MAX_PDU_LEN: usize = 253;
+
+/// The frame of every full PDU parse, requests and responses alike: split off the function
+/// code, refuse an empty or over-long PDU, and tag an error of `parse_body` with the function
+/// and the direction.
+pub(crate) fn parse_with<'a, T>(
+    pdu: &'a [u8],
+    direction: Direction,
+    parse_body: impl FnOnce(u8, &'a [u8]) -> Result<T, PduErrorKind>,
+) -> Result<T, PduError> {
+    let Some((&fc, body)) = pdu.split_first() else {
+        return Err(PduError::new(0, direction, PduErrorKind::Empty));
+    };
+    if pdu.len() > MAX_PDU_LEN {
+        return Err(PduError::new(
+            fc,
+            direction,
+            PduErrorKind::TooLong { length: pdu.len() },
+        ));
+    }
+    parse_body(fc, body).map_err(|kind| PduError::new(fc, direction, kind))
+}
 /// FC 1/2: quantity of bits read, 1..=2000 (0x7D0).
 pub const MAX_READ_BITS: u16 = 2000;
 /// FC 3/4: quantity of registers read, 1..=125 (0x7D).

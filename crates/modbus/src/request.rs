@@ -171,17 +171,7 @@ impl<'a> Request<'a> {
 
     /// The full parser behind [`Request::parse`]: every function code and every error.
     fn parse_full(pdu: &'a [u8]) -> Result<Self, PduError> {
-        let Some((&fc, body)) = pdu.split_first() else {
-            return Err(PduError::new(0, Direction::Request, PduErrorKind::Empty));
-        };
-        if pdu.len() > MAX_PDU_LEN {
-            return Err(PduError::new(
-                fc,
-                Direction::Request,
-                PduErrorKind::TooLong { length: pdu.len() },
-            ));
-        }
-        parse_body(fc, body).map_err(|kind| PduError::new(fc, Direction::Request, kind))
+        crate::pdu::parse_with(pdu, Direction::Request, parse_body)
     }
 
     /// The function code.

@@ -144,17 +144,7 @@ impl<'a> Response<'a> {
 
     /// The full parser behind [`Response::parse`]: every function code and every error.
     fn parse_full(pdu: &'a [u8]) -> Result<Self, PduError> {
-        let Some((&fc, body)) = pdu.split_first() else {
-            return Err(PduError::new(0, Direction::Response, PduErrorKind::Empty));
-        };
-        if pdu.len() > MAX_PDU_LEN {
-            return Err(PduError::new(
-                fc,
-                Direction::Response,
-                PduErrorKind::TooLong { length: pdu.len() },
-            ));
-        }
-        parse_body(fc, body).map_err(|kind| PduError::new(fc, Direction::Response, kind))
+        crate::pdu::parse_with(pdu, Direction::Response, parse_body)
     }
 
     /// Parses a response and checks that it answers `request`: same function (or an exception
