@@ -140,6 +140,8 @@ pub(crate) fn write_canonical(
     opt_num(out, f, "delayed", e.delayed);
     opt_str(out, f, "key_id", e.key_id.as_deref());
     opt_str(out, f, "signature", e.signature.as_deref());
+    opt_num(out, f, "request_id", e.request_id);
+    opt_num(out, f, "count", e.count);
     opt_str(out, f, "prev", prev);
     out.push(b'}');
 }
@@ -220,6 +222,9 @@ mod tests {
             delayed: Some(7),
             key_id: Some("k".into()),
             signature: Some("s".into()),
+            request_id: Some(7),
+            count: Some(3),
+            at: None,
             prev: Some("0".repeat(64)),
             hash: None,
         };

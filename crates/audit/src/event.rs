@@ -229,6 +229,20 @@ pub struct Event {
     /// For `checkpoint`: hex Ed25519 signature (see [`crate::keys::checkpoint_message`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Gateway-wide id of one client request, shared by its `request` and `outcome` records
+    /// (an `outcome` names its `request` by `ref_seq` too; `request_id` also joins a request
+    /// whose record could not be made durable with what happened to it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+    /// For an aggregated record (repeated denials of one source and reason, refused
+    /// connections): how many events it stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// When the event happened (a request's arrival), if not now: `ts` is made from it when
+    /// `ts` is unset. Not serialized; the gateway sets it so that `ts` is the arrival time,
+    /// not the time the record was queued.
+    #[serde(skip)]
+    pub at: Option<std::time::SystemTime>,
     /// Hash of the previous record (64 zeros for the first); set by the writer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prev: Option<String>,

@@ -530,7 +530,10 @@ impl AuditHandle {
         // unreadable one replaced by the current time.
         event.ts = Some(match event.ts.as_deref().and_then(parse_ts) {
             Some(t) => format_ts(t),
-            None => now_ts(),
+            None => match event.at.take() {
+                Some(at) => format_ts(time::OffsetDateTime::from(at)),
+                None => now_ts(),
+            },
         });
         event.seq = None;
         event.prev = None;

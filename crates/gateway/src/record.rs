@@ -67,6 +67,15 @@ impl Recorder {
         }
     }
 
+    /// Records a denial (or a refused connection) of a source that made no allowed request.
+    ///
+    /// Such records are the ones an unauthenticated host can produce without limit, so they go
+    /// through the audit crate's aggregation (one record with a `count` per source, reason and
+    /// interval) and are the first to be shed when the queue or the disk runs short.
+    pub(crate) fn record_denial(&self, event: Event) {
+        self.record(event);
+    }
+
     /// Appends a record durably; the future resolves with its seq once it is on disk.
     ///
     /// Never blocks the calling (tokio worker) thread: a full writer queue resolves at once to

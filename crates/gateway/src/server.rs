@@ -661,7 +661,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared>) {
                         ev.src = Some(peer.to_string());
                         ev.reason = Some("max_connections".into());
                         ev.message = Some(format!("refused: max_connections ({max}) reached"));
-                        shared.recorder.record(ev);
+                        shared.recorder.record_denial(ev);
                         drop(socket);
                         continue;
                     }

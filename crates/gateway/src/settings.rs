@@ -43,6 +43,8 @@ pub(crate) fn gateway_conduits(policy: &Policy) -> Result<Vec<GatewayConduit>, U
 }
 
 fn upstream_target(upstream: &Upstream) -> Result<UpstreamTarget, String> {
+    // The one decision of "supported" is the policy crate's; check/report/assess use it too.
+    upstream.runnable().map_err(|u| u.what)?;
     match upstream {
         Upstream::Tcp { host, port } => {
             let label = if host.contains(':') {

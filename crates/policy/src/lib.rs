@@ -115,7 +115,8 @@ pub use model::{
     function_code, function_name, AddressSet, Asset, AssetKind, AuditOnFailure, AuditSection,
     AuditSync, Conduit, DenyAction, Fr, FunctionClass, FunctionSelector, GatewaySettings, KeyLines,
     Mode, Model, Parity, ProtocolAllowance, PurdueLevel, Rate, Rule, SecurityLevel, Source,
-    SourceTarget, Spanned, SyslogSection, SyslogTransport, U16Range, Upstream, ValueBounds, Zone,
+    SourceTarget, Spanned, SyslogSection, SyslogTransport, U16Range, Unsupported, Upstream,
+    ValueBounds, Zone,
 };
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};

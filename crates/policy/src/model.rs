@@ -772,6 +772,45 @@ impl GatewaySettings {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
     /// Default `max_in_flight`: one at a time, what every Modbus device can take.
     pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+
+    /// Whether this build's `zonegate run` can enforce this gateway block: `Err` says what it
+    /// cannot do yet.
+    ///
+    /// This is THE one decision of "supported": the gateway refuses to start a conduit for
+    /// which it is `Err`, and `check`, `report` and `assess` credit enforcement only where it
+    /// is `Ok`, so that no output claims what the running gateway does not do.
+    pub fn runnable(&self) -> Result<(), Unsupported> {
+        self.upstream.runnable()
+    }
+}
+
+/// What this build of the gateway cannot do yet (see [`GatewaySettings::runnable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The missing feature, for a person: "upstream rtu:///dev/ttyUSB0 (Modbus RTU, rtu://)".
+    pub what: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is not supported by this build yet", self.what)
+    }
+}
+
+impl Upstream {
+    /// Whether this build's gateway can forward to this upstream (see
+    /// [`GatewaySettings::runnable`]).
+    pub fn runnable(&self) -> Result<(), Unsupported> {
+        match self {
+            Self::Tcp { .. } => Ok(()),
+            Self::Tls { .. } => Err(Unsupported {
+                what: format!("upstream {self} (Modbus/TCP Security, tls://)"),
+            }),
+            Self::Rtu { .. } => Err(Unsupported {
+                what: format!("upstream {self} (Modbus RTU, rtu://)"),
+            }),
+        }
+    }
 }
 
 /// An inclusive range of 16-bit numbers (addresses, sub-functions).
