@@ -285,6 +285,7 @@ impl AuditLog {
             head: resume.head.unwrap_or_else(|| GENESIS_PREV.to_owned()),
             file_len,
             committed: (0, String::new(), 0),
+            committed_len: file_len,
             since_checkpoint: 0,
             unsynced: false,
             last_sync: Instant::now(),
@@ -635,6 +636,9 @@ struct Writer {
     file_len: u64,
     /// (next_seq, head, since_checkpoint) at the last successful flush.
     committed: (u64, String, u64),
+    /// Length of the active file at the last successful flush: a failed batch (write OR fsync)
+    /// is cut back to it, so the seqs rolled back to `committed` are never on disk twice.
+    committed_len: u64,
     since_checkpoint: u64,
     unsynced: bool,
     last_sync: Instant,
@@ -660,6 +664,7 @@ impl Writer {
 
     fn commit_point(&mut self) {
         self.committed = (self.next_seq, self.head.clone(), self.since_checkpoint);
+        self.committed_len = self.file_len;
     }
 
     fn run(mut self, rx: &Receiver<Msg>) {
@@ -988,6 +993,7 @@ impl Writer {
         match self.storage.rotate() {
             Ok(()) => {
                 self.file_len = 0;
+                self.committed_len = 0;
                 tracing::info!(seq = self.next_seq, "audit log rotated");
             }
             Err(e) => self.fail(&format!("rotating the log failed: {e}")),
@@ -1041,7 +1047,13 @@ impl Writer {
             .as_deref()
             .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
         self.last_error = format!("{path}: {what}");
-        let _ = self.storage.truncate(self.file_len);
+        // Back to the last committed point: a batch whose write succeeded but whose fsync failed
+        // is on the file already, and its seqs are about to be reused. Cut it off, then try to
+        // make the cut durable (recovery cuts again if this fails too).
+        self.file_len = self.committed_len;
+        if self.storage.truncate(self.committed_len).is_ok() {
+            let _ = self.storage.sync();
+        }
         let (seq, head, since) = self.committed.clone();
         self.next_seq = seq;
         self.head = head;
@@ -1108,6 +1120,7 @@ impl Writer {
             );
             self.file_len = len;
         }
+        self.committed_len = self.file_len;
         self.healthy = true;
         let delayed = self.backlog.len() as u64;
         let lost = self.lost;

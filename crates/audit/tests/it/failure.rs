@@ -303,3 +303,73 @@ fn half_done_rotation_recovers_without_corrupting_the_log() {
         );
     }
 }
+
+/// Writes always succeed; while `sync_fails` is set, every fsync fails (EIO after a good write,
+/// as a failing disk or an NFS server may).
+struct SyncFails {
+    inner: FileStorage,
+    sync_fails: Arc<AtomicBool>,
+}
+
+impl Storage for SyncFails {
+    fn open(&mut self) -> io::Result<u64> {
+        self.inner.open()
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        if self.sync_fails.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn can_rotate(&self) -> bool {
+        true
+    }
+    fn rotate(&mut self) -> io::Result<()> {
+        self.inner.rotate()
+    }
+    fn close(&mut self) {
+        self.inner.close();
+    }
+}
+
+#[test]
+fn fsync_failure_after_a_good_write_does_not_reuse_a_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.retry_interval = Duration::from_millis(30);
+    let sync_fails = Arc::new(AtomicBool::new(false));
+    let storage = SyncFails {
+        inner: FileStorage::new(dir.path().join("audit.log")),
+        sync_fails: Arc::clone(&sync_fails),
+    };
+    let h = AuditLog::start_with_storage(c, Box::new(storage)).unwrap();
+    append_n(&h, 3, true);
+    sync_fails.store(true, Ordering::SeqCst);
+    // The write reaches the file, the fsync fails: the ticket must fail ...
+    assert!(h.append(request(7), true).wait().is_err());
+    assert!(!h.is_healthy());
+    // ... and the half-committed batch must not stay in the file under seqs the writer reuses.
+    sync_fails.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.is_healthy() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(h.is_healthy(), "writer did not recover");
+    append_n(&h, 2, true);
+    h.shutdown().wait().unwrap();
+    let r = verify_dir(dir.path(), &VerifyOptions::default());
+    assert!(r.is_ok(), "{r}");
+    let seqs: Vec<u64> = events(&dir.path().join("audit.log"))
+        .iter()
+        .map(|e| e.seq.unwrap())
+        .collect();
+    let mut dedup = seqs.clone();
+    dedup.dedup();
+    assert_eq!(seqs, dedup, "a seq is written twice");
+}
