@@ -201,7 +201,9 @@ pub fn format_line(e: &Event) -> String {
                 let _ = write!(s, " gateway={g}");
             }
             if let Some(p) = &e.policy_hash {
-                let _ = write!(s, " policy={}", &p[..p.len().min(16)]);
+                // By characters: a hash edited to non-ASCII must not panic the viewer.
+                let short: String = p.chars().take(16).collect();
+                let _ = write!(s, " policy={short}");
             }
             if let Some(k) = &e.key_id {
                 let _ = write!(s, " key_id={k}");
@@ -221,14 +223,17 @@ pub fn format_line(e: &Event) -> String {
 }
 
 /// Counts from [`for_each`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Counts {
     /// Records read.
     pub read: u64,
     /// Records that matched.
     pub shown: u64,
-    /// Lines that are not records.
+    /// Lines that are not records (not UTF-8, not JSON).
     pub unreadable: u64,
+    /// File and 1-based line of the first of them.
+    pub first_unreadable: Option<(PathBuf, u64)>,
 }
 
 /// Calls `f(event, raw_line)` for every record in `paths` (chain order) that matches `filter`.
@@ -255,6 +260,7 @@ pub fn for_each(
             .map_err(|e| AuditError::Io(format!("{}: cannot open: {e}", p.display())))?;
         let mut r = BufReader::new(file);
         let mut buf = Vec::new();
+        let mut lineno = 0u64;
         loop {
             buf.clear();
             let n = r
@@ -263,17 +269,26 @@ pub fn for_each(
             if n == 0 {
                 break;
             }
-            let line = String::from_utf8_lossy(&buf);
-            let line = line.trim_end_matches('\n');
-            match serde_json::from_str::<Event>(line) {
-                Ok(e) => {
+            lineno += 1;
+            // Raw bytes, as the verifier reads them: a line that is not UTF-8 is not a record.
+            let parsed = std::str::from_utf8(&buf).ok().and_then(|line| {
+                let line = line.trim_end_matches('\n');
+                serde_json::from_str::<Event>(line).ok().map(|e| (e, line))
+            });
+            match parsed {
+                Some((e, line)) => {
                     counts.read += 1;
                     if filter.matches(&e) {
                         counts.shown += 1;
                         f(&e, line);
                     }
                 }
-                Err(_) => counts.unreadable += 1,
+                None => {
+                    counts.unreadable += 1;
+                    if counts.first_unreadable.is_none() {
+                        counts.first_unreadable = Some((p.clone(), lineno));
+                    }
+                }
             }
         }
     }

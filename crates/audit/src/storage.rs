@@ -301,8 +301,8 @@ pub fn with_segments(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
 /// The last complete line of a file, and the torn bytes after it.
 #[derive(Debug, Default)]
 pub(crate) struct Tail {
-    /// The last line that ends with `\n` (without it), and its 1-based line number.
-    pub(crate) last_line: Option<(String, u64)>,
+    /// The last line that ends with `\n` (without it, raw bytes), and its 1-based line number.
+    pub(crate) last_line: Option<(Vec<u8>, u64)>,
     /// Length of the file up to and including that line's `\n`.
     pub(crate) good_len: u64,
     /// Bytes after it (a torn write), 0 when the file ends with `\n`.
@@ -347,7 +347,7 @@ pub(crate) fn read_tail(path: &Path) -> io::Result<Tail> {
             lineno += 1;
             tail.good_len += n as u64;
             buf.pop();
-            tail.last_line = Some((String::from_utf8_lossy(&buf).into_owned(), lineno));
+            tail.last_line = Some((std::mem::take(&mut buf), lineno));
         } else {
             tail.torn_bytes = total - tail.good_len;
             break;
@@ -408,7 +408,7 @@ mod tests {
         let p = dir.path().join("a.log");
         fs::write(&p, "one\ntwo\nthr").unwrap();
         let t = read_tail(&p).unwrap();
-        assert_eq!(t.last_line, Some(("two".into(), 2)));
+        assert_eq!(t.last_line, Some((b"two".to_vec(), 2)));
         assert_eq!(t.good_len, 8);
         assert_eq!(t.torn_bytes, 3);
     }

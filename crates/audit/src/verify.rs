@@ -614,8 +614,26 @@ pub fn verify(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report, AuditEr
                 break;
             }
             buf.pop();
-            let text = String::from_utf8_lossy(&buf);
-            if !st.record(path, lineno, &text, &mut fsum) {
+            // The hash covers the raw bytes: a lossy decoding would map different bytes (FF
+            // and EF BF BD) to the same text and let an edit verify.
+            let text = match std::str::from_utf8(&buf) {
+                Ok(t) => t,
+                Err(e) => {
+                    st.finding(
+                        path,
+                        lineno,
+                        None,
+                        Problem::Malformed,
+                        format!(
+                            "not valid UTF-8 at byte {} of the line: not a record as written",
+                            e.valid_up_to() + 1
+                        ),
+                    );
+                    st.report.files.push(fsum);
+                    break 'files;
+                }
+            };
+            if !st.record(path, lineno, text, &mut fsum) {
                 st.report.files.push(fsum);
                 break 'files;
             }

@@ -391,11 +391,15 @@ fn resume_point(path: &std::path::Path) -> Result<Resume, AuditError> {
             ));
         }
         if let Some((line, lineno)) = tail.last_line {
-            let ev = check_line(&line).map_err(|e| AuditError::Corrupt {
+            let corrupt = |message: String| AuditError::Corrupt {
                 path: file.clone(),
                 line: lineno,
-                message: e.to_string(),
-            })?;
+                message,
+            };
+            // Raw bytes: a line that is not UTF-8 was not written by the writer.
+            let line = std::str::from_utf8(&line)
+                .map_err(|e| corrupt(format!("not valid UTF-8 at byte {}", e.valid_up_to() + 1)))?;
+            let ev = check_line(line).map_err(|e| corrupt(e.to_string()))?;
             resume.next_seq = ev.seq.map(|s| s + 1);
             resume.head = ev.hash;
             return Ok(resume);
