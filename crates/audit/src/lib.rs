@@ -13,6 +13,7 @@
 //! Files rotate by size (see [`storage`]); the chain continues across files, and a restarted
 //! writer continues the chain from the last valid record.
 
+mod aggregate;
 pub mod chain;
 pub mod config;
 mod encode;

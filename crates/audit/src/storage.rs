@@ -35,6 +35,11 @@ pub trait Storage: Send {
     fn rotate(&mut self) -> io::Result<()>;
     /// Closes the active file (and releases its lock) when the writer stops.
     fn close(&mut self) {}
+    /// Free bytes for the log, if this storage knows better than the file system of the
+    /// configured path (`None`, the default: the writer measures that file system).
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An open active file, exclusively locked (`flock`) on Unix so that two processes never

@@ -45,12 +45,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 
+use crate::aggregate::Aggregator;
 use crate::chain::{check_line, GENESIS_PREV};
 use crate::config::{AuditConfig, OnFailure, SyncMode};
 use crate::encode::write_line;
@@ -162,6 +163,62 @@ struct Shared {
     /// Every append is durable (`sync: every`).
     all_durable: bool,
     counters: Arc<Counters>,
+    /// Repeated denials (see [`crate::aggregate`]).
+    agg: Aggregator,
+    /// Set by the writer while storage is low: denials are only counted, never written in full.
+    shedding: AtomicBool,
+    /// Set when the writer stops: nothing is aggregated any more.
+    stopped: AtomicBool,
+    /// Records dropped before the queue, not yet reported in an `audit_lost` record.
+    lost_pending: AtomicU64,
+    /// Unix microseconds of the first and last of them (0 = none).
+    lost_first: AtomicU64,
+    lost_last: AtomicU64,
+}
+
+impl Shared {
+    fn new(
+        on_failure: OnFailure,
+        all_durable: bool,
+        counters: Arc<Counters>,
+        agg: Aggregator,
+    ) -> Self {
+        Self {
+            healthy: AtomicBool::new(true),
+            on_failure,
+            all_durable,
+            counters,
+            agg,
+            shedding: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            lost_pending: AtomicU64::new(0),
+            lost_first: AtomicU64::new(0),
+            lost_last: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes a record dropped before the queue; the writer reports it in `audit_lost`.
+    fn note_lost(&self) {
+        let now = unix_micros(SystemTime::now());
+        let _ = self
+            .lost_first
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        self.lost_last.store(now, Ordering::Relaxed);
+        self.lost_pending.fetch_add(1, Ordering::AcqRel);
+        bump(&self.counters.lost, 1);
+    }
+}
+
+fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(1, |d| {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+fn ts_of_micros(us: u64) -> String {
+    format_ts(time::OffsetDateTime::from(
+        UNIX_EPOCH + Duration::from_micros(us),
+    ))
 }
 
 /// Resolves to the record's `seq` once it is written (and fsynced when durable), or to the
@@ -268,13 +325,15 @@ impl AuditLog {
             _ => file_len,
         };
 
-        let (tx, rx) = crossbeam_channel::bounded(config.queue.max(1));
-        let shared = Arc::new(Shared {
-            healthy: AtomicBool::new(true),
-            on_failure: config.on_failure,
-            all_durable: config.sync == SyncMode::Every,
-            counters: Arc::clone(&counters),
-        });
+        let queue = config.queue.max(1);
+        let (tx, rx) = crossbeam_channel::bounded(queue);
+        let shared = Arc::new(Shared::new(
+            config.on_failure,
+            config.sync == SyncMode::Every,
+            Arc::clone(&counters),
+            Aggregator::new(config.aggregate_interval, config.aggregate_max_keys),
+        ));
+        let reserve = config.queue_reserve.unwrap_or(queue / 4).min(queue);
         let enqueue_timeout = config.enqueue_timeout;
         let fresh = resume.next_seq.is_none();
         let mut w = Writer {
@@ -302,6 +361,7 @@ impl AuditLog {
             last_space_check: None,
             storage_low: false,
             last_checkpoint: Instant::now(),
+            last_housekeeping: Instant::now(),
             cfg: config,
         };
         w.commit_point();
@@ -339,6 +399,7 @@ impl AuditLog {
             tx: Some(tx),
             shared,
             enqueue_timeout,
+            low_limit: queue - reserve,
             writer: Some(writer.thread().clone()),
         })
     }
@@ -348,13 +409,14 @@ impl AuditLog {
     pub fn disabled() -> AuditHandle {
         AuditHandle {
             tx: None,
-            shared: Arc::new(Shared {
-                healthy: AtomicBool::new(true),
-                on_failure: OnFailure::Continue,
-                all_durable: false,
-                counters: Arc::new(Counters::default()),
-            }),
+            shared: Arc::new(Shared::new(
+                OnFailure::Continue,
+                false,
+                Arc::new(Counters::default()),
+                Aggregator::new(Duration::ZERO, 1),
+            )),
             enqueue_timeout: Duration::ZERO,
+            low_limit: 0,
             writer: None,
         }
     }
@@ -415,6 +477,9 @@ pub struct AuditHandle {
     tx: Option<Sender<Msg>>,
     shared: Arc<Shared>,
     enqueue_timeout: Duration,
+    /// Low-priority records are queued only while fewer than this many messages wait (the
+    /// rest of the queue is the reserve for allowed and durable records).
+    low_limit: usize,
     /// The writer thread, unparked when someone waits for a message (see `AuditConfig::linger`).
     writer: Option<thread::Thread>,
 }
@@ -522,10 +587,76 @@ impl AuditHandle {
             Err(TrySendError::Disconnected(_)) => Err(AuditError::Closed),
             Err(TrySendError::Full(_)) => {
                 bump(&self.shared.counters.queue_full, 1);
-                bump(&self.shared.counters.lost, 1);
+                // Chained later as an `audit_lost` record: the loss is never silent.
+                self.shared.note_lost();
                 self.wake_writer();
                 Err(AuditError::Overloaded)
             }
+        }
+    }
+
+    /// Queues a low-priority record (a denial, a refused connection) only while the queue has
+    /// more than the reserve free ([`AuditConfig::queue_reserve`]), so that such records never
+    /// take the room of allowed and durable ones. Gives the event back when it was not queued.
+    fn record_low(&self, event: Event) -> Result<(), (AuditError, Option<Event>)> {
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        if tx.len() >= self.low_limit {
+            bump(&self.shared.counters.queue_full, 1);
+            self.wake_writer();
+            return Err((AuditError::Overloaded, Some(event)));
+        }
+        match tx.try_send(Self::append_msg(event, false, None)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err((AuditError::Closed, None)),
+            Err(TrySendError::Full(m)) => {
+                bump(&self.shared.counters.queue_full, 1);
+                self.wake_writer();
+                let event = match m {
+                    Msg::Append { event, .. } => Some(*event),
+                    _ => None,
+                };
+                Err((AuditError::Overloaded, event))
+            }
+        }
+    }
+
+    /// Records a denial or a refused connection: what a host that no rule names can make the
+    /// gateway record without limit. Never blocks and never loses the event:
+    ///
+    /// - repeated events of one (conduit, source IP, kind, reason) within
+    ///   [`AuditConfig::aggregate_interval`] are written as the first one in full plus one
+    ///   summary record with `count` (see [`crate::aggregate`]);
+    /// - the full record is queued only outside the reserve ([`AuditConfig::queue_reserve`]);
+    ///   when it does not fit it is counted in its key's summary instead;
+    /// - while the log's storage is low (`storage_low`), every event is only counted.
+    ///
+    /// With aggregation off (`aggregate_interval` zero) a record that does not fit is dropped
+    /// and reported in an `audit_lost` record. `Err(Closed)` after shutdown.
+    pub fn record_aggregated(&self, event: Event) -> Result<(), AuditError> {
+        if self.tx.is_none() {
+            return Ok(());
+        }
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(AuditError::Closed);
+        }
+        let shed = self.shared.shedding.load(Ordering::Relaxed);
+        let aggregating = shed || !self.shared.agg.interval_is_zero();
+        let Some(event) = self.shared.agg.admit(event, shed) else {
+            return Ok(());
+        };
+        match self.record_low(event) {
+            Ok(()) => Ok(()),
+            Err((AuditError::Overloaded, Some(event))) if aggregating => {
+                self.shared.agg.count(event);
+                Ok(())
+            }
+            Err((e @ AuditError::Overloaded, _)) => {
+                self.shared.note_lost();
+                Err(e)
+            }
+            Err((e, _)) => Err(e),
         }
     }
 
@@ -604,12 +735,7 @@ impl AuditHandle {
     /// Whether the gateway must refuse a request now (exception 0x04) under `on_failure`:
     /// unhealthy and (`block_all`, or `block_writes` and `write_class`).
     pub fn should_block(&self, write_class: bool) -> bool {
-        !self.is_healthy()
-            && match self.shared.on_failure {
-                OnFailure::BlockAll => true,
-                OnFailure::BlockWrites => write_class,
-                OnFailure::Continue => false,
-            }
+        !self.is_healthy() && self.shared.on_failure.blocks(write_class)
     }
 
     /// The writer's counters.
@@ -627,6 +753,8 @@ struct Pending {
 
 /// Most messages the writer takes in one batch.
 const MAX_BATCH: usize = 4096;
+/// How often the writer looks for due aggregate summaries and unreported losses.
+const HOUSEKEEPING: Duration = Duration::from_millis(50);
 /// Least time between two recovery attempts triggered by new records.
 const RETRY_MIN_GAP: Duration = Duration::from_millis(100);
 
@@ -659,6 +787,7 @@ struct Writer {
     last_space_check: Option<Instant>,
     storage_low: bool,
     last_checkpoint: Instant,
+    last_housekeeping: Instant,
 }
 
 impl Writer {
@@ -736,7 +865,11 @@ impl Writer {
         let sync = self
             .unsynced
             .then(|| self.last_sync + self.cfg.batch_interval);
-        [sync, self.checkpoint_due()]
+        // Due summaries and unreported losses are written as soon as the writer looks.
+        let housekeeping = (!self.shared.agg.is_idle()
+            || self.shared.lost_pending.load(Ordering::Acquire) > 0)
+            .then(|| self.last_housekeeping + HOUSEKEEPING);
+        [sync, self.checkpoint_due(), housekeeping]
             .into_iter()
             .flatten()
             .min()
@@ -748,6 +881,7 @@ impl Writer {
             self.try_recover();
             return;
         }
+        self.housekeeping(false);
         let force = self.unsynced && self.last_sync.elapsed() >= self.cfg.batch_interval;
         if self.checkpoint_due().is_some_and(|t| Instant::now() >= t) {
             self.append_checkpoint();
@@ -785,6 +919,9 @@ impl Writer {
                     }
                 }
             }
+        }
+        if self.last_housekeeping.elapsed() >= HOUSEKEEPING {
+            self.housekeeping(false);
         }
         if self.healthy && self.checkpoint_due().is_some_and(|t| Instant::now() >= t) {
             self.append_checkpoint();
@@ -825,6 +962,9 @@ impl Writer {
         if !self.healthy {
             self.try_recover();
         }
+        // Nothing is aggregated from now on; what was counted is written before `stop`.
+        self.shared.stopped.store(true, Ordering::Release);
+        self.housekeeping(true);
         let mut e = Event::notice(Kind::Stop, format!("audit writer stopped: {why}"));
         e.ts = Some(now_ts());
         e.gateway = Some(self.cfg.gateway.clone());
@@ -864,7 +1004,11 @@ impl Writer {
         let Some(path) = self.cfg.path.clone() else {
             return;
         };
-        let Some(free) = storage::free_bytes(&path) else {
+        let Some(free) = self
+            .storage
+            .free_bytes()
+            .or_else(|| storage::free_bytes(&path))
+        else {
             return;
         };
         self.counters().free_bytes.store(free, Ordering::Relaxed);
@@ -890,6 +1034,38 @@ impl Writer {
             tracing::info!(free, "audit log storage above the threshold again");
         }
         self.storage_low = low;
+        // Shed full records of denials first: allowed and durable records keep the space.
+        self.shared.shedding.store(low, Ordering::Relaxed);
+    }
+
+    /// Writes due aggregate summaries (all of them when `all`) and an `audit_lost` record for
+    /// records dropped before the queue since the last one.
+    fn housekeeping(&mut self, all: bool) {
+        self.last_housekeeping = Instant::now();
+        for summary in self.shared.agg.take_due(Instant::now(), all) {
+            self.append_record(summary, false, None);
+        }
+        let lost = self.shared.lost_pending.swap(0, Ordering::AcqRel);
+        if lost > 0 {
+            let last = self.shared.lost_last.load(Ordering::Relaxed);
+            let first = match self.shared.lost_first.swap(0, Ordering::Relaxed) {
+                0 => last,
+                t => t,
+            };
+            let (first, last) = (ts_of_micros(first), ts_of_micros(last.max(1)));
+            let mut e = Event::notice(
+                Kind::AuditLost,
+                format!(
+                    "{lost} record(s) were dropped before the audit writer (queue full) between                      {first} and {last}"
+                ),
+            );
+            e.lost = Some(lost);
+            e.first_ts = Some(first);
+            e.last_ts = Some(last);
+            e.gateway = Some(self.cfg.gateway.clone());
+            tracing::error!(alarm = "audit_lost", lost, "audit records were dropped");
+            self.append_record(e, true, None);
+        }
     }
 
     fn park(&mut self, event: Event) {

@@ -11,6 +11,7 @@ mod it {
 
     mod crash;
     mod failure;
+    mod loss;
     mod show;
     mod syslog;
     mod tamper;

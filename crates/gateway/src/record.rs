@@ -67,13 +67,20 @@ impl Recorder {
         }
     }
 
-    /// Records a denial (or a refused connection) of a source that made no allowed request.
+    /// Records a denial (or a refused connection).
     ///
     /// Such records are the ones an unauthenticated host can produce without limit, so they go
-    /// through the audit crate's aggregation (one record with a `count` per source, reason and
-    /// interval) and are the first to be shed when the queue or the disk runs short.
+    /// through the audit crate's aggregation ([`AuditHandle::record_aggregated`]: the first of
+    /// a (conduit, source IP, kind, reason) in the interval in full, the rest in one record with
+    /// a `count`), never take the queue's reserve for allowed records, and are the first to be
+    /// shed (only counted) when the disk runs low. Never blocks and never loses one silently.
     pub(crate) fn record_denial(&self, event: Event) {
-        self.record(event);
+        if let Err(e) = self.handle.record_aggregated(event) {
+            self.alarm(
+                &format!("audit record not queued: {e}"),
+                "the denial is counted in an audit_lost record",
+            );
+        }
     }
 
     /// Appends a record durably; the future resolves with its seq once it is on disk.
@@ -111,29 +118,19 @@ impl Recorder {
     }
 
     fn apply(&self, write_class: bool, why: &str) -> FailureAction {
-        match self.on_failure {
-            OnFailure::BlockAll => {
-                self.alarm(
-                    why,
-                    "every request is answered with exception 0x04 (block_all)",
-                );
-                FailureAction::Block
-            }
-            OnFailure::Continue => {
-                self.alarm(
-                    why,
-                    "requests are forwarded WITHOUT an audit record (continue)",
-                );
-                FailureAction::Forward
-            }
-            _ if write_class => {
-                self.alarm(
-                    why,
-                    "write requests are answered with exception 0x04 (block_writes)",
-                );
-                FailureAction::Block
-            }
-            _ => FailureAction::Forward,
+        // The decision is the audit crate's (`OnFailure::blocks`); this only words the alarm.
+        let block = self.on_failure.blocks(write_class);
+        let effect = match (self.on_failure, block) {
+            (OnFailure::BlockAll, _) => "every request is answered with exception 0x04 (block_all)",
+            (OnFailure::Continue, _) => "requests are forwarded WITHOUT an audit record (continue)",
+            (_, true) => "write requests are answered with exception 0x04 (block_writes)",
+            (_, false) => return FailureAction::Forward,
+        };
+        self.alarm(why, effect);
+        if block {
+            FailureAction::Block
+        } else {
+            FailureAction::Forward
         }
     }
 

@@ -410,7 +410,9 @@ fn lossy_decoding_replacing_ef_bf_bd_with_ff_still_verified() {
     let (_d, path) = unsigned_log();
     replacement_char_to_ff(&path, 5);
     let r = verify(&[path.clone()], &VerifyOptions::default()).unwrap();
-    let p = r.problem.expect("an FF byte in place of EF BF BD must not verify");
+    let p = r
+        .problem
+        .expect("an FF byte in place of EF BF BD must not verify");
     assert_eq!((p.line, p.problem), (6, Problem::Malformed), "{}", p);
     assert!(p.message.contains("UTF-8"), "{}", p.message);
 }
