@@ -352,6 +352,7 @@ impl AuditLog {
             last_error: String::new(),
             backlog: VecDeque::new(),
             lost: 0,
+            withdrawn: 0,
             failed_since: None,
             last_retry: Instant::now(),
             buf: Vec::new(),
@@ -749,6 +750,16 @@ struct Pending {
     seq: u64,
     reply: Option<Reply>,
     line: Option<String>,
+    /// Not written late if its batch fails (see [`withdraws`]).
+    withdraw: bool,
+}
+
+/// Whether a record whose ticket fails must NOT be written late: a durable `request` record
+/// that somebody awaits. The gateway awaits it before forwarding; when it fails the gateway
+/// either refuses the request (`deny audit_unavailable`) or forwards it and writes the request
+/// record itself. Replaying this one would leave a false `allow` next to the refusal.
+fn withdraws(event: &Event, durable: bool, reply: Option<&Reply>) -> bool {
+    durable && reply.is_some() && event.kind == Kind::Request
 }
 
 /// Most messages the writer takes in one batch.
@@ -778,6 +789,8 @@ struct Writer {
     last_error: String,
     backlog: VecDeque<Event>,
     lost: u64,
+    /// Durable request records whose ticket failed, not written (see [`withdraws`]).
+    withdrawn: u64,
     failed_since: Option<String>,
     last_retry: Instant,
     buf: Vec<u8>,
@@ -1068,8 +1081,12 @@ impl Writer {
         }
     }
 
-    fn park(&mut self, event: Event) {
+    fn park(&mut self, event: Event, withdraw: bool) {
         if matches!(event.kind, Kind::Checkpoint | Kind::AuditRecovered) {
+            return;
+        }
+        if withdraw {
+            self.withdrawn += 1;
             return;
         }
         if self.backlog.len() < self.cfg.backlog {
@@ -1081,11 +1098,19 @@ impl Writer {
     }
 
     fn append_record(&mut self, event: Event, durable: bool, reply: Option<Reply>) {
+        let withdraw = withdraws(&event, durable, reply.as_ref());
+        if withdraw && reply.as_ref().is_some_and(oneshot::Sender::is_closed) {
+            // The caller stopped waiting (its timeout) and acted on that: it refused the
+            // request, or forwarded it and records it itself. Writing this one too would say
+            // something that did not happen (or say it twice).
+            self.withdrawn += 1;
+            return;
+        }
         if !self.healthy {
             if let Some(r) = reply {
                 let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
             }
-            self.park(event);
+            self.park(event, withdraw);
             return;
         }
         self.maybe_rotate();
@@ -1093,10 +1118,10 @@ impl Writer {
             if let Some(r) = reply {
                 let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
             }
-            self.park(event);
+            self.park(event, withdraw);
             return;
         }
-        self.encode(event, reply);
+        self.encode(event, reply, withdraw);
         let durable = match self.cfg.sync {
             SyncMode::Every => true,
             SyncMode::Writes => durable,
@@ -1112,7 +1137,7 @@ impl Writer {
         }
     }
 
-    fn encode(&mut self, mut event: Event, reply: Option<Reply>) {
+    fn encode(&mut self, mut event: Event, reply: Option<Reply>, withdraw: bool) {
         let seq = self.next_seq;
         if event.ts.is_none() {
             event.ts = Some(now_ts());
@@ -1139,6 +1164,7 @@ impl Writer {
             seq,
             reply,
             line,
+            withdraw,
         });
     }
 
@@ -1150,7 +1176,7 @@ impl Writer {
         let mut e = Event::new(Kind::Checkpoint);
         e.key_id = Some(id.clone());
         e.signature = Some(keys::sign_checkpoint(key, seq, &self.head));
-        self.encode(e, None);
+        self.encode(e, None, false);
         self.pending_durable = true;
         self.last_checkpoint = Instant::now();
     }
@@ -1252,7 +1278,7 @@ impl Writer {
             if let Some(r) = p.reply {
                 let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
             }
-            self.park(p.event);
+            self.park(p.event, p.withdraw);
         }
         if let Some(x) = &self.exporter {
             // The SIEM may be the only place that hears of it: send an unchained record.
@@ -1304,12 +1330,14 @@ impl Writer {
         self.healthy = true;
         let delayed = self.backlog.len() as u64;
         let lost = self.lost;
+        let withdrawn = self.withdrawn;
         let since = self.failed_since.clone().unwrap_or_default();
         let mut e = Event::notice(
             Kind::AuditRecovered,
             format!(
                 "audit log was unavailable from {since} ({}); {delayed} records follow late, \
-                 {lost} were lost",
+                 {lost} were lost; {withdrawn} durable request record(s) whose ticket failed \
+                 are not written (the gateway recorded what it did with each request)",
                 self.last_error
             ),
         );
@@ -1326,6 +1354,7 @@ impl Writer {
             self.shared.healthy.store(true, Ordering::Release);
             bump(&self.counters().delayed, delayed);
             self.lost = 0;
+            self.withdrawn = 0;
             self.failed_since = None;
             tracing::warn!(
                 alarm = "audit_recovered",
