@@ -159,7 +159,7 @@ mod tests {
 
     use super::*;
 
-    fn recorder(sync: SyncMode, on_failure: OnFailure) -> Recorder {
+    fn temp_log() -> std::path::PathBuf {
         // One file per recorder: tests run in parallel and two writers must not share a log.
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
@@ -168,8 +168,50 @@ mod tests {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&path);
-        let handle = AuditLog::start(AuditConfig::new(path)).unwrap();
+        path
+    }
+
+    fn recorder(sync: SyncMode, on_failure: OnFailure) -> Recorder {
+        let handle = AuditLog::start(AuditConfig::new(temp_log())).unwrap();
         Recorder::new(handle, sync, on_failure)
+    }
+
+    #[test]
+    fn record_denial_aggregates_repeated_denials_of_one_source() {
+        use zonegate_audit::{Decision, Kind};
+        let path = temp_log();
+        let mut cfg = AuditConfig::new(&path);
+        cfg.min_free_bytes = 0;
+        let r = Recorder::new(
+            AuditLog::start(cfg).unwrap(),
+            SyncMode::Writes,
+            OnFailure::BlockWrites,
+        );
+        for port in 0..100u16 {
+            let ev = Event {
+                conduit: Some("C1".into()),
+                src: Some(format!("127.0.0.9:{}", 40000 + port)),
+                decision: Some(Decision::Deny),
+                reason: Some("no_rule_for_source".into()),
+                ..Event::new(Kind::Request)
+            };
+            r.record_denial(ev);
+        }
+        r.handle().shutdown().wait().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let denials: Vec<Event> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Event>(l).unwrap())
+            .filter(|e| e.decision == Some(Decision::Deny))
+            .collect();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(denials.len(), 2, "one in full, one summary: {denials:?}");
+        assert_eq!((denials[0].count, denials[1].count), (None, Some(99)));
+        assert_eq!(
+            denials[1].src.as_deref(),
+            Some("127.0.0.9:40099"),
+            "the last one"
+        );
     }
 
     #[test]
