@@ -104,6 +104,11 @@ impl FileStorage {
     }
 }
 
+/// Fsyncs the directory of `path` (after a rename or a deletion), ignoring errors.
+pub(crate) fn sync_parent(path: &Path) {
+    sync_dir(path);
+}
+
 fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent() {
         let dir = if dir.as_os_str().is_empty() {

@@ -217,6 +217,9 @@ pub struct Report {
     pub anchors_matched: u64,
     /// Warnings that are not tampering.
     pub warnings: Vec<String>,
+    /// When the log starts mid-chain because retention removed older segments: which record
+    /// vouches for that.
+    pub retention: Option<String>,
     /// The first bad record.
     pub problem: Option<Finding>,
 }
@@ -239,10 +242,10 @@ impl fmt::Display for Report {
         }
         write!(f, "{} records", self.records)?;
         if let (Some(a), Some(b)) = (self.first_seq, self.last_seq) {
-            write!(f, ", seq {a}..={b}")?;
+            write!(f, ", seq {a} to {b}")?;
         }
         if let (Some(a), Some(b)) = (&self.first_ts, &self.last_ts) {
-            write!(f, ", {a} .. {b}")?;
+            write!(f, ", from {a} to {b}")?;
         }
         write!(
             f,
@@ -287,6 +290,9 @@ impl fmt::Display for Report {
                 t.bytes
             )?;
         }
+        if let Some(r) = &self.retention {
+            write!(f, "\nnote: {r}")?;
+        }
         for w in &self.warnings {
             write!(f, "\nwarning: {w}")?;
         }
@@ -319,6 +325,9 @@ struct State<'a> {
     time_warnings: usize,
     delayed_left: u64,
     last: Option<(u64, String, Kind, PathBuf, u64)>,
+    /// The first record when it is not the start of a chain: (file, line, seq, prev). Accepted
+    /// once a later `segment_removed` record names seq - 1 with hash = prev.
+    unvouched_start: Option<(PathBuf, u64, u64, String)>,
 }
 
 impl State<'_> {
@@ -402,24 +411,16 @@ impl State<'_> {
         match &self.last {
             None => {
                 if prev != GENESIS_PREV {
-                    if self.opts.allow_partial {
+                    if !self.opts.allow_partial {
+                        // Retention may have removed the segments before it: decided when
+                        // the chain has been read (a later record must vouch for it).
+                        self.unvouched_start =
+                            Some((file.to_path_buf(), lineno, seq, prev.clone()));
+                    } else {
                         self.report.warnings.push(format!(
                             "the log starts at seq {seq}, not at the start of a chain \
                              (checked from there on)"
                         ));
-                    } else {
-                        self.finding(
-                            file,
-                            lineno,
-                            Some(seq),
-                            Problem::NotGenesis,
-                            format!(
-                                "the first record (seq {seq}) is not the start of a chain: \
-                                 earlier records or files are missing (give every rotated \
-                                 file, or --allow-partial to check a later part alone)"
-                            ),
-                        );
-                        return false;
                     }
                 } else if seq != 0 {
                     self.finding(
@@ -519,6 +520,21 @@ impl State<'_> {
         if ev.kind == Kind::AuditRecovered {
             self.delayed_left = ev.delayed.unwrap_or(0);
         }
+        if ev.kind == Kind::SegmentRemoved {
+            let vouches = self.unvouched_start.as_ref().is_some_and(|(_, _, s, p)| {
+                s.checked_sub(1) == ev.last_seq && ev.last_hash.as_deref() == Some(p.as_str())
+            });
+            if vouches {
+                if let Some((_, _, start, _)) = self.unvouched_start.take() {
+                    self.report.retention = Some(format!(
+                        "the log starts at seq {start}: earlier records were removed by \
+                         retention ({} up to seq {}, recorded at seq {seq})",
+                        ev.file.as_deref().unwrap_or("a segment"),
+                        start - 1
+                    ));
+                }
+            }
+        }
         let r = &mut self.report;
         r.records += 1;
         if r.first_seq.is_none() {
@@ -553,6 +569,7 @@ pub fn verify(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report, AuditEr
             ..Report::default()
         },
         last: None,
+        unvouched_start: None,
         latest_time: None,
         time_warnings: 0,
         delayed_left: 0,
@@ -698,6 +715,31 @@ pub fn verify(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report, AuditEr
                 }
             }
         }
+    }
+    if let Some((file, line, seq, _)) = st.unvouched_start.take() {
+        if st.report.problem.is_some() {
+            // The walk stopped before a `segment_removed` record could vouch for the start.
+            st.report.warnings.push(format!(
+                "{}:{line}: the log starts at seq {seq}, not at the start of a chain, and no \
+                 segment_removed record before the problem vouches for that",
+                file.display()
+            ));
+            st.report.ok = false;
+            return Ok(st.report);
+        }
+        st.report.records = 0;
+        st.finding(
+            &file,
+            line,
+            Some(seq),
+            Problem::NotGenesis,
+            format!(
+                "the first record (seq {seq}) is not the start of a chain and no \
+                 segment_removed record vouches for what is before it: earlier records or files \
+                 are missing (give every rotated file, or --allow-partial to check a later part \
+                 alone)"
+            ),
+        );
     }
     st.report.ok = st.report.problem.is_none();
     Ok(st.report)

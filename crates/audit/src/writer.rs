@@ -1201,8 +1201,91 @@ impl Writer {
                 self.file_len = 0;
                 self.committed_len = 0;
                 tracing::info!(seq = self.next_seq, "audit log rotated");
+                self.apply_retention();
             }
             Err(e) => self.fail(&format!("rotating the log failed: {e}")),
+        }
+    }
+
+    /// Retention (`max_bytes`, `max_segments`): deletes the oldest segments, each after a
+    /// durable `segment_removed` record that names it with its last seq and hash, so that the
+    /// verifier accepts the kept files as a chain that starts mid-way.
+    fn apply_retention(&mut self) {
+        let (max_bytes, max_segments) = (self.cfg.max_bytes, self.cfg.max_segments);
+        if max_bytes == 0 && max_segments == 0 {
+            return;
+        }
+        let Some(path) = self.cfg.path.clone() else {
+            return;
+        };
+        let segs = match storage::segments(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit retention: cannot list the segments");
+                return;
+            }
+        };
+        let sized: Vec<(std::path::PathBuf, u64)> = segs
+            .into_iter()
+            .map(|(_, p)| {
+                let len = std::fs::metadata(&p).map_or(0, |m| m.len());
+                (p, len)
+            })
+            .collect();
+        let mut total = sized.iter().map(|(_, n)| n).sum::<u64>() + self.file_len;
+        let mut count = sized.len();
+        for (seg, len) in sized {
+            let over =
+                (max_segments > 0 && count > max_segments) || (max_bytes > 0 && total > max_bytes);
+            if !over || !self.healthy {
+                return;
+            }
+            let last = storage::read_tail(&seg)
+                .ok()
+                .and_then(|t| t.last_line)
+                .and_then(|(line, _)| {
+                    std::str::from_utf8(&line)
+                        .ok()
+                        .and_then(|l| check_line(l).ok())
+                });
+            let Some(last) = last else {
+                tracing::warn!(
+                    file = %seg.display(),
+                    "audit retention: not removing a segment whose last record is not valid"
+                );
+                return;
+            };
+            let name = seg.file_name().map_or_else(
+                || seg.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let mut e = Event::notice(
+                Kind::SegmentRemoved,
+                format!(
+                    "retention (max_bytes {max_bytes}, max_segments {max_segments}): removing \
+                     {name} ({len} bytes), whose last record is seq {}",
+                    last.seq.unwrap_or(0)
+                ),
+            );
+            e.file = Some(name);
+            e.last_seq = last.seq;
+            e.last_hash = last.hash;
+            e.gateway = Some(self.cfg.gateway.clone());
+            // The record first (durably), then the deletion: a crash in between leaves a file
+            // too many, never a gap nobody vouches for.
+            self.append_record(e, true, None);
+            self.flush(true);
+            if !self.healthy {
+                return;
+            }
+            if let Err(err) = std::fs::remove_file(&seg) {
+                tracing::warn!(file = %seg.display(), error = %err, "audit retention: cannot remove");
+                return;
+            }
+            storage::sync_parent(&seg);
+            tracing::info!(file = %seg.display(), "audit retention removed a segment");
+            total = total.saturating_sub(len);
+            count -= 1;
         }
     }
 

@@ -12,6 +12,7 @@ mod it {
     mod crash;
     mod failure;
     mod loss;
+    mod retention;
     mod show;
     mod syslog;
     mod tamper;
