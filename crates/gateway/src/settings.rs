@@ -133,6 +133,15 @@ pub(crate) fn audit_config(
         if let Some(n) = a.checkpoint_every {
             cfg.checkpoint_every = n;
         }
+        if let Some(d) = a.aggregate_interval {
+            cfg.aggregate_interval = d;
+        }
+        if let Some(n) = a.max_bytes {
+            cfg.max_bytes = n;
+        }
+        if let Some(n) = a.max_segments {
+            cfg.max_segments = usize::try_from(n).unwrap_or(usize::MAX);
+        }
         cfg.signing_key = a.signing_key.as_deref().map(|p| model.resolve(p));
         if let Some(s) = &a.syslog {
             let transport = match s.transport {

@@ -789,6 +789,27 @@ fn decode_audit(cx: &mut Cx, n: &Node, p: &str) -> Option<AuditSection> {
     });
     let signing_key = f.opt(cx, "signing_key", text).map(PathBuf::from);
     let syslog = f.opt(cx, "syslog", decode_syslog);
+    let aggregate_interval = f.opt(cx, "aggregate_interval", duration);
+    let max_bytes = f.opt(cx, "max_bytes", |cx, n, p| {
+        parsed(cx, n, p, syntax::parse_size)
+    });
+    let max_segments = f.opt(cx, "max_segments", |cx, n, p| {
+        positive(cx, n, p, 1_000_000).map(|v| v as u64)
+    });
+    if let Some(max) = max_bytes {
+        // The writer's default rotate_size is 64 MiB.
+        let rotate = rotate_size.unwrap_or(64 << 20);
+        if max < rotate {
+            cx.error(
+                n,
+                p,
+                format!(
+                    "max_bytes {max} is smaller than rotate_size {rotate}: retention would \
+                     delete every segment as soon as it is made"
+                ),
+            );
+        }
+    }
     let keys = f.finish(cx);
     Some(AuditSection {
         path,
@@ -798,6 +819,9 @@ fn decode_audit(cx: &mut Cx, n: &Node, p: &str) -> Option<AuditSection> {
         checkpoint_every,
         signing_key,
         syslog,
+        aggregate_interval,
+        max_bytes,
+        max_segments,
         line: n.line,
         keys,
     })

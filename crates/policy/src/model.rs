@@ -1333,6 +1333,14 @@ pub struct AuditSection {
     pub signing_key: Option<PathBuf>,
     /// Syslog copy.
     pub syslog: Option<SyslogSection>,
+    /// `aggregate_interval`: repeated denials of one source and reason within it become one
+    /// record with a `count` (default 10 s in the writer when `None`).
+    pub aggregate_interval: Option<std::time::Duration>,
+    /// `max_bytes`: retention, delete the oldest segments while the log is larger (default:
+    /// keep everything).
+    pub max_bytes: Option<u64>,
+    /// `max_segments`: retention, keep at most this many rotated segments (default: all).
+    pub max_segments: Option<u64>,
     /// 1-based line.
     pub line: u32,
     /// Lines of its keys.

@@ -317,3 +317,42 @@ async fn write_record_is_fsynced_before_the_device_sees_the_write() {
     );
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn model_retention_keys_reach_the_audit_writer() {
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
+        .await
+        .unwrap();
+    let upstream = sim.local_addr();
+    let rig = Rig::launch(
+        sim,
+        upstream,
+        "",
+        None,
+        "  rotate_size: 4096\n  max_bytes: 8KiB\n  max_segments: 1\n  aggregate_interval: 1h\n",
+        None,
+    )
+    .await;
+    let mut hist = rig.client(HISTORIAN).await;
+    for _ in 0..60 {
+        assert_eq!(
+            registers_of(&hist.call(1, &read_holding(100, 1)).await),
+            [200]
+        );
+    }
+    let Rig {
+        sim,
+        gateway,
+        dir,
+        audit,
+        ..
+    } = rig;
+    gateway.shutdown().await;
+    sim.stop().await;
+    let segs = zonegate_audit::storage::segments(&audit).unwrap();
+    assert_eq!(segs.len(), 1, "max_segments: 1 keeps one segment: {segs:?}");
+    let files = zonegate_audit::storage::log_files(&audit).unwrap();
+    let r = zonegate_audit::verify(&files, &zonegate_audit::VerifyOptions::default()).unwrap();
+    assert!(r.is_ok() && r.retention.is_some(), "{r}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
