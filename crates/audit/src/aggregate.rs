@@ -21,7 +21,7 @@
 
 use std::borrow::Cow;
 use std::collections::hash_map::{Entry as MapEntry, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -152,10 +152,8 @@ impl Aggregator {
     }
 
     fn shard(&self, key: &Key) -> &Mutex<Shard> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
         // The modulo is below SHARDS: the cast cannot truncate.
-        &self.shards[(h.finish() % SHARDS as u64) as usize]
+        &self.shards[(self.hasher.hash_one(key) % SHARDS as u64) as usize]
     }
 
     /// The interval in force (`shed`: never zero).

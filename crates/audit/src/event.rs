@@ -72,6 +72,26 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind this version writes (not [`Kind::Unknown`]).
+    pub const ALL: &'static [Self] = &[
+        Self::Request,
+        Self::Outcome,
+        Self::Genesis,
+        Self::Start,
+        Self::Stop,
+        Self::PolicyLoad,
+        Self::PolicyReload,
+        Self::PolicyRejected,
+        Self::Checkpoint,
+        Self::AuditFailure,
+        Self::AuditRecovered,
+        Self::StorageLow,
+        Self::Connection,
+        Self::Alert,
+        Self::AuditLost,
+        Self::SegmentRemoved,
+    ];
+
     /// The snake_case name used in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -476,13 +496,7 @@ mod tests {
 
     #[test]
     fn kind_names_round_trip() {
-        for k in [
-            Kind::Request,
-            Kind::PolicyReload,
-            Kind::AuditRecovered,
-            Kind::AuditLost,
-            Kind::SegmentRemoved,
-        ] {
+        for &k in Kind::ALL {
             assert_eq!(Kind::from_name(k.as_str()), Some(k));
         }
         assert_eq!(Kind::from_name("nope"), None);

@@ -599,27 +599,25 @@ impl AuditHandle {
     /// Queues a low-priority record (a denial, a refused connection) only while the queue has
     /// more than the reserve free ([`AuditConfig::queue_reserve`]), so that such records never
     /// take the room of allowed and durable ones. Gives the event back when it was not queued.
-    fn record_low(&self, event: Event) -> Result<(), (AuditError, Option<Event>)> {
+    fn record_low(&self, event: Event) -> Low {
         let Some(tx) = &self.tx else {
-            return Ok(());
+            return Low::Queued;
         };
-        if tx.len() >= self.low_limit {
-            bump(&self.shared.counters.queue_full, 1);
-            self.wake_writer();
-            return Err((AuditError::Overloaded, Some(event)));
-        }
-        match tx.try_send(Self::append_msg(event, false, None)) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Disconnected(_)) => Err((AuditError::Closed, None)),
-            Err(TrySendError::Full(m)) => {
-                bump(&self.shared.counters.queue_full, 1);
-                self.wake_writer();
-                let event = match m {
-                    Msg::Append { event, .. } => Some(*event),
-                    _ => None,
-                };
-                Err((AuditError::Overloaded, event))
+        let msg = Self::append_msg(event, false, None);
+        let rejected = if tx.len() >= self.low_limit {
+            msg
+        } else {
+            match tx.try_send(msg) {
+                Ok(()) => return Low::Queued,
+                Err(TrySendError::Disconnected(_)) => return Low::Closed,
+                Err(TrySendError::Full(m)) => m,
             }
+        };
+        bump(&self.shared.counters.queue_full, 1);
+        self.wake_writer();
+        match rejected {
+            Msg::Append { event, .. } => Low::Full(event),
+            _ => Low::Closed,
         }
     }
 
@@ -648,16 +646,16 @@ impl AuditHandle {
             return Ok(());
         };
         match self.record_low(event) {
-            Ok(()) => Ok(()),
-            Err((AuditError::Overloaded, Some(event))) if aggregating => {
-                self.shared.agg.count(event);
+            Low::Queued => Ok(()),
+            Low::Full(event) if aggregating => {
+                self.shared.agg.count(*event);
                 Ok(())
             }
-            Err((e @ AuditError::Overloaded, _)) => {
+            Low::Full(_) => {
                 self.shared.note_lost();
-                Err(e)
+                Err(AuditError::Overloaded)
             }
-            Err((e, _)) => Err(e),
+            Low::Closed => Err(AuditError::Closed),
         }
     }
 
@@ -743,6 +741,14 @@ impl AuditHandle {
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
     }
+}
+
+/// What became of a low-priority record ([`AuditHandle::record_low`]).
+enum Low {
+    Queued,
+    /// Not queued: no room outside the reserve. The event, normalized for the writer.
+    Full(Box<Event>),
+    Closed,
 }
 
 struct Pending {

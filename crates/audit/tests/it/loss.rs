@@ -198,7 +198,7 @@ fn silent_audit_loss_without_aggregation_is_chained_as_audit_lost() {
         denials,
         "records + lost account for every denial"
     );
-    assert_eq!(r.kinds.get("audit_lost").copied().unwrap_or(0) > 0, true);
+    assert!(r.kinds.get("audit_lost").copied().unwrap_or(0) > 0);
     let ev: Vec<Event> = files(dir.path()).iter().flat_map(|f| events(f)).collect();
     let l = ev.iter().find(|e| e.kind == Kind::AuditLost).unwrap();
     assert!(l.first_ts.is_some() && l.last_ts.is_some(), "{l:?}");

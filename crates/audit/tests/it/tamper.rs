@@ -409,7 +409,7 @@ fn replacement_char_to_ff(path: &Path, idx: usize) {
 fn lossy_decoding_replacing_ef_bf_bd_with_ff_still_verified() {
     let (_d, path) = unsigned_log();
     replacement_char_to_ff(&path, 5);
-    let r = verify(&[path.clone()], &VerifyOptions::default()).unwrap();
+    let r = verify(std::slice::from_ref(&path), &VerifyOptions::default()).unwrap();
     let p = r
         .problem
         .expect("an FF byte in place of EF BF BD must not verify");

@@ -180,7 +180,7 @@ async fn continue_forwards_while_the_log_fails() {
 struct TimedSyncs {
     inner: FileStorage,
     written: u64,
-    syncs: Arc<std::sync::Mutex<Vec<(std::time::Instant, u64)>>>,
+    syncs: Syncs,
 }
 
 impl Storage for TimedSyncs {
@@ -218,16 +218,19 @@ impl Storage for TimedSyncs {
     }
 }
 
+/// When each request reached the device, and its PDU.
+type Arrivals = Arc<std::sync::Mutex<Vec<(std::time::Instant, Vec<u8>)>>>;
+
+/// When each fsync completed, and how many bytes of the file it covered.
+type Syncs = Arc<std::sync::Mutex<Vec<(std::time::Instant, u64)>>>;
+
 /// A device that notes when each request arrives and echoes it (the FC 6 answer is the
 /// request itself). Serves one connection, a bounded number of requests.
-async fn timestamping_device() -> (
-    std::net::SocketAddr,
-    Arc<std::sync::Mutex<Vec<(std::time::Instant, Vec<u8>)>>>,
-) {
+async fn timestamping_device() -> (std::net::SocketAddr, Arrivals) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let seen: Arc<std::sync::Mutex<Vec<(std::time::Instant, Vec<u8>)>>> = Arc::default();
+    let seen: Arrivals = Arc::default();
     let log = Arc::clone(&seen);
     tokio::spawn(async move {
         let Ok((mut s, _)) = listener.accept().await else {
@@ -262,7 +265,7 @@ async fn write_record_is_fsynced_before_the_device_sees_the_write() {
     let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
         .await
         .unwrap();
-    let syncs: Arc<std::sync::Mutex<Vec<(std::time::Instant, u64)>>> = Arc::default();
+    let syncs: Syncs = Arc::default();
     let path_cell: Arc<std::sync::Mutex<Option<std::path::PathBuf>>> = Arc::default();
     let (cell, log) = (Arc::clone(&path_cell), Arc::clone(&syncs));
     let factory: AuditStorageFactory = Arc::new(move || {
