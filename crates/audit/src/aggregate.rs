@@ -238,11 +238,14 @@ impl Aggregator {
     }
 
     /// Removes the keys whose interval ended by `now` (every key when `all`) and returns their
-    /// summary records (keys with nothing counted end without one).
-    pub(crate) fn take_due(&self, now: Instant, all: bool) -> Vec<Event> {
+    /// summary records (keys with nothing counted end without one) and when the next key is
+    /// due. Every interval has the same length, so a key made after this call is due later
+    /// than `now + interval`: the writer need not look before the returned instant.
+    pub(crate) fn take_due(&self, now: Instant, all: bool) -> (Vec<Event>, Instant) {
         let mut out = Vec::new();
+        let mut next = now + self.interval(true).unwrap_or(SHED_INTERVAL);
         if self.is_idle() {
-            return out;
+            return (out, next);
         }
         for m in &self.shards {
             let mut shard = lock(m);
@@ -250,6 +253,7 @@ impl Aggregator {
             let mut ended_live = 0;
             shard.map.retain(|key, e| {
                 if !all && e.due > now {
+                    next = next.min(e.due);
                     return true;
                 }
                 ended += 1;
@@ -264,7 +268,7 @@ impl Aggregator {
             shard.live -= ended_live;
             self.entries.fetch_sub(ended, Ordering::Relaxed);
         }
-        out
+        (out, next)
     }
 
     fn summary(&self, key: &Key, e: &mut Entry) -> Option<Event> {
@@ -328,8 +332,11 @@ mod tests {
         assert!(a
             .admit(denial("10.0.0.2:1000", "no_rule", 9), false)
             .is_some());
-        assert!(a.take_due(Instant::now(), false).is_empty(), "not due yet");
-        let s = a.take_due(Instant::now(), true);
+        assert!(
+            a.take_due(Instant::now(), false).0.is_empty(),
+            "not due yet"
+        );
+        let (s, _) = a.take_due(Instant::now(), true);
         assert_eq!(
             s.len(),
             1,
@@ -356,6 +363,7 @@ mod tests {
         }
         let counted: u64 = a
             .take_due(Instant::now(), true)
+            .0
             .iter()
             .map(|e| e.count.unwrap())
             .sum();
@@ -373,7 +381,7 @@ mod tests {
         for _ in 0..3 {
             assert!(a.admit(denial("10.0.0.1:1", "r", 1), true).is_none());
         }
-        let s = a.take_due(Instant::now(), true);
+        let (s, _) = a.take_due(Instant::now(), true);
         assert_eq!(s[0].count, Some(3));
     }
 }

@@ -363,6 +363,7 @@ impl AuditLog {
             storage_low: false,
             last_checkpoint: Instant::now(),
             last_housekeeping: Instant::now(),
+            next_summary: Instant::now(),
             cfg: config,
         };
         w.commit_point();
@@ -807,6 +808,8 @@ struct Writer {
     storage_low: bool,
     last_checkpoint: Instant,
     last_housekeeping: Instant,
+    /// The writer need not look for due aggregate summaries before this.
+    next_summary: Instant,
 }
 
 impl Writer {
@@ -884,11 +887,11 @@ impl Writer {
         let sync = self
             .unsynced
             .then(|| self.last_sync + self.cfg.batch_interval);
-        // Due summaries and unreported losses are written as soon as the writer looks.
-        let housekeeping = (!self.shared.agg.is_idle()
-            || self.shared.lost_pending.load(Ordering::Acquire) > 0)
+        // Unreported losses are chained soon; summaries when their interval ends.
+        let lost = (self.shared.lost_pending.load(Ordering::Acquire) > 0)
             .then(|| self.last_housekeeping + HOUSEKEEPING);
-        [sync, self.checkpoint_due(), housekeeping]
+        let summaries = (!self.shared.agg.is_idle()).then_some(self.next_summary);
+        [sync, self.checkpoint_due(), lost, summaries]
             .into_iter()
             .flatten()
             .min()
@@ -939,7 +942,7 @@ impl Writer {
                 }
             }
         }
-        if self.last_housekeeping.elapsed() >= HOUSEKEEPING {
+        if self.last_housekeeping.elapsed() >= HOUSEKEEPING || Instant::now() >= self.next_summary {
             self.housekeeping(false);
         }
         if self.healthy && self.checkpoint_due().is_some_and(|t| Instant::now() >= t) {
@@ -1060,9 +1063,14 @@ impl Writer {
     /// Writes due aggregate summaries (all of them when `all`) and an `audit_lost` record for
     /// records dropped before the queue since the last one.
     fn housekeeping(&mut self, all: bool) {
-        self.last_housekeeping = Instant::now();
-        for summary in self.shared.agg.take_due(Instant::now(), all) {
-            self.append_record(summary, false, None);
+        let now = Instant::now();
+        self.last_housekeeping = now;
+        if all || now >= self.next_summary {
+            let (summaries, next) = self.shared.agg.take_due(now, all);
+            self.next_summary = next;
+            for summary in summaries {
+                self.append_record(summary, false, None);
+            }
         }
         let lost = self.shared.lost_pending.swap(0, Ordering::AcqRel);
         if lost > 0 {

@@ -223,3 +223,30 @@ fn storage_low_sheds_full_denial_records_before_allowed_ones() {
     let ev = events(&dir.path().join("audit.log"));
     assert!(ev.iter().any(|e| e.kind == Kind::StorageLow));
 }
+
+#[test]
+fn a_summary_is_written_when_its_interval_ends_not_only_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.aggregate_interval = Duration::from_millis(200);
+    let h = zonegate_audit::AuditLog::start(c).unwrap();
+    for i in 0..10 {
+        // One host, one reason: one key.
+        h.record_aggregated(denial(i * 120)).unwrap();
+    }
+    let path = dir.path().join("audit.log");
+    let mut summary = None;
+    // Bounded: at most 5 s.
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(50));
+        summary = events(&path).into_iter().find(|e| e.count.is_some());
+        if summary.is_some() {
+            break;
+        }
+    }
+    let s = summary.expect("the summary of an ended interval is written while running");
+    assert_eq!(s.count, Some(9));
+    assert_eq!(s.request_id, None, "a summary stands for many requests");
+    assert!(s.first_ts < s.last_ts, "{s:?}");
+    h.shutdown().wait().unwrap();
+}
