@@ -201,7 +201,8 @@ pub struct AuditConfig {
     /// many (default 0 = keep everything).
     pub max_segments: usize,
     /// SR 2.9: when the free space of the log's file system falls below this many bytes, raise
-    /// an `audit_storage_low` alarm (tracing warn + a `storage_low` record), once per crossing
+    /// an `audit_storage_low` alarm (tracing warn + a `storage_low` record), once per crossing,
+    /// and shed denials (only counted, never written in full) while below
     /// (default 256 MiB; 0 = never check). Checked at start and at most every 10 s.
     pub min_free_bytes: u64,
 }

@@ -10,6 +10,9 @@
 //! old one. `zonegate log verify zonegate-audit.log*` checks them all (the verifier orders files
 //! by their first `seq`, so argument order does not matter).
 //!
+//! Retention (`max_bytes`, `max_segments`) deletes the oldest segments after a rotation, each
+//! after a chained `segment_removed` record (see the writer).
+//!
 //! Tests replace [`FileStorage`] with a wrapper that injects faults (ENOSPC) through
 //! [`crate::AuditLog::start_with_storage`].
 

@@ -10,7 +10,13 @@
 //! 4. with a public key: every `checkpoint` has this key's `key_id` and a valid Ed25519 signature
 //!    over its chain head (see [`crate::keys`]), and the log ends with a checkpoint (unless
 //!    [`VerifyOptions::require_final_checkpoint`] is off): catches a rewritten chain and a cut-off
-//!    tail.
+//!    tail;
+//! 5. the first record is the start of a chain (`prev` = 64 zeros, seq 0), or retention removed
+//!    what was before it: a later `segment_removed` record names `seq - 1` and this `prev`
+//!    ([`Report::retention`] says which). Anything else is [`Problem::NotGenesis`].
+//!
+//! Lines are read as raw bytes and must be UTF-8: the hash is over the bytes, and a lossy
+//! decoding would let different bytes verify as the same text.
 //!
 //! Files are put in chain order by the `seq` of their first record, so
 //! `zonegate log verify zonegate-audit.log*` works whatever order the shell gives. An unterminated

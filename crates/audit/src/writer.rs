@@ -37,6 +37,18 @@
 //! (new seq, original `ts`), and turns healthy again. Nothing panics; the process never exits
 //! because of the log. The gateway applies `on_failure` with [`AuditHandle::should_block`] before
 //! the decision and with the ticket result after it.
+//!
+//! A failed batch is cut back to the file length of the last successful flush (then fsynced),
+//! so a batch whose write succeeded and whose fsync failed never leaves a seq on disk twice.
+//! A durable `request` record whose ticket failed (or whose ticket was dropped before the writer
+//! got to it) is not written late: its caller acted on the failure and records what it did.
+//!
+//! # Denials, reserve and loss
+//! [`AuditHandle::record_aggregated`] takes denials and refused connections: aggregated per
+//! (conduit, source IP, kind, reason) and interval, queued only outside the reserve of
+//! [`AuditConfig::queue_reserve`], only counted while storage is low. Anything dropped before
+//! the queue is chained as an `audit_lost` record. Retention (`max_bytes`, `max_segments`)
+//! deletes the oldest segments after a chained `segment_removed` record.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -222,7 +234,9 @@ fn ts_of_micros(us: u64) -> String {
 }
 
 /// Resolves to the record's `seq` once it is written (and fsynced when durable), or to the
-/// error that kept it out of the log. Dropping a ticket does not cancel the record.
+/// error that kept it out of the log. Dropping a ticket does not cancel the record, except
+/// for a durable `request` record that the writer has not reached yet: its caller gave up
+/// waiting and records what it did with the request itself.
 #[derive(Debug)]
 #[must_use = "a ticket tells whether the record reached the log; drop it explicitly to ignore"]
 pub struct Ticket {
