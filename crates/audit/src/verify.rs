@@ -217,8 +217,14 @@ pub struct Report {
     pub head: Option<String>,
     /// Records per kind.
     pub kinds: std::collections::BTreeMap<String, u64>,
-    /// `request` records per decision.
+    /// Requests per decision: a `request` record counts 1, an aggregate record its `count`.
     pub decisions: std::collections::BTreeMap<String, u64>,
+    /// Aggregate records (with `count`).
+    pub aggregate_records: u64,
+    /// Events the aggregate records stand for (the sum of their `count`).
+    pub aggregated_events: u64,
+    /// Records the log says were lost: `lost` of `audit_lost` and `audit_recovered` records.
+    pub lost: u64,
     /// Anchors that matched.
     pub anchors_matched: u64,
     /// Warnings that are not tampering.
@@ -277,6 +283,13 @@ impl fmt::Display for Report {
                 .collect();
             write!(f, "\ndecisions: {}", d.join(", "))?;
         }
+        if self.aggregate_records > 0 {
+            write!(
+                f,
+                "\naggregated: {} record(s) stand for {} events (repeated denials; count)",
+                self.aggregate_records, self.aggregated_events
+            )?;
+        }
         if self.anchors_matched > 0 {
             write!(f, "\nanchors matched: {}", self.anchors_matched)?;
         }
@@ -298,6 +311,15 @@ impl fmt::Display for Report {
         }
         if let Some(r) = &self.retention {
             write!(f, "\nnote: {r}")?;
+        }
+        if self.lost > 0 {
+            write!(
+                f,
+                "\nwarning: the log records that {} record(s) were lost before they could be \
+                 written (see its audit_lost and audit_recovered records: `zonegate log show \
+                 --kind audit_lost`)",
+                self.lost
+            )?;
         }
         for w in &self.warnings {
             write!(f, "\nwarning: {w}")?;
@@ -520,7 +542,14 @@ impl State<'_> {
                 .report
                 .decisions
                 .entry(d.as_str().to_owned())
-                .or_default() += 1;
+                .or_default() += ev.count.unwrap_or(1);
+        }
+        if let Some(n) = ev.count {
+            self.report.aggregate_records += 1;
+            self.report.aggregated_events += n;
+        }
+        if matches!(ev.kind, Kind::AuditLost | Kind::AuditRecovered) {
+            self.report.lost += ev.lost.unwrap_or(0);
         }
         self.check_time(file, lineno, seq, ev.ts.as_deref());
         if ev.kind == Kind::AuditRecovered {

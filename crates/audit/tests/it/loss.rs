@@ -169,6 +169,15 @@ fn silent_audit_loss_every_denied_request_is_accounted_for() {
     );
     assert_eq!(denied, denials, "every denial is in a record or a count");
     assert_eq!(
+        r.decisions.get("deny").copied(),
+        Some(denials),
+        "verify counts requests"
+    );
+    assert!(
+        r.aggregate_records > 0 && r.to_string().contains("aggregated:"),
+        "{r}"
+    );
+    assert_eq!(
         (allow, lost),
         (allowed_n, 0),
         "the reserve kept room for allowed records"
@@ -202,6 +211,14 @@ fn silent_audit_loss_without_aggregation_is_chained_as_audit_lost() {
     let ev: Vec<Event> = files(dir.path()).iter().flat_map(|f| events(f)).collect();
     let l = ev.iter().find(|e| e.kind == Kind::AuditLost).unwrap();
     assert!(l.first_ts.is_some() && l.last_ts.is_some(), "{l:?}");
+    // verify is not silent about it.
+    assert_eq!(r.lost, lost);
+    assert!(
+        r.to_string()
+            .contains(&format!("{lost} record(s) were lost")),
+        "{r}"
+    );
+    assert_eq!(r.decisions.get("deny").copied(), Some(denied));
 }
 
 #[test]

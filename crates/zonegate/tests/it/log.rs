@@ -382,3 +382,37 @@ fn show_names_a_line_that_is_not_utf8() {
     assert_eq!(o.status.code(), Some(1));
     assert!(out(&o).contains("UTF-8"), "{}", out(&o));
 }
+
+#[test]
+fn verify_and_show_are_not_silent_about_lost_records() {
+    let d = Scratch::new("lost");
+    let log = d.path("a.log");
+    let mut c = AuditConfig::new(&log);
+    c.min_free_bytes = 0;
+    c.queue = 4;
+    // The writer lingers after a batch nobody waits for: the 4-slot queue fills up.
+    c.linger = std::time::Duration::from_secs(5);
+    let h = AuditLog::start(c).unwrap();
+    let mut dropped = 0;
+    for _ in 0..20 {
+        if h.record(Event::new(Kind::Request), false).is_err() {
+            dropped += 1;
+        }
+    }
+    assert!(dropped > 0);
+    h.shutdown().wait().unwrap();
+    let o = zonegate(&["log", "verify", &d.s("a.log")]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert!(
+        out(&o).contains(&format!("{dropped} record(s) were lost")),
+        "{}",
+        out(&o)
+    );
+    let o = zonegate(&["log", "show", "--kind", "audit_lost", &d.s("a.log")]);
+    let s = out(&o);
+    assert_eq!(s.lines().count(), 1, "{s}");
+    assert!(
+        s.contains(&format!("lost={dropped}")) && s.contains(" from "),
+        "{s}"
+    );
+}
