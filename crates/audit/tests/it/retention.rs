@@ -84,3 +84,20 @@ fn deleting_a_segment_in_the_middle_is_still_a_gap() {
     let p = r.problem.expect("a segment deleted in the middle");
     assert_eq!(p.problem, Problem::Gap, "{p}");
 }
+
+#[test]
+fn a_signed_log_with_retention_verifies_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (k, kp, _) = key_pair(dir.path());
+    let mut c = config(dir.path());
+    c.rotate_bytes = 3000;
+    c.max_segments = 2;
+    c.signing_key = Some(kp);
+    c.checkpoint_every = 10;
+    let h = start(c);
+    append_n(&h, 120, true);
+    h.shutdown().wait().unwrap();
+    let r = verify_dir(dir.path(), &VerifyOptions::with_key(k.verifying_key()));
+    assert!(r.is_ok() && r.signatures_verified > 0, "{r}");
+    assert!(r.retention.is_some(), "{r}");
+}
