@@ -106,6 +106,7 @@ pub(crate) struct Counters {
     pub(crate) export_errors: AtomicU64,
     pub(crate) free_bytes: AtomicU64,
     pub(crate) storage_alarms: AtomicU64,
+    pub(crate) withdrawn: AtomicU64,
 }
 
 /// A snapshot of the writer's counters ([`AuditHandle::stats`]).
@@ -140,6 +141,9 @@ pub struct Stats {
     pub free_bytes: u64,
     /// `audit_storage_low` alarms raised.
     pub storage_alarms: u64,
+    /// Durable `request` records whose ticket failed (or was dropped) and that were therefore
+    /// not written late (their caller recorded what it did instead).
+    pub withdrawn: u64,
 }
 
 impl Counters {
@@ -160,6 +164,7 @@ impl Counters {
             export_errors: g(&self.export_errors),
             free_bytes: g(&self.free_bytes),
             storage_alarms: g(&self.storage_alarms),
+            withdrawn: g(&self.withdrawn),
         }
     }
 }
@@ -1115,6 +1120,7 @@ impl Writer {
         }
         if withdraw {
             self.withdrawn += 1;
+            bump(&self.counters().withdrawn, 1);
             return;
         }
         if self.backlog.len() < self.cfg.backlog {
@@ -1132,6 +1138,7 @@ impl Writer {
             // request, or forwarded it and records it itself. Writing this one too would say
             // something that did not happen (or say it twice).
             self.withdrawn += 1;
+            bump(&self.counters().withdrawn, 1);
             return;
         }
         if !self.healthy {
