@@ -359,3 +359,54 @@ async fn model_retention_keys_reach_the_audit_writer() {
     assert!(r.is_ok() && r.retention.is_some(), "{r}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn refused_connections_are_one_record_and_one_count_not_one_record_each() {
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
+        .await
+        .unwrap();
+    let upstream = sim.local_addr();
+    let rig = Rig::launch(sim, upstream, "      max_connections: 1\n", None, "", None).await;
+    let mut held = rig.client(HISTORIAN).await;
+    let _ = held.call(1, &read_holding(100, 1)).await;
+    const REFUSED: u64 = 30;
+    for _ in 0..REFUSED {
+        let mut c = rig.client(STRANGER).await;
+        assert!(c.closed_within(WAIT).await, "refused at max_connections");
+    }
+    drop(held);
+    let Rig {
+        sim,
+        gateway,
+        dir,
+        audit,
+        ..
+    } = rig;
+    gateway.shutdown().await;
+    sim.stop().await;
+    // Whatever the refusal's reason (max_connections today; a source no rule names may be
+    // refused earlier with its own reason), each reason is one record in full plus one summary.
+    let refusals: Vec<_> = read_events(&audit)
+        .into_iter()
+        .filter(|e| {
+            e.kind == Kind::Connection
+                && e.src
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with(&format!("{STRANGER}:")))
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut reasons: Vec<_> = refusals.iter().map(|e| e.reason.clone()).collect();
+    reasons.sort();
+    reasons.dedup();
+    assert!(
+        refusals.len() <= 2 * reasons.len() && refusals.len() < 5,
+        "{refusals:?}"
+    );
+    assert!(refusals.iter().any(|e| e.count.is_some()), "{refusals:?}");
+    assert_eq!(
+        refusals.iter().map(|e| e.count.unwrap_or(1)).sum::<u64>(),
+        REFUSED,
+        "every refused connection is accounted for"
+    );
+}
