@@ -173,6 +173,19 @@ async fn continue_forwards_while_the_log_fails() {
     assert_eq!(ews.call(1, &write_one(100, 215)).await, [6, 0, 100, 0, 215]);
     assert_eq!(rig.sim.device().holding(100), 215);
     failing.store(false, Ordering::SeqCst);
+    // Once the log recovers, the forwarded write is in it exactly once, as allowed (the failed
+    // durable record is not written late next to the gateway's own record of the request).
+    let is_it = |e: &zonegate_audit::Event| {
+        e.kind == Kind::Request && e.fc == Some(6) && e.values.as_deref() == Some(&[215][..])
+    };
+    let events = rig
+        .events_until(|ev| {
+            ev.iter().any(|e| e.kind == Kind::AuditRecovered) && ev.iter().any(is_it)
+        })
+        .await;
+    let of: Vec<_> = events.iter().filter(|e| is_it(e)).collect();
+    assert_eq!(of.len(), 1, "{of:?}");
+    assert_eq!(of[0].decision, Some(Decision::Allow));
     rig.stop().await;
 }
 
