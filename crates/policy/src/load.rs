@@ -789,7 +789,10 @@ fn decode_audit(cx: &mut Cx, n: &Node, p: &str) -> Option<AuditSection> {
     });
     let signing_key = f.opt(cx, "signing_key", text).map(PathBuf::from);
     let syslog = f.opt(cx, "syslog", decode_syslog);
-    let aggregate_interval = f.opt(cx, "aggregate_interval", duration);
+    // `0s` is allowed here: every denial in full (still only counted while storage is low).
+    let aggregate_interval = f.opt(cx, "aggregate_interval", |cx, n, p| {
+        parsed(cx, n, p, syntax::parse_duration)
+    });
     let max_bytes = f.opt(cx, "max_bytes", |cx, n, p| {
         parsed(cx, n, p, syntax::parse_size)
     });

@@ -1334,7 +1334,8 @@ pub struct AuditSection {
     /// Syslog copy.
     pub syslog: Option<SyslogSection>,
     /// `aggregate_interval`: repeated denials of one source and reason within it become one
-    /// record with a `count` (default 10 s in the writer when `None`).
+    /// record with a `count` (default 10 s in the writer when `None`; `0s`: every denial in
+    /// full, except while storage is low).
     pub aggregate_interval: Option<std::time::Duration>,
     /// `max_bytes`: retention, delete the oldest segments while the log is larger (default:
     /// keep everything).

@@ -423,3 +423,43 @@ async fn refused_connections_are_one_record_and_one_count_not_one_record_each() 
         "every refused connection is accounted for"
     );
 }
+
+#[tokio::test]
+async fn aggregate_interval_zero_writes_every_refusal_in_full() {
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
+        .await
+        .unwrap();
+    let upstream = sim.local_addr();
+    let rig = Rig::launch(
+        sim,
+        upstream,
+        "      max_connections: 1\n",
+        None,
+        "  aggregate_interval: 0s\n",
+        None,
+    )
+    .await;
+    let mut held = rig.client(HISTORIAN).await;
+    let _ = held.call(1, &read_holding(100, 1)).await;
+    for _ in 0..5 {
+        let mut c = rig.client(STRANGER).await;
+        assert!(c.closed_within(WAIT).await);
+    }
+    drop(held);
+    let Rig {
+        sim,
+        gateway,
+        dir,
+        audit,
+        ..
+    } = rig;
+    gateway.shutdown().await;
+    sim.stop().await;
+    let refusals: Vec<_> = read_events(&audit)
+        .into_iter()
+        .filter(|e| e.kind == Kind::Connection)
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(refusals.len(), 5, "{refusals:?}");
+    assert!(refusals.iter().all(|e| e.count.is_none()), "{refusals:?}");
+}
