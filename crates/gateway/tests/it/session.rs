@@ -38,10 +38,30 @@ async fn denied_reads_until_closed(c: &mut Client, every: Duration, limit: Durat
 }
 
 #[tokio::test]
-async fn denied_requests_refresh_the_idle_timer_and_hold_slots() {
-    // Issue 14.1: one denied read every 100 ms kept a stranger's session open for ever (each
-    // denial refreshed the idle timer). Now it is closed after the short timeout of a session
-    // that made no allowed request, while an operator's session keeps its full idle timeout.
+async fn denied_requests_refresh_the_idle_timer() {
+    // Issue 14.1: one denied read every 100 ms kept a stranger's session open for ever, past
+    // `idle_timeout` (each denial refreshed the idle timer).
+    let rig = Rig::start("      idle_timeout: 800ms\n", None).await;
+    let mut stranger = rig.client(STRANGER).await;
+    let open_for = denied_reads_until_closed(
+        &mut stranger,
+        Duration::from_millis(100),
+        Duration::from_secs(4),
+    )
+    .await
+    .expect("the stranger's session is closed");
+    assert!(
+        open_for >= Duration::from_millis(700) && open_for < Duration::from_secs(3),
+        "{open_for:?}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn denied_requests_hold_slots_past_the_unauthenticated_idle_timeout() {
+    // Issue 14.1: a session that made no allowed request is closed after the short timeout
+    // however many denied requests it sends, while an operator's session keeps its full idle
+    // timeout.
     let rig = Rig::start(
         "      idle_timeout: 10s\n      unauthenticated_idle_timeout: 500ms\n",
         None,
