@@ -901,3 +901,60 @@ fn describe_request(request: &Request<'_>, event: &mut Event) {
         event.set_values(written.iter());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use arc_swap::ArcSwap;
+    use zonegate_audit::{AuditConfig, AuditLog, OnFailure, SyncMode};
+
+    use super::*;
+    use crate::record::Recorder;
+    use crate::state::Tracker;
+
+    fn shared() -> Arc<ConduitShared> {
+        let model = zonegate_policy::load_str(
+            "conduits:\n  - conduit_id: C1\n    gateway:\n      listen: 127.0.0.1:0\n      upstream: tcp://127.0.0.1:1\n    rules: []\n",
+            "m.yaml",
+        )
+        .unwrap();
+        let policy = Arc::new(zonegate_policy::Policy::compile(&model).unwrap());
+        let state = crate::settings::conduit_state(&policy, Some(0)).unwrap();
+        let handle = AuditLog::start(AuditConfig::default()).unwrap();
+        Arc::new(ConduitShared {
+            conduit: Arc::from("C1"),
+            state: ArcSwap::from_pointee(state),
+            recorder: Recorder::new(handle, SyncMode::Batch, OnFailure::BlockWrites),
+            connections: AtomicUsize::new(0),
+            shutdown: tokio::sync::watch::channel(false).1,
+            drain_timeout: Duration::from_secs(1),
+            tracker: Arc::new(Tracker::default()),
+            pool: Arc::default(),
+        })
+    }
+
+    #[test]
+    fn the_connection_counter_is_decremented_only_in_abandon() {
+        // Issue 14.9: a session that panicked (or returned before `abandon`) kept its place in
+        // `max_connections` for ever. The admission guard gives it back however the task ends.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let shared = shared();
+            shared.connections.fetch_add(1, Ordering::AcqRel);
+            shared.tracker.enter();
+            let admitted = Arc::clone(&shared);
+            let task = tokio::spawn(async move {
+                let _admission = Admission(admitted);
+                panic!("a bug in the session");
+            });
+            assert!(task.await.is_err(), "the task panicked");
+            assert_eq!(shared.connections.load(Ordering::Acquire), 0);
+            assert_eq!(shared.tracker.active(), 0);
+        });
+    }
+}

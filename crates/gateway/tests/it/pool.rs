@@ -39,7 +39,10 @@ async fn every_session_opens_its_own_device_connection_with_no_cap() {
             .unwrap();
     }
     let most = proxy.most.load(Ordering::SeqCst);
-    assert!((1..=2).contains(&most), "the device saw {most} connections at once");
+    assert!(
+        (1..=2).contains(&most),
+        "the device saw {most} connections at once"
+    );
     assert!(
         proxy.accepted.load(Ordering::SeqCst) <= 2,
         "connections are reused, not re-opened"

@@ -75,7 +75,10 @@ async fn a_reply_with_the_wrong_byte_count_waits_out_request_timeout() {
         "answered {after:?} after the bad reply"
     );
     // The next request on the same client connection (and device connection) works.
-    assert_eq!(registers_of(&c.call(1, &read_holding(100, 2)).await), [40, 41]);
+    assert_eq!(
+        registers_of(&c.call(1, &read_holding(100, 2)).await),
+        [40, 41]
+    );
     let events = rig
         .events_until(|e| {
             e.iter()
@@ -187,8 +190,16 @@ async fn after_0b_the_next_request_goes_to_a_busy_device() {
     // Sent at once after the 0x0B: the gateway holds it until the device is free.
     let started = Instant::now();
     assert_eq!(registers_of(&c.call(1, &read_holding(100, 1)).await), [2]);
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
-    assert_eq!(lost_rx.recv().await, Some(0), "nothing reached the busy device");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        lost_rx.recv().await,
+        Some(0),
+        "nothing reached the busy device"
+    );
     let events = rig
         .events_until(|e| {
             e.iter()

@@ -13,7 +13,11 @@ use super::util::*;
 
 /// Sends one denied read every `every` until the gateway closes the connection or `limit`
 /// passes; returns how long the connection stayed open, `None` if it was never closed.
-async fn denied_reads_until_closed(c: &mut Client, every: Duration, limit: Duration) -> Option<Duration> {
+async fn denied_reads_until_closed(
+    c: &mut Client,
+    every: Duration,
+    limit: Duration,
+) -> Option<Duration> {
     let started = std::time::Instant::now();
     while started.elapsed() < limit {
         // FC 3 at 500: outside every rule (the stranger has no rule at all).
@@ -112,7 +116,10 @@ async fn a_silent_client_that_never_made_an_allowed_request_is_closed_early() {
     let started = std::time::Instant::now();
     assert!(idle.closed_within(WAIT).await);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
     // An allowed client silent for as long is not.
     let mut c = rig.client(HISTORIAN).await;
     let _ = c.call(1, &read_holding(100, 1)).await;

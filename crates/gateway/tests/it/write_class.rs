@@ -98,7 +98,10 @@ async fn fc8_restart_and_user_defined_codes_are_treated_as_reads() {
     // FC 8 / 0x0001 Restart Communications Option (the sim answers 01: it does not do FC 8).
     assert_eq!(ews.call_raw(1, &[0x08, 0, 1, 0, 0]).await, [0x88, 0x01]);
     // FC 8 / 0x0000 Return Query Data is a read: no durable record first.
-    assert_eq!(ews.call_raw(1, &[0x08, 0, 0, 0x12, 0x34]).await, [0x88, 0x01]);
+    assert_eq!(
+        ews.call_raw(1, &[0x08, 0, 0, 0x12, 0x34]).await,
+        [0x88, 0x01]
+    );
     let events = rig
         .events_until(|e| e.iter().filter(|e| e.fc == Some(8)).count() >= 3)
         .await;
