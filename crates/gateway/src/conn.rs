@@ -48,6 +48,11 @@ use crate::upstream::{Link, Unavailable};
 /// Read chunk for both sockets.
 const READ_CHUNK: usize = 4096;
 
+/// How the message of a request the device never answered starts (slots.rs sets it too).
+const UNANSWERED: &str = "unanswered";
+/// How the message of a request the device answered wrongly starts.
+const MISMATCHED: &str = "mismatched response";
+
 /// The gateway-wide request id counter: unique across conduits and sessions of one process.
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -717,7 +722,10 @@ impl Session {
                 Err(why) => {
                     // The device answered this request, wrongly: waiting longer cannot bring a
                     // right answer, so the client hears 0x04 now (README, "On the wire").
-                    slot.fail(ExceptionCode::ServerDeviceFailure, &why);
+                    slot.fail(
+                        ExceptionCode::ServerDeviceFailure,
+                        &format!("{MISMATCHED}: {why}"),
+                    );
                     let id = slot.event.request_id;
                     self.report_response("mismatched response", &why, id);
                 }
@@ -773,11 +781,14 @@ impl Session {
         event.latency_us = Some(latency_us);
         match slot.ref_seq {
             Some(seq) => {
-                // An outcome that was no answer says so: `reason: unanswered` and why.
-                let unanswered = event
-                    .message
-                    .as_deref()
-                    .is_some_and(|m| m.starts_with("unanswered"));
+                // An outcome that was no (right) answer says so in `reason`, and why.
+                let reason = match event.message.as_deref() {
+                    Some(m) if m.starts_with(UNANSWERED) => Some(Cow::Borrowed("unanswered")),
+                    Some(m) if m.starts_with(MISMATCHED) => {
+                        Some(Cow::Borrowed("mismatched_response"))
+                    }
+                    _ => None,
+                };
                 let outcome = Event {
                     kind: Kind::Outcome,
                     conduit: event.conduit,
@@ -790,7 +801,7 @@ impl Session {
                     latency_us: event.latency_us,
                     ref_seq: Some(seq),
                     request_id: event.request_id,
-                    reason: unanswered.then_some(Cow::Borrowed("unanswered")),
+                    reason,
                     message: event.message,
                     ..Event::default()
                 };

@@ -96,7 +96,13 @@ async fn a_reply_with_the_wrong_byte_count_waits_out_request_timeout() {
         .expect("request record");
     assert_eq!(request.exception, Some(0x04));
     assert_eq!(alert.request_id, request.request_id);
-    assert!(request.message.is_some(), "says what was wrong");
+    assert!(
+        request
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("byte count")),
+        "says what was wrong: {request:?}"
+    );
     task.abort();
     rig.stop().await;
 }
