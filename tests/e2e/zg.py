@@ -236,7 +236,13 @@ class PyDevice(Device):
 
     kind = "pymodbus"
 
-    def __init__(self, size: int = 400, port: int | None = None):
+    def __init__(
+        self,
+        size: int = 400,
+        port: int | None = None,
+        trace_packet: Callable[[bool, bytes], bytes] | None = None,
+    ):
+        """`trace_packet(sending, adu)` may edit every ADU the server sends or receives."""
         from pymodbus.server import ModbusTcpServer
         from pymodbus.simulator import DataType
         from pymodbus.simulator import SimData
@@ -265,7 +271,10 @@ class PyDevice(Device):
 
                 async def main() -> None:
                     self._server = ModbusTcpServer(
-                        make_device(), address=(LOOP, port), trace_pdu=self._trace
+                        make_device(),
+                        address=(LOOP, port),
+                        trace_pdu=self._trace,
+                        trace_packet=trace_packet,
                     )
                     started.set()
                     await self._server.serve_forever()

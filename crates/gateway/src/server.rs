@@ -334,6 +334,7 @@ impl Gateway {
                 shutdown: shutdown_rx.clone(),
                 drain_timeout: options.drain_timeout,
                 tracker: Arc::clone(&tracker),
+                pool: Arc::default(),
             });
             conduits.push(Arc::clone(&shared));
             sockets.push((listener, shared));

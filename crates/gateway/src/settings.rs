@@ -81,6 +81,8 @@ fn settings(g: &GatewaySettings) -> Result<Settings, String> {
         max_connections: g.max_connections.max(1),
         max_in_flight: g.max_in_flight.max(1),
         upstream: upstream_target(&g.upstream)?,
+        unauthenticated_idle_timeout: g.unauthenticated_idle_timeout,
+        max_upstream_connections: g.max_upstream_connections.max(1),
     })
 }
 

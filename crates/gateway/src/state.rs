@@ -19,6 +19,7 @@ use zonegate_modbus::{ExceptionCode, UnitId};
 use zonegate_policy::{ConduitPolicy, Policy, RateLimiter, Transaction};
 
 use crate::record::Recorder;
+use crate::upstream::UpstreamPool;
 
 /// `enforce` or `monitor` (forward everything, record `would_deny`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +68,11 @@ pub(crate) struct Settings {
     pub(crate) max_connections: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) upstream: UpstreamTarget,
+    // Session data path: lock-out and the upstream pool.
+    /// Idle timeout of a session that has made no allowed request yet.
+    pub(crate) unauthenticated_idle_timeout: Duration,
+    /// Most device connections of the conduit at once (the pool's size).
+    pub(crate) max_upstream_connections: usize,
 }
 
 /// The outcome of `decide`, owned so that it outlives the policy borrow.
@@ -187,4 +193,7 @@ pub(crate) struct ConduitShared {
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) drain_timeout: Duration,
     pub(crate) tracker: Arc<Tracker>,
+    // Session data path.
+    /// The conduit's device connections, lent to sessions per request.
+    pub(crate) pool: Arc<UpstreamPool>,
 }

@@ -7,8 +7,12 @@ mod it {
     pub(crate) mod audit;
     pub(crate) mod deny;
     pub(crate) mod forward;
+    pub(crate) mod pool;
     pub(crate) mod reload;
+    pub(crate) mod replies;
     pub(crate) mod robust;
+    pub(crate) mod session;
     pub(crate) mod sim;
     pub(crate) mod util;
+    pub(crate) mod write_class;
 }

@@ -478,6 +478,15 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
     let max_in_flight = f
         .opt(cx, "max_in_flight", |cx, n, p| positive(cx, n, p, 4096))
         .unwrap_or(GatewaySettings::DEFAULT_MAX_IN_FLIGHT);
+    // Session data path (lock-out and upstream pool).
+    let unauthenticated_idle_timeout = f
+        .opt(cx, "unauthenticated_idle_timeout", duration)
+        .unwrap_or(GatewaySettings::DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT);
+    let max_upstream_connections = f
+        .opt(cx, "max_upstream_connections", |cx, n, p| {
+            positive(cx, n, p, 1024)
+        })
+        .unwrap_or(GatewaySettings::DEFAULT_MAX_UPSTREAM_CONNECTIONS);
     f.finish(cx);
     Some(GatewaySettings {
         listen: listen?,
@@ -489,6 +498,8 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         connect_timeout,
         max_connections,
         max_in_flight,
+        unauthenticated_idle_timeout,
+        max_upstream_connections,
         line: n.line,
         column: n.column,
     })
@@ -828,4 +839,49 @@ fn decode_audit(cx: &mut Cx, n: &Node, p: &str) -> Option<AuditSection> {
         line: n.line,
         keys,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn gateway_with(extra: &str) -> Result<GatewaySettings, LoadErrors> {
+        let text = format!(
+            "conduits:\n  - conduit_id: C1\n    gateway:\n      listen: 127.0.0.1:5020\n      upstream: tcp://10.0.0.1:502\n{extra}    rules: []\n"
+        );
+        load_str(&text, "m.yaml").map(|m| m.conduits[0].gateway.clone().unwrap())
+    }
+
+    #[test]
+    fn session_keys_default_and_decode() {
+        let g = gateway_with("").unwrap();
+        assert_eq!(
+            g.unauthenticated_idle_timeout,
+            GatewaySettings::DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT
+        );
+        assert_eq!(
+            g.max_upstream_connections,
+            GatewaySettings::DEFAULT_MAX_UPSTREAM_CONNECTIONS
+        );
+        let g = gateway_with(
+            "      unauthenticated_idle_timeout: 750ms\n      max_upstream_connections: 2\n",
+        )
+        .unwrap();
+        assert_eq!(g.unauthenticated_idle_timeout, Duration::from_millis(750));
+        assert_eq!(g.max_upstream_connections, 2);
+    }
+
+    #[test]
+    fn session_keys_reject_zero() {
+        let e = gateway_with("      max_upstream_connections: 0\n").unwrap_err();
+        assert!(e.to_string().contains("max_upstream_connections"), "{e}");
+        let e = gateway_with("      unauthenticated_idle_timeout: 0s\n").unwrap_err();
+        assert!(
+            e.to_string().contains("unauthenticated_idle_timeout"),
+            "{e}"
+        );
+    }
 }

@@ -755,6 +755,13 @@ pub struct GatewaySettings {
     /// time, because many PLCs (and pymodbus's server) answer only the first ADU of a segment.
     /// Raise it only for a device known to handle pipelined requests.
     pub max_in_flight: usize,
+    // Session data path (lock-out and upstream pool).
+    /// Close a client that has made no allowed request after this long idle (default 5 s; the
+    /// shorter of this and `idle_timeout` applies). Denied requests never count as activity.
+    pub unauthenticated_idle_timeout: Duration,
+    /// Most connections the gateway opens to the device at once, shared by all client
+    /// sessions of the conduit (default 8; many PLCs accept only 4-16).
+    pub max_upstream_connections: usize,
     /// 1-based line of the `gateway:` mapping.
     pub line: u32,
     /// 1-based column.
@@ -772,6 +779,10 @@ impl GatewaySettings {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
     /// Default `max_in_flight`: one at a time, what every Modbus device can take.
     pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+    /// Default `unauthenticated_idle_timeout`.
+    pub const DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default `max_upstream_connections`.
+    pub const DEFAULT_MAX_UPSTREAM_CONNECTIONS: usize = 8;
 
     /// Whether this build's `zonegate run` can enforce this gateway block: `Err` says what it
     /// cannot do yet.
