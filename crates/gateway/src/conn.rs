@@ -807,7 +807,12 @@ impl Session {
                 };
                 self.shared.recorder.record(outcome);
             }
-            None if matches!(event.decision, Some(Decision::Deny | Decision::WouldDeny)) => {
+            // Policy denials are what a host no rule names can produce without limit: they are
+            // aggregated. A refusal of the gateway's own (0x04 while the audit log fails) is
+            // about an allowed request and keeps its full record.
+            None if matches!(event.decision, Some(Decision::Deny | Decision::WouldDeny))
+                && event.reason.as_deref() != Some("audit_unavailable") =>
+            {
                 self.shared.recorder.record_denial(event);
             }
             None => self.shared.recorder.record(event),

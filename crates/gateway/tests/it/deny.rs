@@ -13,15 +13,17 @@ async fn each_denial_reason_has_its_exception() {
     let rig = Rig::start("", None).await;
 
     // 01: no rule allows this function for this source.
+    // The FC 16 goes first: repeated denials of one source and reason are aggregated (the
+    // first in full, the rest counted), and this test reads the full record of the FC 16.
     let mut stranger = rig.client(STRANGER).await;
-    let pdu = stranger.call(1, &read_holding(100, 1)).await;
-    assert_eq!(pdu, [0x83, 0x01]);
     let values = [0x01u8, 0x2C, 0x01, 0x2C];
     let fc16 = Request::WriteMultipleRegisters {
         range: AddressRange::new(100, 2).unwrap(),
         values: RegisterValues::new(&values).unwrap(),
     };
     assert_eq!(stranger.call(1, &fc16).await, [0x90, 0x01]);
+    let pdu = stranger.call(1, &read_holding(100, 1)).await;
+    assert_eq!(pdu, [0x83, 0x01]);
     let mut hist = rig.client(HISTORIAN).await;
     assert_eq!(hist.call(1, &write_one(100, 200)).await, [0x86, 0x01]);
 
