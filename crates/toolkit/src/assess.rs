@@ -22,9 +22,10 @@ use serde::Serialize;
 use crate::check::{self, Finding};
 use zonegate_policy::Fr;
 
-use crate::model::{fc_name, Conduit, Site, SlVector, SENSITIVE_FCS};
+use crate::model::{fc_name, ConduitExt, GatewayExt, Site, SlVector, ZoneExt, SENSITIVE_FCS};
 use crate::requirements::{self, Requirement};
 use crate::util::md;
+use zonegate_policy::{AuditOnFailure, Conduit};
 
 /// How a requirement stands for one conduit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -170,8 +171,10 @@ struct Facts<'a> {
 }
 
 fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> {
-    let gw = c.gateway.is_some();
-    let enforce = c.gateway.as_ref().is_some_and(|g| g.enforce);
+    // Only a gateway this build's `zonegate run` can start is zonegate in the path.
+    let gw = c.gateway.as_ref().is_some_and(|g| g.runnable_now().is_ok());
+    let enforce = c.enforced();
+    let rules = site.rules(c);
     let prose = |s: &str| {
         let s = s.to_ascii_lowercase();
         s.contains("tls")
@@ -182,8 +185,8 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
             || s.contains("mbaps")
             || s.contains("aes")
     };
-    let crypto_declared = !c.protocols.is_empty()
-        && c.protocols
+    let crypto_declared = !c.protocols_allowed.is_empty()
+        && c.protocols_allowed
             .iter()
             .all(|p| prose(&p.protocol) || p.security_mode.as_deref().is_some_and(prose));
     let controls = c.controls.join(" ").to_ascii_lowercase();
@@ -192,7 +195,7 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
         "{} {} {}",
         controls,
         c.name.clone().unwrap_or_default(),
-        c.protocols
+        c.protocols_allowed
             .iter()
             .map(|p| format!(
                 "{} {}",
@@ -211,7 +214,10 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
         modbus: c.carries_modbus(),
         tls: c.modbus_is_secure(),
         client_auth: c.has_client_auth(),
-        roles: c.rules.iter().any(|r| !r.roles.is_empty()),
+        roles: c
+            .rules
+            .iter()
+            .any(|r| r.roles.as_ref().is_some_and(|r| !r.is_empty())),
         crypto_declared,
         fw_declared: controls.contains("firewall")
             || controls.contains("deny")
@@ -222,10 +228,10 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
             || controls.contains("diode"),
         untrusted: zones
             .iter()
-            .any(|z| site.zones[*z].purdue.is_some_and(|p| p.low() >= 4.0)),
+            .any(|z| site.zones[*z].purdue_level.is_some_and(|p| p.low() >= 4.0)),
         dmz: zones
             .iter()
-            .any(|z| site.zones[*z].purdue.is_some_and(|p| p.is_dmz())),
+            .any(|z| site.zones[*z].purdue_level.is_some_and(|p| p.is_dmz())),
         purdue_ok: !findings.iter().any(|f| f.id == "ZG-C009"),
         unrated: c
             .rules
@@ -233,10 +239,9 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
             .filter(|r| r.rate.is_none())
             .map(|r| r.id.clone())
             .collect(),
-        sensitive: c
-            .rules
+        sensitive: rules
             .iter()
-            .filter(|r| r.functions.iter().any(|f| SENSITIVE_FCS.contains(f)))
+            .filter(|r| r.functions().iter().any(|f| SENSITIVE_FCS.contains(f)))
             .map(|r| (r.id.clone(), r.is_justified()))
             .collect(),
         wireless: [
@@ -244,7 +249,7 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
         ]
         .iter()
         .any(|w| all_text.contains(w)),
-        writes: c.rules.iter().any(|r| r.allows_write()),
+        writes: rules.iter().any(|r| r.allows_write()),
     }
 }
 
@@ -466,7 +471,7 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         }
         "SR 2.8 RE1" => {
             if f.gw {
-                if audit.is_some_and(|a| a.syslog) {
+                if audit.is_some_and(|a| a.syslog.is_some()) {
                     (
                         Met,
                         "audit records are copied to a central syslog/SIEM".into(),
@@ -483,7 +488,7 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         }
         "SR 2.9" => {
             if f.gw {
-                if audit.is_some_and(|a| a.rotation) {
+                if audit.is_some_and(|a| a.rotate_size.is_some()) {
                     (Met, "audit.rotate_size bounds and rotates the log".into())
                 } else {
                     (
@@ -497,15 +502,15 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         }
         "SR 2.10" => {
             if gw_audit {
-                let on = audit.and_then(|a| a.on_failure.clone()).unwrap_or_default();
-                if on == "continue" {
+                let on = audit.map_or(AuditOnFailure::BlockWrites, |a| a.on_failure);
+                if on == AuditOnFailure::Continue {
                     (
                         Gap,
                         "audit.on_failure: continue forwards commands that cannot be audited"
                             .into(),
                     )
                 } else {
-                    (Met, format!("audit.on_failure: {on}"))
+                    (Met, format!("audit.on_failure: {}", on.as_str()))
                 }
             } else if f.gw {
                 (Provided, "default on_failure: block_writes".into())
@@ -525,7 +530,7 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         }
         "SR 2.12" | "SR 2.12 RE1" => {
             if f.gw {
-                if f.client_auth && audit.is_some_and(|a| a.signing) {
+                if f.client_auth && audit.is_some_and(|a| a.signing_key.is_some()) {
                     (
                         Met,
                         "records bound to certificate identities, signed checkpoints".into(),
@@ -742,15 +747,13 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
             }
         }
         "SR 7.1" => {
-            if let Some(g) = &f.c.gateway {
+            if let Some(g) = f.c.gateway.as_ref().filter(|_| f.gw) {
                 (
                     Met,
                     format!(
                         "max_connections {}, request_timeout {} ms",
-                        g.max_connections
-                            .map_or("default".into(), |n| n.to_string()),
-                        g.request_timeout_ms
-                            .map_or("default".into(), |n| n.to_string())
+                        g.max_connections,
+                        g.request_timeout.as_millis()
                     ),
                 )
             } else {
@@ -847,7 +850,7 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
                 )
             } else if f.modbus {
                 (Gap, "every Modbus function passes this conduit".into())
-            } else if !f.c.protocols.is_empty() {
+            } else if !f.c.protocols_allowed.is_empty() {
                 (
                     Declared,
                     "only the listed protocols and ports are declared".into(),
@@ -1008,10 +1011,7 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
             let Some((threat, counter)) = threat_for(&i.id) else {
                 continue;
             };
-            let serial = c
-                .gateway
-                .as_ref()
-                .is_some_and(|g| matches!(g.upstream, crate::model::Upstream::Rtu { .. }));
+            let serial = c.is_serial();
             let counter = if serial && matches!(r.sr.as_str(), "1.2" | "3.1" | "4.1" | "3.8") {
                 format!("{counter}. The RS-485/RTU segment has no TLS: keep it short, inside locked cabinets (or an encrypted radio link), with zonegate at its end")
             } else {
@@ -1028,7 +1028,7 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
         }
         conduits.push(ConduitAssessment {
             id: c.id.clone(),
-            connects: c.connects.iter().map(|(z, _)| z.clone()).collect(),
+            connects: c.connects.iter().map(|z| z.value.clone()).collect(),
             target,
             achieved: SlVector(achieved),
             limited_by,
@@ -1052,7 +1052,7 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                 }
                 SlVector(v)
             });
-            let shortfalls = match (z.sl_t, achieved) {
+            let shortfalls = match (z.sl_t(), achieved) {
                 (Some(t), Some(a)) => Fr::ALL
                     .iter()
                     .enumerate()
@@ -1076,14 +1076,14 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                 .iter()
                 .enumerate()
                 .filter(|(i, r)| {
-                    r.sl <= z.sl_t.map_or(4, |t| t.0[r.fr])
+                    r.sl <= z.sl_t().map_or(4, |t| t.0[r.fr])
                         && mine.iter().any(|c| c.items[*i].status == Gap)
                 })
                 .map(|(_, r)| r.id.clone())
                 .collect();
             ZoneAssessment {
                 id: z.id.clone(),
-                target: z.sl_t,
+                target: z.sl_t(),
                 achieved,
                 conduits: mine.iter().map(|c| c.id.clone()).collect(),
                 shortfalls,
