@@ -37,6 +37,8 @@ const LEFT: f32 = 60.0;
 const TOP: f32 = 20.0;
 /// Distance between corridor lanes.
 const LANE_X: f32 = 18.0;
+/// How far right of the bottom attachments the top ones are.
+const TOP_SHIFT: f32 = 14.0;
 /// Label font size.
 const FONT: f32 = 12.0;
 /// Rendered width of one label character: `textLength` makes it exact.
@@ -170,7 +172,10 @@ pub fn svg(site: &Site) -> String {
             list.sort_by(|x, y| x.0.total_cmp(&y.0));
             let k = list.len() as f32;
             for (m, &(_, ei)) in list.iter().enumerate() {
-                let x = pos[zi].0 + BOX_W * (m as f32 + 1.0) / (k + 1.0);
+                // Top attachments sit a little right of the bottom ones, so that a conduit
+                // entering a box never runs on top of one leaving the box above it.
+                let shift = if side == 1 { TOP_SHIFT } else { 0.0 };
+                let x = pos[zi].0 + (BOX_W - TOP_SHIFT) * (m as f32 + 1.0) / (k + 1.0) + shift;
                 if side == 0 && edges[ei].a == zi {
                     port_a[ei] = x;
                 } else {

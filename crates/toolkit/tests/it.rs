@@ -9,6 +9,7 @@ mod it {
     pub(crate) mod assess;
     pub(crate) mod check;
     pub(crate) mod compile;
+    pub(crate) mod diagram;
     pub(crate) mod live;
     pub(crate) mod probe;
     pub(crate) mod report;
