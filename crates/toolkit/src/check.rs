@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use crate::allowed::code_tables;
 use crate::model::{
-    asset_label, fc_name, is_write, protocol_port, table_set, upstream_ip, ConduitExt, GatewayExt,
-    RuleView, Site, Source, ZoneExt, SENSITIVE_FCS, TABLES,
+    asset_label, fc_name, is_write, protocol_port, table_name, table_set, upstream_ip, ConduitExt,
+    GatewayExt, RuleView, Site, Source, ZoneExt, SENSITIVE_FCS, TABLES,
 };
-use zonegate_policy::{AddressSet, AssetKind, Cidr, Conduit, Fr};
+use zonegate_modbus::Table;
+use zonegate_policy::{AddressSet, AssetKind, Cidr, Conduit, Fr, FunctionSelector};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -139,6 +140,11 @@ checks! {
     "ZG-C028" "undeclared-flows" Warning "A conduit declares its flows: protocols_allowed or a gateway (IEC 62443-3-2 ZCR 6.4).";
     "ZG-C029" "missing-conduit-sl" Warning "Every conduit has a security_level.";
     "ZG-C030" "unit-not-on-asset" Warning "Every unit id a rule names is on an asset of the conduit's target zone (when that zone lists unit ids).";
+    "ZG-C031" "gateway-not-runnable" Error "Every gateway can be run by this build of zonegate (today: tcp:// upstreams; tls:// and rtu:// not yet). zonegate run refuses a model with one that cannot, so none of its conduits is enforced.";
+    "ZG-C032" "class-without-table" Warning "A function class in a rule has a table to act on: some of its table functions has an address range in the rule (otherwise the class allows none of them).";
+    "ZG-C033" "file-record-by-class" Warning "FC 20/21 (file records) are allowed only by name: they touch no register table, so a class next to table ranges does not limit them to those ranges.";
+    "ZG-C034" "fifo-pointer-only" Warning "A rule allowing FC 24 (read FIFO queue) knows the gateway checks only the pointer address, not the up to 31 queued registers the device returns.";
+    "ZG-C035" "gateway-listens-everywhere" Warning "A gateway listens on the address of the interface its clients use, not on every interface (0.0.0.0 or ::).";
 }
 
 /// The description of a check id.
@@ -1090,6 +1096,7 @@ fn rules(out: &mut Out<'_>) {
                     format!("rule {} can never match: {}", r.id, never.join("; ")),
                 );
             }
+            function_classes(out, r, &el);
             // Shadowed by an earlier rule.
             for e in &views[..ri] {
                 if shadows(e, r) {
@@ -1108,6 +1115,80 @@ fn rules(out: &mut Out<'_>) {
                 }
             }
         }
+    }
+}
+
+/// ZG-C032, ZG-C033, ZG-C034: what the compiled rule allows next to what its classes name.
+fn function_classes(out: &mut Out<'_>, r: &RuleView<'_>, el: &str) {
+    let allowed = r.functions();
+    let named_explicitly = |code: u8| {
+        r.functions
+            .iter()
+            .any(|f| matches!(f.value, FunctionSelector::Function { code: c, .. } if c == code))
+    };
+    for f in &r.functions {
+        let FunctionSelector::Class(class) = f.value else {
+            continue;
+        };
+        let table_codes: Vec<u8> = class
+            .codes()
+            .iter()
+            .copied()
+            .filter(|c| !code_tables(*c).is_empty())
+            .collect();
+        if !table_codes.is_empty() && !table_codes.iter().any(|c| allowed.contains(c)) {
+            let mut tables: Vec<&str> = table_codes
+                .iter()
+                .flat_map(|c| code_tables(*c))
+                .map(table_name)
+                .collect();
+            tables.dedup();
+            out.push(
+                "ZG-C032",
+                Severity::Warning,
+                Subject::Rule,
+                el,
+                f.line,
+                format!(
+                    "rule {}: class {} acts on {}, but the rule gives no range for the tables its functions touch, so it allows none of them",
+                    r.id,
+                    class.as_str(),
+                    tables.join(", ")
+                ),
+            );
+        }
+        for code in [20u8, 21] {
+            if class.codes().contains(&code) && allowed.contains(&code) && !named_explicitly(code) {
+                out.push(
+                    "ZG-C033",
+                    Severity::Warning,
+                    Subject::Rule,
+                    el,
+                    f.line,
+                    format!(
+                        "rule {}: class {} allows FC {code} {}, which touches no register table: the rule's ranges do not limit it to any file or record; name it explicitly if it is meant",
+                        r.id,
+                        class.as_str(),
+                        fc_name(code)
+                    ),
+                );
+            }
+        }
+    }
+    if allowed.contains(&24) {
+        let at = table_set(r, Table::HoldingRegisters).to_string();
+        out.push(
+            "ZG-C034",
+            Severity::Warning,
+            Subject::Rule,
+            el,
+            r.line,
+            format!(
+                "rule {} allows FC 24 {}: the gateway checks only the FIFO pointer address (holding {at}), not the up to 31 queued registers the device returns",
+                r.id,
+                fc_name(24)
+            ),
+        );
     }
 }
 
@@ -1163,6 +1244,32 @@ fn gateways(out: &mut Out<'_>) {
     for c in &site.conduits {
         let Some(g) = &c.gateway else { continue };
         any_gateway = true;
+        if let Err(u) = g.runnable_now() {
+            out.push(
+                "ZG-C031",
+                Severity::Error,
+                Subject::Conduit,
+                &c.id,
+                g.line,
+                format!(
+                    "gateway of {} is configured, not enforceable by this build: {u}; zonegate run refuses this model, so none of its conduits is enforced",
+                    c.id
+                ),
+            );
+        }
+        if g.listen.ip().is_unspecified() {
+            out.push(
+                "ZG-C035",
+                Severity::Warning,
+                Subject::Conduit,
+                &c.id,
+                g.line,
+                format!(
+                    "gateway of {} listens on {}, every interface of the host: listen on the address of the interface in the client zone",
+                    c.id, g.listen
+                ),
+            );
+        }
         // Port 0 asks the OS for a free port: two such listeners never clash.
         if g.listen.port() == 0 {
             continue;

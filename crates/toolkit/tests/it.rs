@@ -13,5 +13,6 @@ mod it {
     pub(crate) mod live;
     pub(crate) mod probe;
     pub(crate) mod report;
+    pub(crate) mod truth;
     pub(crate) mod util;
 }

@@ -78,7 +78,7 @@ conduits:
       - id: hmi-read
         from: [HMI]
         unit_ids: [1]
-        functions: [read]
+        functions: [read_holding_registers]
         holding: 0-99
         rate: 10/s
       - id: ews-write
