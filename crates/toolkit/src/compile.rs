@@ -157,7 +157,7 @@ pub fn plan(site: &Site) -> Plan {
         for p in &c.protocols_allowed {
             let Some(port) = protocol_port(p) else {
                 plan.notes.push(format!(
-                    "{}: {:?} has no port (serial or non-IP): nothing to open",
+                    "{}: {} has no port (serial or non-IP): nothing to open",
                     c.id, p.protocol
                 ));
                 continue;
@@ -235,20 +235,24 @@ fn set(blocks: &[Cidr]) -> String {
     }
 }
 
-/// A comment safe for nft and iptables (printable ASCII, no quotes, at most 120 characters).
+/// A comment safe for nft and iptables: printable ASCII, at most 120 characters. Quotes and
+/// backslashes are dropped (a `_` in their place read as markdown emphasis, `_Modbus RTU_`), and
+/// the arrows and dashes prose uses are spelled in ASCII.
 fn comment(s: &str) -> String {
-    let c: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\'' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(120)
-        .collect();
-    c
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' | '\'' | '\\' | '`' => {}
+            '→' => out.push_str("->"),
+            '←' => out.push_str("<-"),
+            '↔' => out.push_str("<->"),
+            '–' | '—' => out.push('-'),
+            '…' => out.push_str("..."),
+            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.chars().take(120).collect()
 }
 
 fn header(site: &Site, target: &str) -> String {

@@ -231,12 +231,23 @@ fn zone_security_requirements_listed_under_controls() {
 
 #[test]
 fn nftables_comment_has_markdown_underscores() {
-    let text = compile::render(
-        &super::util::load(&examples().join("water-treatment.yaml")),
-        compile::Target::Nftables,
-    );
-    for line in text.lines().filter(|l| l.contains("comment \"")) {
-        let c = &line[line.find("comment \"").unwrap() + 9..];
-        assert!(!c.contains("__"), "{line}");
+    // The bug: `# note: C0-CTRL-FIELD: _Modbus RTU over RS-485_ has no port` (the quotes of a
+    // Debug string turned into underscores).
+    for target in [compile::Target::Nftables, compile::Target::Iptables] {
+        let text = compile::render(
+            &super::util::load(&examples().join("cleanroom-hvac.yaml")),
+            target,
+        );
+        let note = text
+            .lines()
+            .find(|l| l.contains("has no port"))
+            .unwrap_or_else(|| panic!("no note on the serial conduit:\n{text}"));
+        assert!(note.contains(": Modbus RTU"), "{note}");
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with('#') || l.contains("comment"))
+        {
+            assert!(!line.contains(" _") && !line.contains("_ "), "{line}");
+        }
     }
 }
