@@ -10,10 +10,13 @@
 //!   the asset owner must evidence it;
 //! - **NotApplicable**; **Gap**: in scope and not met.
 //!
-//! The achieved level per FR (SL-A) is the highest level L such that no requirement of that FR
-//! at or below L is a Gap. Assumed and Declared count as met, so SL-A is an upper bound that the
-//! listed assumptions must confirm; the report says so. Zones take the lowest SL-A of the
-//! conduits that connect them. Gaps at or below the target become threats and countermeasures.
+//! The achieved level per FR (SL-A) is the highest level L such that every requirement of that
+//! FR at or below L is Met, Provided, Assumed or N/A: prose (Declared) never raises SL-A above
+//! what enforcement shows. The level the prose would reach is shown beside it as `declared`.
+//! Assumed items still count, so SL-A is an upper bound that the listed assumptions must
+//! confirm; the report says so. Zones take the lowest SL-A of the conduits that connect them.
+//! Gaps at or below the target become threats and countermeasures, which follow the conduit's
+//! transport: a serial (RTU, RS-485, radio) conduit gets bus threats, not TCP session ones.
 
 use std::fmt::Write as _;
 
@@ -24,6 +27,7 @@ use zonegate_policy::Fr;
 
 use crate::model::{fc_name, ConduitExt, GatewayExt, Site, SlVector, ZoneExt, SENSITIVE_FCS};
 use crate::requirements::{self, Requirement};
+use crate::threats::{threats_for, Transport};
 use crate::util::md;
 use zonegate_policy::{AuditOnFailure, Conduit};
 
@@ -96,9 +100,12 @@ pub struct ConduitAssessment {
     pub connects: Vec<String>,
     /// Target per FR (the conduit's SL, else the highest SL-T of its zones); None = unknown.
     pub target: Option<SlVector>,
-    /// Achieved per FR.
+    /// Achieved per FR, by enforcement (Declared items do not count).
     pub achieved: SlVector,
-    /// For each FR below target: the gaps that hold it down.
+    /// What the model's prose would reach per FR if every Declared item held (never used as
+    /// SL-A).
+    pub declared: SlVector,
+    /// For each FR below target: the gaps and prose-only (Declared) items that hold it down.
     pub limited_by: Vec<(&'static str, Vec<String>)>,
     /// Every requirement with its verdict.
     pub items: Vec<Item>,
@@ -117,12 +124,16 @@ pub struct ZoneAssessment {
     pub target: Option<SlVector>,
     /// Lowest SL-A over the zone's conduits (None for a zone without conduits).
     pub achieved: Option<SlVector>,
+    /// Lowest declared level over the zone's conduits (prose counted; never the SL-A).
+    pub declared: Option<SlVector>,
     /// Conduits that connect it.
     pub conduits: Vec<String>,
     /// FRs where SL-A < SL-T.
     pub shortfalls: Vec<String>,
-    /// Requirements met (MET, PROVIDED or DECLARED) on every conduit of the zone.
+    /// Requirements met (MET or PROVIDED) on every conduit of the zone.
     pub meets: Vec<String>,
+    /// Requirements only declared in prose on some conduit of the zone (and otherwise met).
+    pub declared_only: Vec<String>,
     /// Requirements required at the zone's SL-T that are a GAP on some conduit of the zone.
     pub gaps: Vec<String>,
 }
@@ -168,6 +179,7 @@ struct Facts<'a> {
     sensitive: Vec<(String, bool)>,
     wireless: bool,
     writes: bool,
+    serial: bool,
 }
 
 fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> {
@@ -250,6 +262,7 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
         .iter()
         .any(|w| all_text.contains(w)),
         writes: rules.iter().any(|r| r.allows_write()),
+        serial: Transport::of(c) == Transport::Serial,
     }
 }
 
@@ -303,6 +316,11 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
                 (
                     Declared,
                     "TLS sessions (Modbus/TCP Security) declared".into(),
+                )
+            } else if f.serial {
+                (
+                    Gap,
+                    "Modbus RTU has no sessions: any master on the bus can inject frames".into(),
                 )
             } else {
                 (
@@ -864,92 +882,6 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
     }
 }
 
-fn threat_for(id: &str) -> Option<(&'static str, &'static str)> {
-    Some(match id {
-        "SR 1.2" | "SR 1.2 RE1" | "SR 1.8" | "SR 1.9" => (
-            "Spoofing: any host that reaches the conduit can pose as the HMI or engineering workstation (source addresses are not authentication)",
-            "Modbus/TCP Security (TLS, port 802) with client certificates issued per device",
-        ),
-        "SR 2.1 RE2" => (
-            "Misuse of privileges: operator and engineer permissions cannot be told apart by identity",
-            "Map certificate roles to rules (Modbus/TCP Security role extension)",
-        ),
-        "SR 3.1 RE1" => (
-            "Tampering: commands and values can be modified in transit on the cleartext link (man in the middle)",
-            "TLS (mbaps) end to end; otherwise gateway next to the device with a short, physically protected cable",
-        ),
-        "SR 4.1" | "SR 4.1 RE1" | "SR 4.1 RE2" => (
-            "Interception: process values and setpoints can be read on the wire",
-            "TLS (mbaps) on the conduit, or physical protection of the cabling",
-        ),
-        "SR 3.8" | "SR 3.8 RE1" | "SR 3.8 RE2" | "SR 3.8 RE3" => (
-            "Session hijacking: commands can be injected into an established Modbus TCP session",
-            "TLS sessions (mbaps)",
-        ),
-        "SR 2.1" | "SR 2.1 RE1" | "SR 5.2 RE1" => (
-            "Unauthorised commands: any client that reaches the devices can read and write",
-            "zonegate gateway in enforce mode with per-source allow rules (deny by default)",
-        ),
-        "SR 3.5" => (
-            "Malformed or malicious frames reach the devices",
-            "zonegate strict Modbus parsing in the path",
-        ),
-        "SR 2.8" | "SR 3.9" | "SR 2.9" => (
-            "Repudiation and undetected misuse: commands are not recorded, or records can be altered unnoticed",
-            "zonegate audit section: hash-chained log with rotation (`zonegate log verify`)",
-        ),
-        "SR 2.8 RE1" => (
-            "Local-only audit records can be lost or ignored",
-            "audit.syslog to the central SIEM",
-        ),
-        "SR 2.12" | "SR 2.12 RE1" => (
-            "Actions cannot be attributed to a person or device",
-            "Client certificates plus signed audit checkpoints (audit.signing_key)",
-        ),
-        "SR 6.2" => (
-            "No intrusion detection: scans, new masters and write floods go unnoticed",
-            "zonegate monitor detectors on the conduit, alarms to the SOC",
-        ),
-        "SR 7.1 RE1" => (
-            "Denial of service: a client can flood the devices with requests",
-            "rate limits on every rule",
-        ),
-        "SR 7.7" => (
-            "Reconnaissance and programming: diagnostics, identification and file functions reach the devices",
-            "Remove FC 8/17/20/21/43/90 from the rules, or justify them and restrict to the engineering workstation",
-        ),
-        "SR 5.1 RE2" | "SR 1.13" => (
-            "Enterprise or remote networks reach control zones without passing the DMZ",
-            "Route every IT/OT flow through the level 3.5 DMZ (replica, proxy, jump host)",
-        ),
-        "SR 5.2 RE2" => (
-            "No way to isolate the zone quickly during an incident",
-            "Island mode: an isolation switch or procedure that stops the conduit",
-        ),
-        "SR 5.1" | "SR 5.2" => (
-            "No boundary device between the zones",
-            "A firewall or zonegate gateway on the conduit",
-        ),
-        "SR 2.1 RE4" => (
-            "A single person can change critical values",
-            "Dual approval for critical writes (procedure or a second authorisation step)",
-        ),
-        "SR 3.3 RE2" => (
-            "Security functions may fail silently during operation",
-            "Run `zonegate probe` on a schedule and alarm on FAIL",
-        ),
-        "SR 3.9 RE1" => (
-            "Audit records on rewritable media",
-            "Export the audit log to write-once storage",
-        ),
-        "SR 2.10" => (
-            "Commands pass unaudited when the log fails",
-            "audit.on_failure: block_writes or block_all",
-        ),
-        _ => return None,
-    })
-}
-
 /// Assesses a whole model.
 pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
     let table = requirements::table()?;
@@ -971,59 +903,67 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                 evidence,
             });
         }
-        let mut achieved = [0u8; 7];
-        let mut limited_by: Vec<(&'static str, Vec<String>)> = Vec::new();
-        for (fr, a) in achieved.iter_mut().enumerate() {
+        // The highest level whose requirements (at or below it) all pass `ok`.
+        let level_of = |fr: usize, ok: &dyn Fn(Status) -> bool| -> u8 {
             let mut level = 0;
             for l in 1..=4u8 {
-                let ok = items
+                let all = items
                     .iter()
                     .zip(&table)
                     .filter(|(_, r)| r.fr == fr && r.sl <= l)
-                    .all(|(i, _)| i.status != Gap);
-                if ok {
+                    .all(|(i, _)| ok(i.status));
+                if all {
                     level = l;
                 } else {
                     break;
                 }
             }
-            *a = level;
+            level
+        };
+        let mut achieved = [0u8; 7];
+        let mut declared = [0u8; 7];
+        let mut limited_by: Vec<(&'static str, Vec<String>)> = Vec::new();
+        for fr in 0..7 {
+            achieved[fr] = level_of(fr, &|st| !matches!(st, Gap | Declared));
+            declared[fr] = level_of(fr, &|st| st != Gap);
             if let Some(t) = target {
-                if level < t.0[fr] {
+                if achieved[fr] < t.0[fr] {
                     limited_by.push((
                         Fr::ALL[fr].as_str(),
                         items
                             .iter()
                             .zip(&table)
-                            .filter(|(i, r)| r.fr == fr && r.sl <= t.0[fr] && i.status == Gap)
-                            .map(|(i, _)| i.id.clone())
+                            .filter(|(i, r)| {
+                                r.fr == fr && r.sl <= t.0[fr] && matches!(i.status, Gap | Declared)
+                            })
+                            .map(|(i, _)| {
+                                if i.status == Declared {
+                                    format!("{} (declared only)", i.id)
+                                } else {
+                                    i.id.clone()
+                                }
+                            })
                             .collect(),
                     ));
                 }
             }
         }
+        let transport = Transport::of(c);
         let mut threats: Vec<Threat> = Vec::new();
         for (i, r) in items.iter().zip(&table) {
             let tgt = target.map_or(4, |t| t.0[r.fr]);
             if i.status != Gap || r.sl > tgt {
                 continue;
             }
-            let Some((threat, counter)) = threat_for(&i.id) else {
-                continue;
-            };
-            let serial = c.is_serial();
-            let counter = if serial && matches!(r.sr.as_str(), "1.2" | "3.1" | "4.1" | "3.8") {
-                format!("{counter}. The RS-485/RTU segment has no TLS: keep it short, inside locked cabinets (or an encrypted radio link), with zonegate at its end")
-            } else {
-                counter.to_owned()
-            };
-            match threats.iter_mut().find(|t| t.threat == threat) {
-                Some(t) => t.requirements.push(i.id.clone()),
-                None => threats.push(Threat {
-                    threat: threat.to_owned(),
-                    countermeasure: counter,
-                    requirements: vec![i.id.clone()],
-                }),
+            for (threat, counter) in threats_for(&i.id, transport) {
+                match threats.iter_mut().find(|t| t.threat == threat) {
+                    Some(t) => t.requirements.push(i.id.clone()),
+                    None => threats.push(Threat {
+                        threat: threat.to_owned(),
+                        countermeasure: counter.to_owned(),
+                        requirements: vec![i.id.clone()],
+                    }),
+                }
             }
         }
         conduits.push(ConduitAssessment {
@@ -1031,6 +971,7 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
             connects: c.connects.iter().map(|z| z.value.clone()).collect(),
             target,
             achieved: SlVector(achieved),
+            declared: SlVector(declared),
             limited_by,
             items,
             threats,
@@ -1045,13 +986,8 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                 .iter()
                 .filter(|c| c.connects.contains(&z.id))
                 .collect();
-            let achieved = mine.iter().map(|c| c.achieved).reduce(|a, b| {
-                let mut v = a.0;
-                for (x, y) in v.iter_mut().zip(b.0) {
-                    *x = (*x).min(y);
-                }
-                SlVector(v)
-            });
+            let achieved = mine.iter().map(|c| c.achieved).reduce(|a, b| a.meet(&b));
+            let declared = mine.iter().map(|c| c.declared).reduce(|a, b| a.meet(&b));
             let shortfalls = match (z.sl_t(), achieved) {
                 (Some(t), Some(a)) => Fr::ALL
                     .iter()
@@ -1061,16 +997,24 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                     .collect(),
                 _ => Vec::new(),
             };
-            let ok = |st: Status| matches!(st, Met | Provided | Declared);
-            let meets: Vec<String> = if mine.is_empty() {
-                Vec::new()
+            let ok = |st: Status| matches!(st, Met | Provided);
+            let (meets, declared_only): (Vec<String>, Vec<String>) = if mine.is_empty() {
+                (Vec::new(), Vec::new())
             } else {
-                table
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| mine.iter().all(|c| ok(c.items[*i].status)))
-                    .map(|(_, r)| r.id.clone())
-                    .collect()
+                let all = |f: &dyn Fn(Status) -> bool| -> Vec<String> {
+                    table
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| mine.iter().all(|c| f(c.items[*i].status)))
+                        .map(|(_, r)| r.id.clone())
+                        .collect()
+                };
+                let met = all(&ok);
+                let prose: Vec<String> = all(&|st| ok(st) || st == Declared)
+                    .into_iter()
+                    .filter(|id| !met.contains(id))
+                    .collect();
+                (met, prose)
             };
             let gaps: Vec<String> = table
                 .iter()
@@ -1085,9 +1029,11 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                 id: z.id.clone(),
                 target: z.sl_t(),
                 achieved,
+                declared,
                 conduits: mine.iter().map(|c| c.id.clone()).collect(),
                 shortfalls,
                 meets,
+                declared_only,
                 gaps,
             }
         })
@@ -1119,7 +1065,7 @@ fn vec_row(v: Option<SlVector>) -> String {
     }
 }
 
-const LEGEND: &str = "Legend: MET = proven by the configuration zonegate enforces; PROVIDED = built into zonegate when its gateway is in the path (verify with `zonegate probe`); DECLARED = stated in the model's prose, not verified; ASSUMED = outside what the model can show, the asset owner must evidence it; GAP = in scope and not met.\nSL-A = highest level with no GAP at or below it in that FR. DECLARED and ASSUMED items count as met, so SL-A is an upper bound until they are evidenced.";
+const LEGEND: &str = "Legend: MET = proven by the configuration zonegate enforces; PROVIDED = built into zonegate when its gateway is in the path (verify with `zonegate probe`); DECLARED = stated in the model's prose, not verified; ASSUMED = outside what the model can show, the asset owner must evidence it; GAP = in scope and not met.\nSL-A = highest level with no GAP and no DECLARED item at or below it in that FR: prose never raises SL-A (the `declared` row shows what the prose would reach). ASSUMED items count as met, so SL-A is an upper bound until they are evidenced.";
 
 /// Plain-text assessment.
 pub fn render_text(a: &Assessment) -> String {
@@ -1157,12 +1103,28 @@ pub fn render_text(a: &Assessment) -> String {
                 format!("SHORT: {}", z.shortfalls.join(", "))
             }
         );
+        if z.declared.is_some() && z.declared != z.achieved {
+            let _ = writeln!(
+                w,
+                "  {:<22} decl{}   (prose counted; not achieved)",
+                "",
+                vec_row(z.declared)
+            );
+        }
         if !z.meets.is_empty() {
             let _ = writeln!(
                 w,
                 "  {:<22} meets on every conduit: {}",
                 "",
                 z.meets.join(", ")
+            );
+        }
+        if !z.declared_only.is_empty() {
+            let _ = writeln!(
+                w,
+                "  {:<22} declared only (not counted): {}",
+                "",
+                z.declared_only.join(", ")
             );
         }
         if !z.gaps.is_empty() {
@@ -1174,6 +1136,12 @@ pub fn render_text(a: &Assessment) -> String {
         let _ = writeln!(w, "  {:<22}{header}", "");
         let _ = writeln!(w, "  {:<22}{}", "target", vec_row(c.target));
         let _ = writeln!(w, "  {:<22}{}", "achieved", vec_row(Some(c.achieved)));
+        let _ = writeln!(
+            w,
+            "  {:<22}{}   (prose counted; not achieved)",
+            "declared",
+            vec_row(Some(c.declared))
+        );
         for (fr, gaps) in &c.limited_by {
             let _ = writeln!(w, "  {fr} below target because of: {}", gaps.join(", "));
         }
@@ -1286,6 +1254,10 @@ pub fn render_markdown(a: &Assessment) -> String {
         };
         let _ = writeln!(w, "| {} | SL-T |{t} |", md(&z.id));
         let _ = writeln!(w, "| | SL-A |{ac} {} |", md(&res));
+        if let Some(d) = z.declared.filter(|d| Some(*d) != z.achieved) {
+            let dc: String = d.0.iter().map(|l| format!(" {l} |")).collect();
+            let _ = writeln!(w, "| | declared |{dc} prose counted, not achieved |");
+        }
     }
     for c in &a.conduits {
         let _ = writeln!(
@@ -1300,9 +1272,10 @@ pub fn render_markdown(a: &Assessment) -> String {
                 v.0.iter().map(|l| format!(" {l} |")).collect()
             });
         let ac: String = c.achieved.0.iter().map(|l| format!(" {l} |")).collect();
+        let dc: String = c.declared.0.iter().map(|l| format!(" {l} |")).collect();
         let _ = writeln!(
             w,
-            "| |{head}\n|---|{sep}\n| target |{t}\n| achieved |{ac}\n"
+            "| |{head}\n|---|{sep}\n| target |{t}\n| achieved |{ac}\n| declared (prose, not achieved) |{dc}\n"
         );
         let _ = writeln!(
             w,

@@ -27,6 +27,7 @@ pub mod model;
 pub mod probe;
 pub mod report;
 pub mod requirements;
+pub mod threats;
 pub mod util;
 
 use std::path::Path;
