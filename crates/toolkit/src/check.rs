@@ -203,6 +203,17 @@ pub fn check(site: &Site) -> Vec<Finding> {
     out.findings
 }
 
+/// Runs every check on a model loaded by `zonegate-policy` (what `zonegate run` and `compile`
+/// call before they start: refuse on [`has_errors`], print the warnings).
+pub fn run(model: &zonegate_policy::Model) -> Vec<Finding> {
+    check(&Site::new(model.clone()))
+}
+
+/// True when some finding is an error: `check`, `report`, `run` and `compile` refuse then.
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
 /// Counts per severity: (errors, warnings, infos).
 pub fn counts(findings: &[Finding]) -> (usize, usize, usize) {
     let n = |s| findings.iter().filter(|f| f.severity == s).count();

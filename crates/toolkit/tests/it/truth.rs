@@ -251,3 +251,15 @@ fn nftables_comment_has_markdown_underscores() {
         }
     }
 }
+
+#[test]
+fn check_run_on_the_policy_model_is_the_same_analysis() {
+    let y = rtu_model();
+    let model = zonegate_policy::load_str(&y, "test.yaml").unwrap();
+    let f = check::run(&model);
+    assert_eq!(f, findings(&y));
+    assert!(check::has_errors(&f));
+    assert!(!check::has_errors(&check::run(
+        &zonegate_policy::load_str(&with(&[]), "test.yaml").unwrap()
+    )));
+}
