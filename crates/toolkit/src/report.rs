@@ -502,7 +502,14 @@ pub fn render_text(r: &Report) -> String {
             }
         }
         if !c.rules.is_empty() {
-            let _ = writeln!(w, "  Allow rules (first match wins):");
+            if c.inspection.starts_with("OFF") {
+                let _ = writeln!(
+                    w,
+                    "  Allow rules (configured, NOT enforced by this build; first match wins):"
+                );
+            } else {
+                let _ = writeln!(w, "  Allow rules (first match wins):");
+            }
             for (i, rr) in c.rules.iter().enumerate() {
                 let _ = writeln!(w, "    {}. ALLOW {}", i + 1, rr.id);
                 let _ = writeln!(w, "         from:      {}", rr.from);

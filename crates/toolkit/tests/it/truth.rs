@@ -34,6 +34,10 @@ fn rtu_conduit_reported_as_enforced_although_run_refuses_it() {
     assert_eq!(r.summary.enforced_conduits, 0);
     let t = report::render_text(&r);
     assert!(!t.contains("Modbus inspection: ON"), "{t}");
+    assert!(
+        t.contains("Allow rules (configured, NOT enforced by this build"),
+        "{t}"
+    );
     // The same conduit with a tcp:// upstream is credited.
     let r = report::build(&site(&with(&[])), Vec::new());
     assert_eq!(r.summary.enforced_conduits, 1);
