@@ -11,7 +11,7 @@ fn text_report_sections() {
         "ZONE ARCHITECTURE",
         "CONDUIT CONFIGURATION",
         "VALIDATION RESULTS",
-        "upstream rtu:///dev/ttyUSB0",
+        "upstream tcp://10.50.3.10:502",
     ] {
         assert!(t.contains(s), "{s:?} missing:\n{t}");
     }
