@@ -255,3 +255,55 @@ async fn ts_is_when_the_record_was_queued_not_when_the_request_arrived() {
     task.abort();
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn a_write_cut_off_by_the_drain_deadline_gets_an_outcome_that_looks_like_success() {
+    // Issue 14.5: a durable write still at the device when the drain deadline passed got an
+    // outcome with no word of it. Now the outcome says `unanswered` and why.
+    let (addr, task) = silent_device().await;
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::new())
+        .await
+        .unwrap();
+    // Drain 200 ms, request timeout 1 s: the deadline passes first.
+    let rig = Rig::start_draining(sim, addr, Duration::from_millis(200)).await;
+    let mut ews = rig.client(EWS).await;
+    let (_, bytes) = ews.adu(1, &write_one(100, 201));
+    ews.send(&bytes).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let Rig {
+        sim,
+        gateway,
+        dir,
+        audit,
+        ..
+    } = rig;
+    let summary = tokio::time::timeout(WAIT, gateway.shutdown())
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.sessions_cut, 0,
+        "the session ended itself at the deadline"
+    );
+    let events = read_events(&audit);
+    let request = events
+        .iter()
+        .find(|e| e.kind == Kind::Request && e.fc == Some(6))
+        .expect("durable request record");
+    let outcome = events
+        .iter()
+        .find(|e| e.kind == Kind::Outcome)
+        .expect("outcome of the cut-off write");
+    assert_eq!(outcome.ref_seq, request.seq);
+    assert_eq!(outcome.request_id, request.request_id);
+    assert_eq!(outcome.reason.as_deref(), Some("unanswered"));
+    assert!(
+        outcome
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("drain deadline")),
+        "{outcome:?}"
+    );
+    task.abort();
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -170,6 +170,36 @@ impl Rig {
         storage: Option<AuditStorageFactory>,
         hook: impl FnOnce(&Path),
     ) -> Self {
+        let drain = Duration::from_secs(2);
+        Self::launch_all(
+            sim,
+            upstream,
+            gateway_lines,
+            rules,
+            audit_lines,
+            storage,
+            hook,
+            drain,
+        )
+        .await
+    }
+
+    /// A gateway whose upstream is `upstream`, with `drain` as its shutdown drain timeout.
+    pub(crate) async fn start_draining(sim: Sim, upstream: SocketAddr, drain: Duration) -> Self {
+        Self::launch_all(sim, upstream, "", None, "", None, |_| {}, drain).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch_all(
+        sim: Sim,
+        upstream: SocketAddr,
+        gateway_lines: &str,
+        rules: Option<&str>,
+        audit_lines: &str,
+        storage: Option<AuditStorageFactory>,
+        hook: impl FnOnce(&Path),
+        drain: Duration,
+    ) -> Self {
         let dir = temp_dir();
         let audit = dir.join("audit.log");
         hook(&audit);
@@ -177,7 +207,7 @@ impl Rig {
         let text = model(upstream, &audit, gateway_lines, rules) + audit_lines;
         std::fs::write(&model_path, text).unwrap();
         let options = GatewayOptions {
-            drain_timeout: Duration::from_secs(2),
+            drain_timeout: drain,
             watch_interval: Duration::from_millis(50),
             audit_storage: storage,
             ..GatewayOptions::default()
