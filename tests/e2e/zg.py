@@ -689,6 +689,10 @@ def model(
                 "name": "HVAC control",
                 "purdue_level": 1,
                 "security_level_target": "SL 2",
+                # The device and the local test tools (mbpoll cannot pick a source address)
+                # share the loopback addresses of the control zone, so every rule source lies
+                # in a zone the conduit connects: `run` enforces only models `check` passes.
+                "networks": [f"{LOCAL}/32", f"{RATE}/32"],
                 "assets": ["AHU controller (the device under test)"],
                 "allowed_conduits": [CONDUIT],
             },
