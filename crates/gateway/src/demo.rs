@@ -549,11 +549,10 @@ mod tests {
         // Zone ids start with `Z<level>-` in the demo; the level must be the one declared.
         let m = zonegate_policy::load_str(&printed_model(), "demo").unwrap();
         for z in &m.zones {
-            let digit: Option<String> = z
-                .id
-                .strip_prefix('Z')
-                .and_then(|r| r.split('-').next())
-                .map(str::to_owned);
+            let digit: Option<String> =
+                z.id.strip_prefix('Z')
+                    .and_then(|r| r.split('-').next())
+                    .map(str::to_owned);
             let level = z.purdue_level.map(|l| l.to_string());
             assert_eq!(digit, level, "zone {}", z.id);
         }

@@ -29,6 +29,6 @@ pub mod sim;
 mod state;
 
 pub use server::{
-    AuditStorageFactory, BoundListener, Gateway, GatewayOptions, ModelGate, ReloadError, ReloadOutcome,
-    ShutdownSummary, ShutdownTrigger, StartError,
+    AuditStorageFactory, BoundListener, Gateway, GatewayOptions, ModelGate, ReloadError,
+    ReloadOutcome, ShutdownSummary, ShutdownTrigger, StartError,
 };

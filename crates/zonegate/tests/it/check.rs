@@ -148,3 +148,10 @@ fn list_checks() {
     // Without --list the model is required: usage error.
     assert_eq!(zonegate(&["check"]).status.code(), Some(2));
 }
+
+#[test]
+fn examples_readme_says_check_help_where_check_list_is_meant() {
+    let text = std::fs::read_to_string(repo_root().join("examples/README.md")).unwrap();
+    assert!(!text.contains("check --help"), "examples/README.md");
+    assert!(text.contains("zonegate check --list"));
+}

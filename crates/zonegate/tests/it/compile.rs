@@ -78,7 +78,10 @@ fn compile_emits_rules_for_a_model_that_check_rejects() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("error[ZG-C017]"), "every finding named: {stderr}");
+    assert!(
+        stderr.contains("error[ZG-C017]"),
+        "every finding named: {stderr}"
+    );
     assert!(stderr.contains("no rules written"), "{stderr}");
     assert!(!file.exists(), "nothing written for a refused model");
     assert!(out.stdout.is_empty());

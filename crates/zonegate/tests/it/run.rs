@@ -281,7 +281,8 @@ fn run_reload_applies_a_model_that_check_rejects() {
         .spawn()
         .unwrap();
     let lines = stdout_lines(&mut child);
-    let listening = (0..3).find_map(|_| next_line(&lines).filter(|l| l.starts_with("listening on ")));
+    let listening =
+        (0..3).find_map(|_| next_line(&lines).filter(|l| l.starts_with("listening on ")));
     if listening.is_none() {
         stop(child);
         panic!("run never said it was listening");
@@ -305,4 +306,57 @@ fn run_reload_applies_a_model_that_check_rejects() {
     assert!(rejected.contains("ZG-C017"), "{rejected}");
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(!text.contains("\"policy_reload\""), "{text}");
+}
+
+#[test]
+fn run_and_check_word_a_non_utf8_model_differently() {
+    let path = scratch("latin1.yaml", "zones: []\nfacility: \"caf\u{e9}\"\n");
+    // Re-encode the file as Latin-1: one byte 0xE9 where UTF-8 has two.
+    let bytes: Vec<u8> = std::fs::read_to_string(&path)
+        .unwrap()
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect();
+    std::fs::write(&path, bytes).unwrap();
+    let check = zonegate(&["check", path.to_str().unwrap()]);
+    let run = zonegate(&["run", "-c", path.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(2));
+    assert_eq!(run.status.code(), Some(2));
+    let first = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(first(&check), first(&run), "one wording for one problem");
+    assert!(first(&run).contains("is not UTF-8"), "{}", first(&run));
+}
+
+#[test]
+fn sim_defaults_to_the_same_port_as_an_example_gateway() {
+    let sim: std::net::SocketAddr = zonegate_gateway::sim::DEFAULT_LISTEN.parse().unwrap();
+    let printed: std::net::SocketAddr = zonegate_gateway::demo::PRINTED_LISTEN.parse().unwrap();
+    let examples = super::util::repo_root().join("examples");
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [examples.clone(), examples.join("flawed")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|e| e == "yaml") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.len() >= 6, "{files:?}");
+    for f in files {
+        let m = zonegate_policy::load_file(&f).unwrap();
+        for c in &m.conduits {
+            if let Some(g) = &c.gateway {
+                for ours in [sim, printed] {
+                    assert_ne!(g.listen.port(), ours.port(), "{}: {}", f.display(), c.id);
+                }
+            }
+        }
+    }
+    assert_ne!(sim.port(), printed.port());
 }
