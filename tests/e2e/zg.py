@@ -10,7 +10,7 @@ Everything here runs on loopback with ports chosen at run time, and every wait i
 - `SilentDevice`: accepts connections, reads, never answers (the gateway must answer 0x0B).
 - `Raw`: a raw Modbus/TCP socket client bound to a chosen 127.0.0.x source address, for malformed
   frames, pipelining and exact exception codes.
-- `model()` / `to_yaml()`: the zone/conduit model file the gateway runs with (DESIGN.md format).
+- `model()` / `to_yaml()`: the zone/conduit model file the gateway runs with (docs/DESIGN.md format).
 """
 
 from __future__ import annotations

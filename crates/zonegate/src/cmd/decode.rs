@@ -2,7 +2,7 @@
 //!
 //! A thin shell over the `zonegate-modbus` codec (Modbus Application Protocol V1.1b3, TCP guide
 //! V1.0b, Serial Line V1.02): it parses the hex, frames it as one Modbus/TCP ADU or one RTU frame,
-//! parses the PDU strictly and prints one JSON object with the field names of DESIGN.md's event
+//! parses the PDU strictly and prints one JSON object with the field names of docs/DESIGN.md's event
 //! record. Exit status: 0 valid, 1 invalid frame or PDU, 2 bad hex.
 
 use serde_json::{json, Map, Value};
