@@ -10,7 +10,7 @@ Everything here runs on loopback with ports chosen at run time, and every wait i
 - `SilentDevice`: accepts connections, reads, never answers (the gateway must answer 0x0B).
 - `Raw`: a raw Modbus/TCP socket client bound to a chosen 127.0.0.x source address, for malformed
   frames, pipelining and exact exception codes.
-- `model()` / `to_yaml()`: the zone/conduit model file the gateway runs with (DESIGN.md format).
+- `model()` / `to_yaml()`: the zone/conduit model file the gateway runs with (docs/DESIGN.md format).
 """
 
 from __future__ import annotations
@@ -698,6 +698,10 @@ def model(
                 "name": "HVAC control",
                 "purdue_level": 1,
                 "security_level_target": "SL 2",
+                # The device and the local test tools (mbpoll cannot pick a source address)
+                # share the loopback addresses of the control zone, so every rule source lies
+                # in a zone the conduit connects: `run` enforces only models `check` passes.
+                "networks": [f"{LOCAL}/32", f"{RATE}/32"],
                 "assets": ["AHU controller (the device under test)"],
                 "allowed_conduits": [CONDUIT],
             },

@@ -37,6 +37,6 @@ mod state;
 mod upstream;
 
 pub use server::{
-    AuditStorageFactory, BoundListener, Gateway, GatewayOptions, ReloadError, ReloadOutcome,
-    ShutdownSummary, ShutdownTrigger, StartError,
+    AuditStorageFactory, BoundListener, Gateway, GatewayOptions, ModelGate, ReloadError,
+    ReloadOutcome, ShutdownSummary, ShutdownTrigger, StartError,
 };

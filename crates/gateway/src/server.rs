@@ -41,6 +41,12 @@ use crate::state::{ConduitShared, ConduitState, Tracker};
 /// Makes the byte sink of the audit log (tests inject faults with it).
 pub type AuditStorageFactory = Arc<dyn Fn() -> Box<dyn Storage> + Send + Sync>;
 
+/// The design review a model must pass before it is enforced, at start and at every reload
+/// (`zonegate run` runs the toolkit's checks). `Ok(notes)`: the model may run; each note (a
+/// warning, a finding accepted by the operator) goes into the `policy_load` / `policy_reload`
+/// record. `Err(why)`: the model is refused (the old policy stays in force on a reload).
+pub type ModelGate = Arc<dyn Fn(&Model) -> Result<Vec<String>, String> + Send + Sync>;
+
 /// How the gateway is started.
 #[derive(Clone)]
 pub struct GatewayOptions {
@@ -56,6 +62,8 @@ pub struct GatewayOptions {
     /// Write the audit log through this storage instead of the file (fault injection in tests;
     /// the model's `audit.path` still names the chain to continue).
     pub audit_storage: Option<AuditStorageFactory>,
+    /// The design review every model passes before it is enforced (`None`: none).
+    pub model_gate: Option<ModelGate>,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -66,6 +74,7 @@ impl fmt::Debug for GatewayOptions {
             .field("watch_interval", &self.watch_interval)
             .field("audit_path", &self.audit_path)
             .field("audit_storage", &self.audit_storage.is_some())
+            .field("model_gate", &self.model_gate.is_some())
             .finish()
     }
 }
@@ -78,6 +87,7 @@ impl Default for GatewayOptions {
             watch_interval: Duration::from_secs(1),
             audit_path: None,
             audit_storage: None,
+            model_gate: None,
         }
     }
 }
@@ -115,6 +125,8 @@ pub enum StartError {
     },
     /// The audit log could not be opened.
     Audit(AuditError),
+    /// The model failed [`GatewayOptions::model_gate`] (the design review).
+    Rejected(String),
 }
 
 impl fmt::Display for StartError {
@@ -143,6 +155,7 @@ impl fmt::Display for StartError {
                 source,
             } => write!(f, "conduit {conduit}: cannot listen on {addr}: {source}"),
             Self::Audit(e) => write!(f, "cannot open the audit log: {e}"),
+            Self::Rejected(why) => f.write_str(why),
         }
     }
 }
@@ -189,6 +202,8 @@ pub enum ReloadError {
     Model(LoadErrors),
     /// The new model asks for something unsupported.
     Unsupported(String),
+    /// The new model failed [`GatewayOptions::model_gate`] (the design review).
+    Rejected(String),
 }
 
 impl fmt::Display for ReloadError {
@@ -204,6 +219,7 @@ impl fmt::Display for ReloadError {
                 Ok(())
             }
             Self::Unsupported(what) => f.write_str(what),
+            Self::Rejected(why) => write!(f, "the new model fails the design checks: {why}"),
         }
     }
 }
@@ -267,6 +283,10 @@ impl Gateway {
         options: GatewayOptions,
     ) -> Result<Self, StartError> {
         let (model, policy) = compile(text, name).map_err(StartError::Model)?;
+        let notes = match &options.model_gate {
+            Some(gate) => gate(&model).map_err(StartError::Rejected)?,
+            None => Vec::new(),
+        };
         let policy = Arc::new(policy);
         let hash = policy_hash(text);
         let gateways = gateway_conduits(&policy)
@@ -297,11 +317,12 @@ impl Gateway {
         }
         .map_err(StartError::Audit)?;
         let recorder = Recorder::new(handle, sync, on_failure);
-        drop(
-            recorder
-                .handle()
-                .policy_loaded(&hash, &format!("loaded {name}")),
-        );
+        let mut message = format!("loaded {name}");
+        for n in &notes {
+            message.push_str("; ");
+            message.push_str(n);
+        }
+        drop(recorder.handle().policy_loaded(&hash, &message));
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let tracker = Arc::new(Tracker::default());
@@ -447,14 +468,18 @@ impl Gateway {
         if !force && current.policy_hash == hash {
             return Ok(ReloadOutcome::Unchanged);
         }
-        let (_model, policy) = compile(text, name).map_err(ReloadError::Model)?;
+        let (model, policy) = compile(text, name).map_err(ReloadError::Model)?;
+        let gate_notes = match &self.inner.options.model_gate {
+            Some(gate) => gate(&model).map_err(ReloadError::Rejected)?,
+            None => Vec::new(),
+        };
         let policy = Arc::new(policy);
         let gateways = gateway_conduits(&policy).map_err(|Unsupported(conduit, what)| {
             ReloadError::Unsupported(format!("conduit {conduit}: {what} is not supported yet"))
         })?;
 
         // Build every new state first; swap only when all are good.
-        let mut warnings = Vec::new();
+        let mut warnings = gate_notes;
         let mut states: Vec<ConduitState> = Vec::with_capacity(self.inner.conduits.len());
         for (shared, bound) in self.inner.conduits.iter().zip(&self.inner.listeners) {
             let found = gateways.iter().find(|g| g.id.as_str() == &*shared.conduit);

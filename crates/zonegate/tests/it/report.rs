@@ -71,3 +71,22 @@ fn missing_model_exits_2() {
         Some(2)
     );
 }
+
+#[test]
+fn report_exits_0_on_a_model_with_errors() {
+    for f in [
+        "cleanroom-hvac.yaml",
+        "refinery-unit.yaml",
+        "water-treatment.yaml",
+    ] {
+        let out = zonegate(&["report", &ex(&format!("flawed/{f}"))]);
+        let stdout = expect_exit(&out, 1);
+        assert!(
+            stdout.contains("VALIDATION RESULTS"),
+            "the report is still written"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error finding(s)"));
+    }
+    // A sound model: 0.
+    expect_exit(&zonegate(&["report", &ex("cleanroom-hvac.yaml")]), 0);
+}
