@@ -162,7 +162,10 @@ impl Review {
 /// finding, one a line.
 pub(crate) fn model_gate(accepted: Accepted) -> ModelGate {
     Arc::new(move |model| {
-        let review = review(&zonegate_toolkit::adapter::site(model), &accepted);
+        let review = review(
+            &zonegate_toolkit::model::Site::new(model.clone()),
+            &accepted,
+        );
         if review.refuses() {
             let mut why = format!(
                 "{} error finding(s) (the checks of `zonegate check`)",
@@ -187,7 +190,9 @@ mod tests {
     const ANY_SOURCE_WRITE: &str = "zones:\n  - zone_id: Z2\n    purdue_level: 2\n    security_level_target: SL 1\n    networks: [10.0.2.0/24]\n    allowed_conduits: [C1]\n  - zone_id: Z1\n    purdue_level: 1\n    security_level_target: SL 1\n    networks: [10.0.1.0/24]\n    allowed_conduits: [C1]\nconduits:\n  - conduit_id: C1\n    connects: [Z2, Z1]\n    security_level: SL 1\n    gateway:\n      listen: 127.0.0.1:0\n      upstream: tcp://10.0.1.10:502\n    rules:\n      - id: anyone-writes\n        from: [0.0.0.0/0]\n        functions: [write_multiple_registers]\n        holding: 0-9\n";
 
     fn site() -> (Site, zonegate_policy::Model) {
-        zonegate_toolkit::load_str(ANY_SOURCE_WRITE, "m.yaml").unwrap()
+        let site = zonegate_toolkit::load_str(ANY_SOURCE_WRITE, "m.yaml").unwrap();
+        let model = (*site).clone();
+        (site, model)
     }
 
     #[test]

@@ -52,7 +52,7 @@ fn audit_file(model: &zonegate_policy::Model) -> Option<PathBuf> {
 
 /// Loads the model and runs the design gate; `Err(status)` after printing why not.
 fn review(path: &Path, accepted: &Accepted) -> Result<Option<PathBuf>, u8> {
-    let (site, model) = match zonegate_toolkit::load(path) {
+    let site = match zonegate_toolkit::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("{errors}");
@@ -70,7 +70,7 @@ fn review(path: &Path, accepted: &Accepted) -> Result<Option<PathBuf>, u8> {
         eprintln!("zonegate run: nothing started");
         return Err(1);
     }
-    Ok(audit_file(&model))
+    Ok(audit_file(&site))
 }
 
 /// Runs the subcommand and returns the exit status.
