@@ -75,7 +75,7 @@ conduits:
     rules:
       - id: historian-read
         from: [HISTORIAN-01]
-        functions: [read]
+        functions: [read_holding_registers, read_input_registers]
         holding: 0-199
         input: 0-99
         justification: "the historian polls setpoints and measurements"
