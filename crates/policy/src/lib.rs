@@ -110,10 +110,10 @@ mod verdict;
 mod yaml;
 
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
-pub use load::{load_bytes, load_file, load_str, MAX_MODEL_BYTES};
+pub use load::{load_bytes, load_file, load_file_text, load_str, MAX_MODEL_BYTES};
 pub use model::{
     function_code, function_name, AddressSet, Asset, AssetKind, AuditOnFailure, AuditSection,
-    AuditSync, Conduit, DenyAction, Fr, FunctionClass, FunctionSelector, GatewaySettings, KeyLines,
+    AuditSync, Conduit, DenyAction, FileRange, Fr, FunctionClass, FunctionSelector, GatewaySettings, KeyLines,
     Mode, Model, Parity, ProtocolAllowance, PurdueLevel, Rate, Rule, SecurityLevel, Source,
     SourceTarget, Spanned, SyslogSection, SyslogTransport, U16Range, Unsupported, Upstream,
     ValueBounds, Zone,
