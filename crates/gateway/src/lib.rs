@@ -30,5 +30,5 @@ mod state;
 
 pub use server::{
     AuditStorageFactory, BoundListener, Gateway, GatewayOptions, ReloadError, ReloadOutcome,
-    ShutdownSummary, ShutdownTrigger, StartError,
+    ReloadReadHook, ReloadTrigger, ShutdownSummary, ShutdownTrigger, StartError,
 };

@@ -79,20 +79,30 @@ fn settings(g: &GatewaySettings) -> Result<Settings, String> {
         request_timeout: g.request_timeout,
         connect_timeout: g.connect_timeout,
         max_connections: g.max_connections.max(1),
+        max_connections_per_source: g.max_connections_per_source.max(1),
         max_in_flight: g.max_in_flight.max(1),
         upstream: upstream_target(&g.upstream)?,
     })
 }
 
-/// A fresh rate limiter for a compiled policy.
-pub(crate) fn new_limiter(policy: &Policy) -> RateLimiter {
-    RateLimiter::new(policy)
+/// The rate limiter for a compiled policy: `previous` (the one of the state a reload
+/// replaces) when it suits the policy, so that buckets survive the reload, else a fresh one.
+pub(crate) fn limiter_for(
+    policy: &Policy,
+    previous: Option<&Arc<RateLimiter>>,
+) -> Arc<RateLimiter> {
+    match previous {
+        Some(old) if old.suits(policy) => Arc::clone(old),
+        _ => Arc::new(RateLimiter::new(policy)),
+    }
 }
 
-/// The state of conduit `index` of `policy` (its settings must come from a `gateway:` block).
+/// The state of conduit `index` of `policy` (its settings must come from a `gateway:` block);
+/// `previous` is the limiter of the state it replaces on a reload.
 pub(crate) fn conduit_state(
     policy: &Arc<Policy>,
     index: Option<usize>,
+    previous: Option<&Arc<RateLimiter>>,
 ) -> Result<ConduitState, String> {
     let gateway = index
         .and_then(|i| policy.conduits().get(i))
@@ -101,7 +111,7 @@ pub(crate) fn conduit_state(
     Ok(ConduitState {
         policy: Arc::clone(policy),
         index,
-        limiter: new_limiter(policy),
+        limiter: limiter_for(policy, previous),
         settings: settings(gateway)?,
         rule_ids: crate::state::rule_ids(policy, index),
     })
@@ -141,7 +151,10 @@ pub(crate) fn audit_config(
                 _ => SyslogTransport::Udp,
             };
             let mut sc = SyslogConfig::new(transport, s.address.clone());
+            // Every file a model names resolves against the model file's folder (8.7).
             sc.ca_file = s.ca.as_deref().map(|p| model.resolve(p));
+            sc.client_cert = s.cert.as_deref().map(|p| model.resolve(p));
+            sc.client_key = s.key.as_deref().map(|p| model.resolve(p));
             sc.facility = s.facility;
             sc.app_name.clone_from(&s.app_name);
             sc.hostname.clone_from(&s.hostname);

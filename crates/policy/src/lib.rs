@@ -113,10 +113,10 @@ pub use error::{LoadError, LoadErrorKind, LoadErrors};
 pub use load::{load_bytes, load_file, load_file_text, load_str, MAX_MODEL_BYTES};
 pub use model::{
     function_code, function_name, AddressSet, Asset, AssetKind, AuditOnFailure, AuditSection,
-    AuditSync, Conduit, DenyAction, FileRange, Fr, FunctionClass, FunctionSelector, GatewaySettings, KeyLines,
-    Mode, Model, Parity, ProtocolAllowance, PurdueLevel, Rate, Rule, SecurityLevel, Source,
-    SourceTarget, Spanned, SyslogSection, SyslogTransport, U16Range, Unsupported, Upstream,
-    ValueBounds, Zone,
+    AuditSync, Conduit, DenyAction, FileRange, Fr, FunctionClass, FunctionSelector,
+    GatewaySettings, KeyLines, Mode, Model, Parity, ProtocolAllowance, PurdueLevel, Rate, Rule,
+    SecurityLevel, Source, SourceTarget, Spanned, SyslogSection, SyslogTransport, U16Range,
+    Unsupported, Upstream, ValueBounds, Zone,
 };
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};

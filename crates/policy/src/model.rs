@@ -973,7 +973,12 @@ impl FileRange {
 
 impl fmt::Display for FileRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.records == (U16Range { start: 0, end: Self::MAX_RECORD }) {
+        if self.records
+            == (U16Range {
+                start: 0,
+                end: Self::MAX_RECORD,
+            })
+        {
             write!(f, "{}", self.files)
         } else {
             write!(f, "{}:{}", self.files, self.records)

@@ -18,8 +18,8 @@ use zonegate_modbus::{Request, Table, UnitId};
 
 use crate::error::{LoadError, LoadErrorKind, LoadErrors};
 use crate::model::{
-    AddressSet, FileRange, FunctionSelector, GatewaySettings, Model, Rate, Rule,
-    SourceTarget, U16Range, ValueBounds,
+    AddressSet, FileRange, FunctionSelector, GatewaySettings, Model, Rate, Rule, SourceTarget,
+    U16Range, ValueBounds,
 };
 use crate::net::{canonical_ip, Cidr};
 use crate::rate::RateLimiter;
@@ -232,13 +232,9 @@ impl CompiledRule {
             ranges.iter().any(|r| r.contains_span(file, first, last))
         };
         match req {
-            Request::ReadFileRecord(subs) => subs.iter().all(|s| {
-                inside(
-                    s.file_number,
-                    s.record_number,
-                    usize::from(s.record_length),
-                )
-            }),
+            Request::ReadFileRecord(subs) => subs
+                .iter()
+                .all(|s| inside(s.file_number, s.record_number, usize::from(s.record_length))),
             Request::WriteFileRecord(records) => records
                 .iter()
                 .all(|r| inside(r.file_number, r.record_number, r.values.len())),
@@ -576,7 +572,7 @@ mod tests {
         s.add(
             &FunctionSelector::Function {
                 code: 8,
-            sub_functions: Some(vec![U16Range { start: 0, end: 0 }]),
+                sub_functions: Some(vec![U16Range { start: 0, end: 0 }]),
             },
             |_| true,
         );

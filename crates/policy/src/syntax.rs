@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::{
-    function_code, FileRange, FunctionClass, FunctionSelector, Parity, PurdueLevel, Rate, U16Range, Upstream,
-    Word,
+    function_code, FileRange, FunctionClass, FunctionSelector, Parity, PurdueLevel, Rate, U16Range,
+    Upstream, Word,
 };
 
 /// Parses an unsigned integer: decimal, or hex with `0x`; `_` separators allowed.

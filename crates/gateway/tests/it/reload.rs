@@ -8,22 +8,37 @@ use zonegate_gateway::{ReloadError, ReloadOutcome};
 
 use super::util::*;
 
-const STRANGER_MAY_READ: &str = "      - id: stranger-read
-        from: [127.0.0.9/32]
-        functions: [read_holding_registers]
+/// The template's default rules plus one that lets the historian write a setpoint.
+const HISTORIAN_MAY_WRITE: &str = "      - id: historian-read
+        from: [HIST]
+        functions: [read]
+        holding: 0-199
+        input: 0-99
+      - id: ews-setpoints
+        from: [EWS]
+        functions: [write_single_register, write_multiple_registers]
+        holding: 100-109
+        values: {min: 180, max: 240}
+        rate: 5/s
+      - id: historian-write
+        from: [HIST]
+        functions: [write_single_register]
         holding: 100-109
 ";
+
+/// The answer to an allowed `write_one(100, 200)`: the echo.
+const WRITE_ECHO: [u8; 5] = [6, 0, 100, 0, 200];
 
 #[tokio::test]
 async fn valid_reload_applies_without_dropping_connections() {
     let rig = Rig::start("", None).await;
-    let mut c = rig.client(STRANGER).await;
-    assert_eq!(c.call(1, &read_holding(100, 1)).await, [0x83, 0x01]);
+    let mut c = rig.client(HISTORIAN).await;
+    assert_eq!(c.call(1, &write_one(100, 200)).await, [0x86, 0x01]);
     let text = model(
         rig.sim.local_addr(),
         &rig.audit,
         "",
-        Some(STRANGER_MAY_READ),
+        Some(HISTORIAN_MAY_WRITE),
     );
     std::fs::write(&rig.model_path, text).unwrap();
     match rig.gateway.reload() {
@@ -31,7 +46,7 @@ async fn valid_reload_applies_without_dropping_connections() {
         other => panic!("{other:?}"),
     }
     // Same connection, new policy.
-    assert_eq!(registers_of(&c.call(1, &read_holding(100, 1)).await), [200]);
+    assert_eq!(c.call(1, &write_one(100, 200)).await, WRITE_ECHO);
     let events = rig
         .events_until(|e| e.iter().any(|e| e.kind == Kind::PolicyReload))
         .await;
@@ -76,21 +91,21 @@ async fn saving_the_model_file_reloads_it() {
         rig.sim.local_addr(),
         &rig.audit,
         "",
-        Some(STRANGER_MAY_READ),
+        Some(HISTORIAN_MAY_WRITE),
     );
     let trigger = rig.gateway.shutdown_trigger();
     let Rig {
         sim, gateway, dir, ..
     } = rig;
     let running = tokio::spawn(gateway.run_until_signal());
-    let mut c = Client::connect(addr, STRANGER).await;
-    assert_eq!(c.call(1, &read_holding(100, 1)).await, [0x83, 0x01]);
+    let mut c = Client::connect(addr, HISTORIAN).await;
+    assert_eq!(c.call(1, &write_one(100, 200)).await, [0x86, 0x01]);
     tokio::time::sleep(Duration::from_millis(20)).await;
     std::fs::write(&model_path, text).unwrap();
     let mut allowed = false;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if c.call(1, &read_holding(100, 1)).await[0] == 3 {
+        if c.call(1, &write_one(100, 200)).await == WRITE_ECHO {
             allowed = true;
             break;
         }
@@ -115,7 +130,7 @@ async fn a_save_between_load_and_watch_is_applied() {
         rig.sim.local_addr(),
         &rig.audit,
         "",
-        Some(STRANGER_MAY_READ),
+        Some(HISTORIAN_MAY_WRITE),
     );
     // Saved after the gateway loaded the model, before its watcher runs.
     std::fs::write(&rig.model_path, text).unwrap();
@@ -124,10 +139,10 @@ async fn a_save_between_load_and_watch_is_applied() {
         sim, gateway, dir, ..
     } = rig;
     let running = tokio::spawn(gateway.run_until_signal());
-    let mut c = Client::connect(addr, STRANGER).await;
+    let mut c = Client::connect(addr, HISTORIAN).await;
     let mut allowed = false;
     for _ in 0..100 {
-        if c.call(1, &read_holding(100, 1)).await[0] == 3 {
+        if c.call(1, &write_one(100, 200)).await == WRITE_ECHO {
             allowed = true;
             break;
         }

@@ -131,10 +131,14 @@ fn file_ranges_bound_file_record_access() {
 ",
     );
     let rule = &p.conduits()[0].rules()[0];
-    assert!(rule.allows_function(21), "`write` with `file:` grants FC 21");
+    assert!(
+        rule.allows_function(21),
+        "`write` with `file:` grants FC 21"
+    );
     assert!(!rule.allows_function(6), "no holding ranges: no FC 6");
     assert_eq!(
-        rule.file_ranges().map(|f| f.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        rule.file_ranges()
+            .map(|f| f.iter().map(ToString::to_string).collect::<Vec<_>>()),
         Some(vec!["4:0-99".to_owned(), "6-7".to_owned()])
     );
     let ok = Reason::Allowed;
@@ -197,11 +201,7 @@ fn may_match_source_is_true_only_for_sources_some_rule_names() {
     assert!(!yes("10.31.0.1"));
     assert!(!yes("::1"));
     // A conduit without rules matches nobody.
-    let empty = load_str(
-        "zones: []\nconduits:\n  - conduit_id: C\n",
-        "e.yaml",
-    )
-    .unwrap();
+    let empty = load_str("zones: []\nconduits:\n  - conduit_id: C\n", "e.yaml").unwrap();
     let empty = Policy::compile(&empty).unwrap();
     assert!(!empty.conduits()[0].may_match_source("10.0.0.1".parse().unwrap()));
 }
