@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod it {
+    pub(crate) mod accept;
     pub(crate) mod audit;
     pub(crate) mod deny;
     pub(crate) mod forward;
