@@ -11,5 +11,6 @@ mod it {
     pub(crate) mod reload;
     pub(crate) mod robust;
     pub(crate) mod sim;
+    pub(crate) mod start;
     pub(crate) mod util;
 }
