@@ -173,3 +173,41 @@ pub(crate) fn audit_config(
     let on_failure = cfg.on_failure;
     (cfg, sync, on_failure)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Regression (8.7): the syslog client certificate and key of the model were never passed
+    /// to the audit writer, and every audit path must follow the model file's folder.
+    #[test]
+    fn audit_config_resolves_every_path_against_the_model_folder() {
+        let text = "zones: []
+conduits: []
+audit:
+  path: logs/audit.log
+  signing_key: keys/audit.key
+  syslog:
+    transport: tls
+    address: logs.example:6514
+    ca: pki/ca.pem
+    cert: pki/gw.pem
+    key: /etc/zonegate/gw.key
+";
+        let model =
+            zonegate_policy::load_file_text(text, Path::new("/srv/site/model.yaml")).unwrap();
+        let (cfg, _, _) = audit_config(&model, &GatewayOptions::default(), "00");
+        let site = |p: &str| Some(PathBuf::from("/srv/site").join(p));
+        assert_eq!(cfg.path, site("logs/audit.log"));
+        assert_eq!(cfg.signing_key, site("keys/audit.key"));
+        let syslog = cfg.syslog.unwrap();
+        assert_eq!(syslog.ca_file, site("pki/ca.pem"));
+        assert_eq!(syslog.client_cert, site("pki/gw.pem"));
+        assert_eq!(
+            syslog.client_key,
+            Some(PathBuf::from("/etc/zonegate/gw.key"))
+        );
+    }
+}

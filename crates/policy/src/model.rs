@@ -1008,7 +1008,8 @@ impl FunctionClass {
         }
     }
 
-    /// The function codes in the class.
+    /// The function codes in the class. A compiled rule grants only those of them that act
+    /// on a table (or `file:` range) the rule bounds; see the crate docs.
     pub fn codes(self) -> &'static [u8] {
         match self {
             Self::Read => &[1, 2, 3, 4, 24],

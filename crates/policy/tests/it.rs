@@ -9,5 +9,6 @@ mod it {
     mod classes;
     mod decide;
     mod load;
+    mod paths;
     mod props;
 }
