@@ -84,13 +84,14 @@ impl End {
     }
 }
 
-/// The session's place in `max_connections` and in the shutdown tracker, given back when the
-/// session is dropped, however it ends (a return, an error, a panic).
+/// The session's place in the shutdown tracker, given back when the session is dropped,
+/// however it ends (a return, an error, a panic). Its place in `max_connections` and
+/// `max_connections_per_source` is the accept loop's [`crate::state::ConnectionPermit`], held
+/// by the session's task in the same way.
 struct Admission(Arc<ConduitShared>);
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::AcqRel);
         self.0.tracker.leave();
     }
 }
@@ -128,8 +129,8 @@ pub(crate) struct Session {
 impl Session {
     /// Serves one accepted client connection until it ends; never panics on input.
     ///
-    /// The accept loop has counted the session in `connections` and the tracker; they are
-    /// given back when this returns (or unwinds).
+    /// The accept loop has counted the session in the tracker (and holds its connection
+    /// permit); the tracker place is given back when this returns (or unwinds).
     pub(crate) async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<ConduitShared>) {
         let admission = Admission(Arc::clone(&shared));
         if let Err(e) = client.set_nodelay(true) {
@@ -921,7 +922,6 @@ fn describe_request(request: &Request<'_>, event: &mut Event) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
 
     use arc_swap::ArcSwap;
     use zonegate_audit::{AuditConfig, AuditLog, OnFailure, SyncMode};
@@ -937,17 +937,17 @@ mod tests {
         )
         .unwrap();
         let policy = Arc::new(zonegate_policy::Policy::compile(&model).unwrap());
-        let state = crate::settings::conduit_state(&policy, Some(0)).unwrap();
+        let state = crate::settings::conduit_state(&policy, Some(0), None).unwrap();
         let handle = AuditLog::start(AuditConfig::default()).unwrap();
         Arc::new(ConduitShared {
             conduit: Arc::from("C1"),
             state: ArcSwap::from_pointee(state),
             recorder: Recorder::new(handle, SyncMode::Batch, OnFailure::BlockWrites),
-            connections: AtomicUsize::new(0),
             shutdown: tokio::sync::watch::channel(false).1,
             drain_timeout: Duration::from_secs(1),
             tracker: Arc::new(Tracker::default()),
             pool: Arc::default(),
+            admitted: Default::default(),
         })
     }
 
@@ -961,15 +961,20 @@ mod tests {
             .unwrap();
         rt.block_on(async {
             let shared = shared();
-            shared.connections.fetch_add(1, Ordering::AcqRel);
+            let src: std::net::IpAddr = "127.0.0.7".parse().unwrap();
+            let permit = crate::state::ConnectionPermit::admit(&shared, src, 4, 2).unwrap();
             shared.tracker.enter();
+            assert_eq!(shared.admitted.total(), 1);
             let admitted = Arc::clone(&shared);
+            // As the accept loop spawns a session: the permit moves into the task.
             let task = tokio::spawn(async move {
+                let _permit = permit;
                 let _admission = Admission(admitted);
                 panic!("a bug in the session");
             });
             assert!(task.await.is_err(), "the task panicked");
-            assert_eq!(shared.connections.load(Ordering::Acquire), 0);
+            assert_eq!(shared.admitted.total(), 0);
+            assert_eq!(shared.admitted.from_source(src), 0);
             assert_eq!(shared.tracker.active(), 0);
         });
     }

@@ -38,5 +38,5 @@ mod upstream;
 
 pub use server::{
     AuditStorageFactory, BoundListener, Gateway, GatewayOptions, ModelGate, ReloadError,
-    ReloadOutcome, ShutdownSummary, ShutdownTrigger, StartError,
+    ReloadOutcome, ReloadReadHook, ReloadTrigger, ShutdownSummary, ShutdownTrigger, StartError,
 };

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod it {
+    pub(crate) mod accept;
     pub(crate) mod audit;
     pub(crate) mod deny;
     pub(crate) mod forward;
@@ -13,6 +14,7 @@ mod it {
     pub(crate) mod robust;
     pub(crate) mod session;
     pub(crate) mod sim;
+    pub(crate) mod start;
     pub(crate) mod util;
     pub(crate) mod write_class;
 }

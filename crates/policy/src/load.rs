@@ -43,13 +43,28 @@ pub fn load_file(path: &Path) -> Result<Model, LoadErrors> {
     let bytes = std::fs::read(path)
         .map_err(|e| LoadErrors::unreadable(&name, format!("cannot read the model file: {e}")))?;
     let mut model = load_bytes(&bytes, &name)?;
-    model.dir = Some(
-        path.parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from(".")),
-    );
+    model.dir = Some(model_dir(path));
     Ok(model)
+}
+
+/// Loads `text` as the content of the model file at `path` (read by the caller, e.g. so that
+/// the policy hash is of exactly the text it read): messages name `path`, and relative paths
+/// in the model resolve against the file's directory, as with [`load_file`].
+pub fn load_file_text(text: &str, path: &Path) -> Result<Model, LoadErrors> {
+    let mut model = load_str(text, &path.display().to_string())?;
+    model.dir = Some(model_dir(path));
+    Ok(model)
+}
+
+/// The directory relative paths of the model file at `path` resolve against, made absolute
+/// now: a later change of the current directory must not move the audit log or a key.
+fn model_dir(path: &Path) -> PathBuf {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// Loads a model from bytes (must be UTF-8); `file` names it in messages.
@@ -475,6 +490,11 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
             positive(cx, n, p, 100_000)
         })
         .unwrap_or(GatewaySettings::DEFAULT_MAX_CONNECTIONS);
+    let max_connections_per_source = f
+        .opt(cx, "max_connections_per_source", |cx, n, p| {
+            positive(cx, n, p, 100_000)
+        })
+        .unwrap_or(GatewaySettings::DEFAULT_MAX_CONNECTIONS_PER_SOURCE);
     let max_in_flight = f
         .opt(cx, "max_in_flight", |cx, n, p| positive(cx, n, p, 4096))
         .unwrap_or(GatewaySettings::DEFAULT_MAX_IN_FLIGHT);
@@ -497,6 +517,7 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         request_timeout,
         connect_timeout,
         max_connections,
+        max_connections_per_source,
         max_in_flight,
         unauthenticated_idle_timeout,
         max_upstream_connections,
@@ -595,6 +616,18 @@ fn decode_rule(cx: &mut Cx, n: &Node, p: &str) -> Option<Rule> {
     let discrete = f.opt(cx, "discrete", address_set).unwrap_or_default();
     let input = f.opt(cx, "input", address_set).unwrap_or_default();
     let holding = f.opt(cx, "holding", address_set).unwrap_or_default();
+    let file = f.opt(cx, "file", |cx, n, p| {
+        if is_empty_seq(n) {
+            cx.error(
+                n,
+                p,
+                "an empty `file` allows no file record; name files, e.g. [4, \"5:0-99\"]",
+            );
+        }
+        Some(list(cx, n, p, |cx, n, p| {
+            parsed(cx, n, p, syntax::parse_file_range)
+        }))
+    });
     let values = f.opt(cx, "values", |cx, n, p| {
         let mut vf = Fields::open(cx, n, p, "value bounds {min, max}")?;
         let min = vf.req(cx, "min", |cx, n, p| int(cx, n, p, -32768, 65535));
@@ -634,6 +667,7 @@ fn decode_rule(cx: &mut Cx, n: &Node, p: &str) -> Option<Rule> {
         discrete,
         input,
         holding,
+        file,
         values,
         rate,
         justification,

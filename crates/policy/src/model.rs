@@ -147,6 +147,29 @@ impl Model {
             _ => path.to_path_buf(),
         }
     }
+
+    /// `upstream` with its TLS files (`ca`, `cert`, `key`) resolved as [`Model::resolve`]
+    /// does: what the gateway must open, whatever its current directory.
+    pub fn resolve_upstream(&self, upstream: &Upstream) -> Upstream {
+        match upstream {
+            Upstream::Tls {
+                host,
+                port,
+                ca,
+                cert,
+                key,
+                server_name,
+            } => Upstream::Tls {
+                host: host.clone(),
+                port: *port,
+                ca: ca.as_deref().map(|p| self.resolve(p)),
+                cert: cert.as_deref().map(|p| self.resolve(p)),
+                key: key.as_deref().map(|p| self.resolve(p)),
+                server_name: server_name.clone(),
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 /// A security zone (IEC 62443-3-2 ZCR 3).
@@ -750,6 +773,9 @@ pub struct GatewaySettings {
     pub connect_timeout: Duration,
     /// Most client connections at once (default 64).
     pub max_connections: usize,
+    /// Most client connections at once from one source address (default 16), so that one
+    /// host, named by a rule or not, cannot take every slot of `max_connections`.
+    pub max_connections_per_source: usize,
     /// Most requests of one client connection outstanding at the device at once (default 1).
     /// A client may still pipeline: the gateway queues its requests and forwards them one at a
     /// time, because many PLCs (and pymodbus's server) answer only the first ADU of a segment.
@@ -777,6 +803,8 @@ impl GatewaySettings {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
     /// Default `max_connections`.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+    /// Default `max_connections_per_source`.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 16;
     /// Default `max_in_flight`: one at a time, what every Modbus device can take.
     pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
     /// Default `unauthenticated_idle_timeout`.
@@ -931,6 +959,44 @@ impl fmt::Display for AddressSet {
     }
 }
 
+/// The file records a rule allows to FC 20 (read file record) and FC 21 (write file record):
+/// `file: [4, "5-6:0-99"]` is file 4 (every record) and files 5-6, records 0-99.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileRange {
+    /// File numbers (1-65535).
+    pub files: U16Range,
+    /// Record numbers (0-9999, the protocol's limit; all of them when not written).
+    pub records: U16Range,
+}
+
+impl FileRange {
+    /// The highest record number the protocol allows (0x270F).
+    pub const MAX_RECORD: u16 = 9999;
+
+    /// True when records `first..=last` of `file` are inside.
+    pub fn contains_span(&self, file: u16, first: u16, last: u16) -> bool {
+        first <= last
+            && self.files.contains(file)
+            && self.records.start <= first
+            && last <= self.records.end
+    }
+}
+
+impl fmt::Display for FileRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.records
+            == (U16Range {
+                start: 0,
+                end: Self::MAX_RECORD,
+            })
+        {
+            write!(f, "{}", self.files)
+        } else {
+            write!(f, "{}:{}", self.files, self.records)
+        }
+    }
+}
+
 /// A class of function codes (DESIGN.md): `read`, `write`, `diagnostics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -953,7 +1019,8 @@ impl FunctionClass {
         }
     }
 
-    /// The function codes in the class.
+    /// The function codes in the class. A compiled rule grants only those of them that act
+    /// on a table (or `file:` range) the rule bounds; see the crate docs.
     pub fn codes(self) -> &'static [u8] {
         match self {
             Self::Read => &[1, 2, 3, 4, 24],
@@ -1170,6 +1237,9 @@ pub struct Rule {
     pub input: AddressSet,
     /// Allowed holding register addresses.
     pub holding: AddressSet,
+    /// File records FC 20/21 may touch (`file:`). `None`: the `write` class does not include
+    /// FC 21, and FC 20/21 named explicitly may touch any file record.
+    pub file: Option<Vec<FileRange>>,
     /// Bounds on every written value.
     pub values: Option<ValueBounds>,
     /// Rate limit per source.

@@ -210,6 +210,9 @@ impl Rig {
             drain_timeout: drain,
             watch_interval: Duration::from_millis(50),
             audit_storage: storage,
+            // Some test devices accept exactly one connection: the start-up probe would take
+            // it (the probe has its own test, probe.rs).
+            probe_upstreams: false,
             ..GatewayOptions::default()
         };
         let gateway = match Gateway::start_file(&model_path, options).await {
