@@ -809,6 +809,8 @@ fn refuse(
     }
     let mut ev = Event::new(Kind::Connection);
     ev.conduit = Some(Arc::clone(&shared.conduit));
+    // The address only: the record stands for every refused connection of this source in
+    // the aggregation interval, whatever their ports.
     ev.src = Some(peer.ip().to_string());
     ev.reason = Some(reason.into());
     ev.message = Some(message);

@@ -21,7 +21,13 @@ async fn every_session_opens_its_own_device_connection_with_no_cap() {
         sim.device().set_holding(i, 1000 + i);
     }
     let proxy = CountingProxy::start(sim.local_addr(), 64).await;
-    let rig = Rig::start_at(sim, proxy.addr, "      max_upstream_connections: 2\n", None).await;
+    let rig = Rig::start_at(
+        sim,
+        proxy.addr,
+        "      max_upstream_connections: 2\n      max_connections_per_source: 32\n",
+        None,
+    )
+    .await;
     let mut tasks = Vec::new();
     for i in 0..32u16 {
         let mut c = rig.client(HISTORIAN).await;

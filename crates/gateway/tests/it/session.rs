@@ -20,7 +20,8 @@ async fn denied_reads_until_closed(
 ) -> Option<Duration> {
     let started = std::time::Instant::now();
     while started.elapsed() < limit {
-        // FC 3 at 500: outside every rule (the stranger has no rule at all).
+        // FC 3 at 500: outside every rule. (A source no rule names at all is refused at accept;
+        // these tests use the EWS, named by a rule for writes only, as the stranger.)
         let (_, bytes) = c.adu(1, &read_holding(500, 1));
         if c.stream.write_all(&bytes).await.is_err() {
             return Some(started.elapsed());
@@ -46,7 +47,7 @@ async fn denied_requests_refresh_the_idle_timer() {
     // Issue 14.1: one denied read every 100 ms kept a stranger's session open for ever, past
     // `idle_timeout` (each denial refreshed the idle timer).
     let rig = Rig::start("      idle_timeout: 800ms\n", None).await;
-    let mut stranger = rig.client(STRANGER).await;
+    let mut stranger = rig.client(EWS).await;
     let open_for = denied_reads_until_closed(
         &mut stranger,
         Duration::from_millis(100),
@@ -71,7 +72,7 @@ async fn denied_requests_hold_slots_past_the_unauthenticated_idle_timeout() {
         None,
     )
     .await;
-    let mut stranger = rig.client(STRANGER).await;
+    let mut stranger = rig.client(EWS).await;
     let open_for = denied_reads_until_closed(
         &mut stranger,
         Duration::from_millis(100),
@@ -112,7 +113,7 @@ async fn a_silent_client_that_never_made_an_allowed_request_is_closed_early() {
         None,
     )
     .await;
-    let mut idle = rig.client(STRANGER).await;
+    let mut idle = rig.client(EWS).await;
     let started = std::time::Instant::now();
     assert!(idle.closed_within(WAIT).await);
     let took = started.elapsed();
