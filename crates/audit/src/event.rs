@@ -1,4 +1,4 @@
-//! The audit event record: one JSON object per line of the log (DESIGN.md "Event record").
+//! The audit event record: one JSON object per line of the log (docs/DESIGN.md "Event record").
 //!
 //! Field order in [`Event`] is the order of the keys on the wire, and that order is part of the
 //! canonical bytes that get hashed (see [`crate::chain`]). Append new fields only before `prev`,

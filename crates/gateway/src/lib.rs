@@ -1,7 +1,7 @@
 //! zonegate-gateway: the part of zonegate that touches sockets.
 //!
 //! It stands between Modbus TCP clients and a Modbus TCP device and lets through only what the
-//! conduit's rules allow (DESIGN.md, "What the wire sees"). The pure crates do the thinking:
+//! conduit's rules allow (docs/DESIGN.md, "What the wire sees"). The pure crates do the thinking:
 //! `zonegate-modbus` frames and parses every byte, `zonegate-policy` decides, `zonegate-audit`
 //! writes the tamper-evident record. This crate never parses a byte itself.
 //!

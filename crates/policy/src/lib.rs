@@ -8,7 +8,7 @@
 //! ```
 //!
 //! # Loading
-//! [`load_file`] / [`load_str`] read the YAML model of DESIGN.md strictly: an unknown key is an
+//! [`load_file`] / [`load_str`] read the YAML model of docs/DESIGN.md strictly: an unknown key is an
 //! error, and every error is reported at once with file, line, column and key path, e.g.
 //! `model.yaml:14:7: conduits[0].rules[1].holding: "0-70000": address 70000 is above 65535`.
 //!
@@ -70,7 +70,7 @@
 //! # Deciding
 //! [`Policy::compile`] resolves sources (zone networks and asset addresses, IPv4 and IPv6,
 //! IPv4-mapped IPv6 treated as IPv4) and [`ConduitPolicy::decide`] applies the rules: the first
-//! rule that allows wins, none -> deny, with the exception DESIGN.md names (see [`Reason`]).
+//! rule that allows wins, none -> deny, with the exception docs/DESIGN.md names (see [`Reason`]).
 //! `decide` allocates nothing and depends only on the request, the policy, the limiter state and
 //! `now`. A rate-limit token is taken only from the rule that would allow the request, so denied
 //! requests never drain a bucket; the [`RateLimiter`] has a fixed number of buckets (see its

@@ -997,7 +997,7 @@ impl fmt::Display for FileRange {
     }
 }
 
-/// A class of function codes (DESIGN.md): `read`, `write`, `diagnostics`.
+/// A class of function codes (docs/DESIGN.md): `read`, `write`, `diagnostics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FunctionClass {
@@ -1039,7 +1039,7 @@ impl FunctionClass {
     }
 }
 
-/// The model name of a public function code (DESIGN.md names, from the codec's table:
+/// The model name of a public function code (docs/DESIGN.md names, from the codec's table:
 /// [`zonegate_modbus::FunctionCode::name`]).
 pub fn function_name(code: u8) -> Option<&'static str> {
     FunctionCode::new(code).name()

@@ -7,7 +7,7 @@
 //!
 //! [`ConduitPolicy::decide`] walks the rules in order; the first rule that allows wins, and
 //! none -> deny. When no rule allows, the verdict names the step the best rule got furthest
-//! in, which gives DESIGN.md's exception codes: source, unit, role or function unmatched ->
+//! in, which gives docs/DESIGN.md's exception codes: source, unit, role or function unmatched ->
 //! 0x01; function allowed but an address outside -> 0x02; a written value out of bounds ->
 //! 0x03; rate limit -> 0x06. `decide` allocates nothing and reads only its arguments.
 
@@ -127,7 +127,7 @@ enum Target {
     Nothing,
 }
 
-/// The target of the class members (DESIGN.md function table). FC 24 reads the FIFO whose
+/// The target of the class members (docs/DESIGN.md function table). FC 24 reads the FIFO whose
 /// pointer is a holding register; FC 23 reads and writes holding registers.
 fn class_target(code: u8) -> Target {
     match code {

@@ -172,7 +172,7 @@ pub fn table_name(t: Table) -> &'static str {
     t.as_str()
 }
 
-/// The DESIGN.md name of a function code (the policy's / codec's names), `fc<N>` for others.
+/// The docs/DESIGN.md name of a function code (the policy's / codec's names), `fc<N>` for others.
 pub fn fc_name(fc: u8) -> String {
     match zonegate_policy::function_name(fc) {
         Some(n) => n.to_owned(),

@@ -1,4 +1,4 @@
-//! Denied requests: the exception DESIGN.md names, or nothing (drop), or a closed connection;
+//! Denied requests: the exception docs/DESIGN.md names, or nothing (drop), or a closed connection;
 //! never the device. Monitor mode forwards and records `would_deny`.
 
 use std::time::Duration;

@@ -104,7 +104,7 @@ fn fuzz_entry_point_accepts_the_examples() {
 }
 
 mod engine {
-    //! `decide` against a naive restatement of DESIGN.md's rules, over random rule sets and
+    //! `decide` against a naive restatement of docs/DESIGN.md's rules, over random rule sets and
     //! requests: first rule that allows wins; otherwise the most specific failure.
 
     use std::net::IpAddr;
