@@ -291,7 +291,7 @@ impl Admitted {
 
     /// Live admitted connections from `src`.
     #[cfg(test)]
-    pub(crate) fn from_source(&self, src: IpAddr) -> usize {
+    pub(crate) fn count_from(&self, src: IpAddr) -> usize {
         self.lock()
             .per_source
             .get(&canonical_ip(src))
@@ -381,14 +381,14 @@ mod tests {
             a.take(ip("10.0.0.3"), 3, 2),
             Err(Refusal::MaxConnections(3))
         );
-        assert_eq!((a.total(), a.from_source(x), a.from_source(y)), (3, 2, 1));
+        assert_eq!((a.total(), a.count_from(x), a.count_from(y)), (3, 2, 1));
         a.release(x);
-        assert_eq!((a.total(), a.from_source(x)), (2, 1));
+        assert_eq!((a.total(), a.count_from(x)), (2, 1));
         assert_eq!(a.take(x, 3, 2), Ok(x));
         a.release(y);
         a.release(x);
         a.release(x);
-        assert_eq!((a.total(), a.from_source(x), a.from_source(y)), (0, 0, 0));
+        assert_eq!((a.total(), a.count_from(x), a.count_from(y)), (0, 0, 0));
         // The map forgets sources with no connection left.
         assert!(a.lock().per_source.is_empty());
         // Releasing more than was taken never wraps.
