@@ -974,7 +974,7 @@ mod tests {
             });
             assert!(task.await.is_err(), "the task panicked");
             assert_eq!(shared.admitted.total(), 0);
-            assert_eq!(shared.admitted.from_source(src), 0);
+            assert_eq!(shared.admitted.count_from(src), 0);
             assert_eq!(shared.tracker.active(), 0);
         });
     }
