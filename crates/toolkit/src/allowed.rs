@@ -77,6 +77,14 @@ fn first(r: &p::Rule, t: Table) -> u16 {
     table_set(r, t).merged().first().map_or(0, |x| x.start)
 }
 
+/// The first file and record a rule's `file:` ranges admit (file 1, record 0 without them):
+/// FC 20/21 are probed there, so a rule that names only higher files shows what it allows.
+fn first_file_record(r: &p::Rule) -> ([u8; 2], [u8; 2]) {
+    let first = r.file.as_ref().and_then(|ranges| ranges.first());
+    let (file, record) = first.map_or((1, 0), |f| (f.files.start, f.records.start));
+    (file.to_be_bytes(), record.to_be_bytes())
+}
+
 /// One probe request PDU per (code, sub-function) for rule `r`: addressed at the first address
 /// of the rule's range for the table the code touches (0 when there is none), writing a value
 /// the rule's bounds admit.
@@ -115,8 +123,14 @@ fn probe_pdus(r: &p::Rule) -> Vec<(u8, Option<u16>, Vec<u8>)> {
                 &[0, 1, 2, vh, vl],
             ]
             .concat(),
-            20 => vec![20, 7, 6, 0, 1, 0, 0, 0, 1],
-            21 => vec![21, 9, 6, 0, 1, 0, 0, 0, 1, vh, vl],
+            20 => {
+                let ([fh, fl], [rh, rl]) = first_file_record(r);
+                vec![20, 7, 6, fh, fl, rh, rl, 0, 1]
+            }
+            21 => {
+                let ([fh, fl], [rh, rl]) = first_file_record(r);
+                vec![21, 9, 6, fh, fl, rh, rl, 0, 1, vh, vl]
+            }
             22 => [&[22u8][..], &at(Table::HoldingRegisters), &[0, 0, vh, vl]].concat(),
             23 => {
                 let a = at(Table::HoldingRegisters);

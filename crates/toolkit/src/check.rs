@@ -1147,7 +1147,10 @@ fn function_classes(out: &mut Out<'_>, r: &RuleView<'_>, el: &str) {
             .copied()
             .filter(|c| !code_tables(*c).is_empty())
             .collect();
-        if !table_codes.is_empty() && !table_codes.iter().any(|c| allowed.contains(c)) {
+        // A class that still allows something (`[write]` with only `file:` allows FC 21) acts
+        // on what the rule gives it.
+        let allows_any = class.codes().iter().any(|c| allowed.contains(c));
+        if !table_codes.is_empty() && !allows_any {
             let mut tables: Vec<&str> = table_codes
                 .iter()
                 .flat_map(|c| code_tables(*c))
@@ -1169,7 +1172,12 @@ fn function_classes(out: &mut Out<'_>, r: &RuleView<'_>, el: &str) {
             );
         }
         for code in [20u8, 21] {
-            if class.codes().contains(&code) && allowed.contains(&code) && !named_explicitly(code) {
+            // With `file:` ranges the class is bound to those files and records.
+            if class.codes().contains(&code)
+                && allowed.contains(&code)
+                && !named_explicitly(code)
+                && r.file.is_none()
+            {
                 out.push(
                     "ZG-C033",
                     Severity::Warning,

@@ -267,3 +267,29 @@ fn check_run_on_the_policy_model_is_the_same_analysis() {
         &zonegate_policy::load_str(&with(&[]), "test.yaml").unwrap()
     )));
 }
+
+#[test]
+fn a_rule_naming_only_higher_file_numbers_is_reported_as_allowing_nothing() {
+    // `[write]` with only `file: ["4:0-99"]` allows FC 21 inside file 4, records 0-99 (the
+    // policy crate's class binding); the toolkit probed FC 21 at file 1 only, so the report
+    // said "functions: none" and ZG-C032 called the class useless.
+    let y = with(&[(
+        "functions: [write_single_register]\n        holding: 10-19\n        values: {min: 0, max: 100}",
+        "functions: [write]\n        file: [\"4:0-99\"]\n        justification: \"recipes\"",
+    )]);
+    let r = report::build(&site(&y), Vec::new());
+    let rule = r
+        .conduits
+        .iter()
+        .flat_map(|c| &c.rules)
+        .find(|r| r.functions.contains("write_file_record"))
+        .unwrap_or_else(|| panic!("no rule allows FC 21: {:#?}", r.conduits));
+    assert!(
+        rule.functions.contains("write_file_record (21)"),
+        "{}",
+        rule.functions
+    );
+    let f = findings(&y);
+    assert!(with_id(&f, "ZG-C032").is_empty(), "{f:#?}");
+    assert!(with_id(&f, "ZG-C033").is_empty(), "{f:#?}");
+}
