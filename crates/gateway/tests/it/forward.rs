@@ -57,7 +57,10 @@ async fn allowed_write_changes_the_device_and_gets_a_request_and_an_outcome_reco
     assert_eq!(req.decision, Some(Decision::Allow));
     let outcome = events.iter().find(|e| e.kind == Kind::Outcome).unwrap();
     assert_eq!(outcome.ref_seq, req.seq, "outcome names its request");
-    assert_eq!(outcome.request_id, req.request_id, "and shares its request id");
+    assert_eq!(
+        outcome.request_id, req.request_id,
+        "and shares its request id"
+    );
     assert!(req.request_id.is_some());
     assert!(outcome.seq > req.seq);
     assert_eq!(outcome.exception, None);
