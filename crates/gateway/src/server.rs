@@ -140,6 +140,13 @@ pub enum StartError {
     Audit(AuditError),
     /// The model failed [`GatewayOptions::model_gate`] (the design review).
     Rejected(String),
+    /// A TLS file of a conduit (certificate, key, CA bundle, CRL) cannot be used.
+    Tls {
+        /// The conduit id.
+        conduit: String,
+        /// The file and the problem.
+        what: String,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -169,6 +176,7 @@ impl fmt::Display for StartError {
             } => write!(f, "conduit {conduit}: cannot listen on {addr}: {source}"),
             Self::Audit(e) => write!(f, "cannot open the audit log: {e}"),
             Self::Rejected(why) => f.write_str(why),
+            Self::Tls { conduit, what } => write!(f, "conduit {conduit}: {what}"),
         }
     }
 }
@@ -217,6 +225,8 @@ pub enum ReloadError {
     Unsupported(String),
     /// The new model failed [`GatewayOptions::model_gate`] (the design review).
     Rejected(String),
+    /// A TLS file cannot be used (the TLS settings in force stay): the file and the problem.
+    Tls(String),
 }
 
 impl fmt::Display for ReloadError {
@@ -233,6 +243,7 @@ impl fmt::Display for ReloadError {
             }
             Self::Unsupported(what) => f.write_str(what),
             Self::Rejected(why) => write!(f, "the new model fails the design checks: {why}"),
+            Self::Tls(what) => write!(f, "TLS settings kept: {what}"),
         }
     }
 }
@@ -353,12 +364,11 @@ impl Gateway {
         let mut listeners = Vec::new();
         let mut sockets = Vec::new();
         for (index, conduit_id, listener, addr) in bound {
-            let state = conduit_state(&policy, Some(index), None).map_err(|what| {
-                StartError::Unsupported {
+            let state =
+                conduit_state(&policy, Some(index), None).map_err(|what| StartError::Tls {
                     conduit: conduit_id.clone(),
                     what,
-                }
-            })?;
+                })?;
             listeners.push(BoundListener {
                 conduit: conduit_id.clone(),
                 addr,
@@ -553,12 +563,22 @@ impl Gateway {
                     // The limiter carries over: a rule that keeps its id and rate keeps its
                     // buckets, so a reload does not reset a rate limit (14.7).
                     let old = shared.state.load();
-                    conduit_state(&policy, Some(g.index), Some(&old.limiter)).map_err(|what| {
-                        ReloadError::Unsupported(format!(
-                            "conduit {}: {what} is not supported yet",
-                            shared.conduit
-                        ))
-                    })?
+                    let state = conduit_state(&policy, Some(g.index), Some(&old.limiter))
+                        .map_err(|what| {
+                            ReloadError::Tls(format!("conduit {}: {what}", shared.conduit))
+                        })?;
+                    // The kind of a listener is fixed while it runs: a reload must not turn a
+                    // Modbus/TCP Security port into a plaintext one (or back) under its clients.
+                    if state.settings.tls.is_some() != old.settings.tls.is_some() {
+                        return Err(ReloadError::Tls(format!(
+                            "conduit {}: the listener on {} {} TLS; adding or removing `tls:` \
+                             takes a restart",
+                            shared.conduit,
+                            bound.addr,
+                            if old.settings.tls.is_some() { "speaks" } else { "does not speak" }
+                        )));
+                    }
+                    state
                 }
                 None => {
                     warnings.push(format!(
@@ -766,7 +786,9 @@ async fn probe_upstream(shared: Arc<ConduitShared>) {
             state.settings.connect_timeout,
         )
     };
-    let UpstreamTarget { host, port, label } = &target;
+    let UpstreamTarget {
+        host, port, label, ..
+    } = &target;
     let connecting = tokio::net::TcpStream::connect((host.as_str(), *port));
     let why = match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(stream)) => {
