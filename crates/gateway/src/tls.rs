@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::{
+    CertificateError, ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
@@ -40,7 +42,8 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn versions(min: TlsVersion) -> &'static [&'static SupportedProtocolVersion] {
-    static BOTH: [&SupportedProtocolVersion; 2] = [&rustls::version::TLS13, &rustls::version::TLS12];
+    static BOTH: [&SupportedProtocolVersion; 2] =
+        [&rustls::version::TLS13, &rustls::version::TLS12];
     static ONLY_13: [&SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
     match min {
         TlsVersion::V1_2 => &BOTH,
@@ -76,7 +79,8 @@ fn roots(what: &str, path: &Path) -> Result<RootCertStore, String> {
 pub(crate) fn server_config(t: &TlsListener) -> Result<Arc<ServerConfig>, String> {
     let provider = provider();
     let roots = roots("tls.client_ca", &t.client_ca)?;
-    let mut verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
     if let Some(crl) = &t.crl {
         let crls = CertificateRevocationListDer::pem_file_iter(crl)
             .map_err(|e| file_error("tls.crl", crl, e))?
@@ -124,9 +128,10 @@ pub(crate) fn upstream_config(
     let provider = provider();
     let ca = ca.ok_or("tls:// needs ca= (the CA bundle the device certificate chains to)")?;
     let roots = roots("upstream ca", ca)?;
-    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
-        .build()
-        .map_err(|e| file_error("upstream ca", ca, e))?;
+    let verifier =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+            .build()
+            .map_err(|e| file_error("upstream ca", ca, e))?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions(TlsVersion::V1_2))
         .map_err(|e| format!("TLS versions: {e}"))?

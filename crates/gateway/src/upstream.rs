@@ -52,6 +52,9 @@ pub(crate) struct DeviceConn {
     pub(crate) stream: DeviceStream,
     /// The `host:port` it was opened to (a reload may point the conduit elsewhere).
     target: Arc<str>,
+    /// The TLS configuration it was verified under: a reload makes a new one (a new CA, a
+    /// new `server_name`), and a connection verified under the old one is not reused.
+    tls: Option<Arc<rustls::ClientConfig>>,
     next_utid: u16,
     /// Transaction ids of the last requests answered 0x0B (a late answer from an unsolicited
     /// one).
@@ -63,10 +66,11 @@ pub(crate) struct DeviceConn {
 }
 
 impl DeviceConn {
-    fn new(stream: DeviceStream, target: Arc<str>) -> Self {
+    fn new(stream: DeviceStream, target: Arc<str>, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         Self {
             stream,
             target,
+            tls,
             next_utid: 1,
             expired: [None; 8],
             expired_pos: 0,
@@ -180,13 +184,26 @@ impl UpstreamPool {
         while let Some(mut conn) = self.pop_idle() {
             // A connection to the old target after a reload, or one the device closed while
             // it was idle, is dropped here rather than failing a request.
-            if conn.target == *target && conn.still_usable() {
+            let same_tls = match (&conn.tls, &settings.upstream.tls) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, &b.config),
+                _ => false,
+            };
+            if conn.target == *target && same_tls && conn.still_usable() {
                 return Ok(Link { conn, permit });
             }
         }
         let stream = self.connect(settings, conduit).await?;
         Ok(Link {
-            conn: DeviceConn::new(stream, Arc::clone(target)),
+            conn: DeviceConn::new(
+                stream,
+                Arc::clone(target),
+                settings
+                    .upstream
+                    .tls
+                    .as_ref()
+                    .map(|t| Arc::clone(&t.config)),
+            ),
             permit,
         })
     }
@@ -339,7 +356,7 @@ mod tests {
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let stream = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-            let mut c = DeviceConn::new(Stream::Plain(stream), Arc::from("x"));
+            let mut c = DeviceConn::new(Stream::Plain(stream), Arc::from("x"), None);
             let until = Instant::now() + Duration::from_secs(1);
             assert_eq!(c.next_utid(), 1);
             c.expired(1, until);

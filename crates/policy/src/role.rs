@@ -138,9 +138,7 @@ pub fn role_value(value: &[u8]) -> Result<String, NoRole> {
             rest.len()
         )));
     }
-    let role = obj
-        .as_str()
-        .map_err(|e| NoRole::Malformed(e.to_string()))?;
+    let role = obj.as_str().map_err(|e| NoRole::Malformed(e.to_string()))?;
     if role.is_empty() {
         return Err(NoRole::Empty);
     }

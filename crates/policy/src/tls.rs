@@ -95,7 +95,11 @@ fn min_version(cx: &mut Cx, n: &Node, p: &str) -> Option<TlsVersion> {
             None
         }
         _ => {
-            cx.error(n, p, format!("`{s}` is not a TLS version; write \"1.2\" or \"1.3\""));
+            cx.error(
+                n,
+                p,
+                format!("`{s}` is not a TLS version; write \"1.2\" or \"1.3\""),
+            );
             None
         }
     }
@@ -134,7 +138,8 @@ mod tests {
 
     #[test]
     fn tls_block_decodes_with_defaults() {
-        let g = gateway("        cert: s.pem\n        key: s.key\n        client_ca: ca.pem\n").unwrap();
+        let g = gateway("        cert: s.pem\n        key: s.key\n        client_ca: ca.pem\n")
+            .unwrap();
         let t = g.tls.unwrap();
         assert_eq!(t.cert.to_str(), Some("s.pem"));
         assert_eq!(t.crl, None);
