@@ -15,7 +15,6 @@ pub(crate) trait Link: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Link for T {}
 
 /// What `--tls-*` gave.
-#[derive(Debug)]
 pub(crate) struct Tls {
     pub(crate) connector: tokio_rustls::TlsConnector,
     pub(crate) name: ServerName<'static>,
@@ -55,4 +54,10 @@ pub(crate) fn client(
         connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
         name,
     })
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("name", &self.name).finish_non_exhaustive()
+    }
 }
