@@ -27,9 +27,8 @@ pub(crate) fn client(
     key: &PathBuf,
     name: &str,
 ) -> Result<Tls, String> {
-    let bad = |what: &str, p: &PathBuf, e: &dyn std::fmt::Display| {
-        format!("{what} {}: {e}", p.display())
-    };
+    let bad =
+        |what: &str, p: &PathBuf, e: &dyn std::fmt::Display| format!("{what} {}: {e}", p.display());
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad("--tls-ca", ca, &e))? {
         roots
@@ -49,7 +48,8 @@ pub(crate) fn client(
         .with_client_auth_cert(chain, key_der)
         .map_err(|e| bad("--tls-key", key, &e))?;
     config.resumption = rustls::client::Resumption::disabled();
-    let name = ServerName::try_from(name.to_owned()).map_err(|e| format!("--tls-server-name: {e}"))?;
+    let name =
+        ServerName::try_from(name.to_owned()).map_err(|e| format!("--tls-server-name: {e}"))?;
     Ok(Tls {
         connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
         name,
@@ -58,6 +58,8 @@ pub(crate) fn client(
 
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tls").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Tls")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }

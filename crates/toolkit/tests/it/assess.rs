@@ -255,9 +255,15 @@ fn tls_listener_with_roles_meets_device_identity_roles_and_crypto() {
         client_ca: pki/ca.pem
 ";
     let y = with(&[
-        ("connects: [Z2, Z1]\n    security_level: 2", "connects: [Z2, Z1]\n    security_level: 3"),
+        (
+            "connects: [Z2, Z1]\n    security_level: 2",
+            "connects: [Z2, Z1]\n    security_level: 3",
+        ),
         ("      upstream: tcp://10.1.0.10:502\n", tls),
-        ("        from: [HMI]\n", "        from: [HMI]\n        roles: [Operator]\n"),
+        (
+            "        from: [HMI]\n",
+            "        from: [HMI]\n        roles: [Operator]\n",
+        ),
     ]);
     let a = assess::assess(&site(&y)).unwrap();
     let c = a.conduits.iter().find(|c| c.id == "C1").unwrap();
@@ -267,12 +273,19 @@ fn tls_listener_with_roles_meets_device_identity_roles_and_crypto() {
     for id in ["SR 3.1", "SR 4.1"] {
         assert_ne!(item(c, id).status, Status::Gap, "{id}: {:?}", item(c, id));
     }
-    assert!(c.plaintext_interfaces.is_empty(), "{:?}", c.plaintext_interfaces);
+    assert!(
+        c.plaintext_interfaces.is_empty(),
+        "{:?}",
+        c.plaintext_interfaces
+    );
     let f = super::util::findings(&y);
     assert!(super::util::with_id(&f, "ZG-C013").is_empty(), "{f:#?}");
 
     // The same conduit without `tls:` keeps the finding (plaintext where TLS is absent).
-    let plain = with(&[("connects: [Z2, Z1]\n    security_level: 2", "connects: [Z2, Z1]\n    security_level: 3")]);
+    let plain = with(&[(
+        "connects: [Z2, Z1]\n    security_level: 2",
+        "connects: [Z2, Z1]\n    security_level: 3",
+    )]);
     let f = super::util::findings(&plain);
     assert!(!super::util::with_id(&f, "ZG-C013").is_empty(), "{f:#?}");
 }

@@ -117,8 +117,10 @@ fn make(command: Command) -> Result<Vec<PathBuf>, String> {
                 .map_err(|e| format!("cannot make the certificate: {e}"))?;
             leaf(&mut p, &name, days, ExtendedKeyUsagePurpose::ClientAuth)?;
             if let Some(role) = role {
-                p.custom_extensions
-                    .push(CustomExtension::from_oid_content(ROLE_OID, role_der(&role)?));
+                p.custom_extensions.push(CustomExtension::from_oid_content(
+                    ROLE_OID,
+                    role_der(&role)?,
+                ));
             }
             sign(&dir, &name, p)
         }
@@ -275,7 +277,11 @@ mod tests {
         assert_eq!(leaf.role, Ok("Operator".to_owned()));
         assert_eq!(leaf.subject, "CN=op1");
         // Never overwrites.
-        assert!(make(Command::Ca { dir: dir.clone(), days: 1 }).is_err());
+        assert!(make(Command::Ca {
+            dir: dir.clone(),
+            days: 1
+        })
+        .is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -288,10 +294,7 @@ mod tests {
     }
 
     fn rustls_pem(pem: &str) -> Vec<u8> {
-        let body: String = pem
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         base64_decode(&body)
     }
 
