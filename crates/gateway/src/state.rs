@@ -297,6 +297,7 @@ impl Admitted {
 
     /// Live admitted connections from `src`.
     #[cfg(test)]
+    #[allow(clippy::wrong_self_convention)] // a count of connections from a source, no conversion
     pub(crate) fn from_source(&self, src: IpAddr) -> usize {
         self.lock()
             .per_source

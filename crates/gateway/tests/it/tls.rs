@@ -111,7 +111,7 @@ impl Pki {
         };
         if let Some(v) = value {
             p.custom_extensions
-                .push(CustomExtension::from_oid_content(ROLE_OID, v.clone()));
+                .push(CustomExtension::from_oid_content(ROLE_OID, v));
             if leaf.twice {
                 p.custom_extensions.push(CustomExtension::from_oid_content(
                     ROLE_OID,
