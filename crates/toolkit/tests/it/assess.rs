@@ -264,7 +264,8 @@ fn tls_listener_with_roles_meets_device_identity_roles_and_crypto() {
             "        from: [HMI]\n",
             "        from: [HMI]\n        roles: [Operator]\n",
         ),
-    ]);
+    ])
+    .replace("security_level_target: 2", "security_level_target: 3");
     let a = assess::assess(&site(&y)).unwrap();
     let c = a.conduits.iter().find(|c| c.id == "C1").unwrap();
     for id in ["SR 1.2", "SR 2.1"] {
@@ -285,7 +286,8 @@ fn tls_listener_with_roles_meets_device_identity_roles_and_crypto() {
     let plain = with(&[(
         "connects: [Z2, Z1]\n    security_level: 2",
         "connects: [Z2, Z1]\n    security_level: 3",
-    )]);
+    )])
+    .replace("security_level_target: 2", "security_level_target: 3");
     let f = super::util::findings(&plain);
     assert!(!super::util::with_id(&f, "ZG-C013").is_empty(), "{f:#?}");
 }
