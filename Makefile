@@ -18,8 +18,9 @@ VENV_PYTHON := $(VENV)/bin/python
 #   iptables        `iptables-restore --test` checks the iptables target (toolkit tests)
 #   chromium        headless screenshot of the HTML report (toolkit report test)
 #   haproxy         the baseline of the gateway benchmark (`make bench`; no test needs it)
+#   openssl         mints certificates and runs handshake cases for the Modbus/TCP Security e2e tests
 #   python3, python3-venv   the e2e suite's interpreter and its virtual environment
-APT_PACKAGES := mbpoll rsyslog rsyslog-gnutls nftables iptables chromium haproxy python3 python3-venv
+APT_PACKAGES := mbpoll rsyslog rsyslog-gnutls nftables iptables chromium haproxy openssl python3 python3-venv
 
 demo:
 	cargo run --release -p zonegate -- demo

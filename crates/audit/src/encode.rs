@@ -147,6 +147,8 @@ pub(crate) fn write_canonical(
     opt_str(out, f, "file", e.file.as_deref());
     opt_num(out, f, "last_seq", e.last_seq);
     opt_str(out, f, "last_hash", e.last_hash.as_deref());
+    opt_str(out, f, "peer_subject", e.peer_subject.as_deref());
+    opt_str(out, f, "peer_fingerprint", e.peer_fingerprint.as_deref());
     opt_str(out, f, "prev", prev);
     out.push(b'}');
 }
@@ -235,6 +237,8 @@ mod tests {
             last_seq: Some(99),
             last_hash: Some("e".repeat(64)),
             at: None,
+            peer_subject: Some("CN=op1,O=Plant \"A\"".into()),
+            peer_fingerprint: Some("f".repeat(64)),
             prev: Some("0".repeat(64)),
             hash: None,
         };

@@ -287,6 +287,12 @@ pub struct Event {
     /// not the time the record was queued.
     #[serde(skip)]
     pub at: Option<std::time::SystemTime>,
+    /// Modbus/TCP Security: subject of the client's leaf certificate (RFC 4514 form).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_subject: Option<String>,
+    /// Modbus/TCP Security: lowercase hex SHA-256 of the client's leaf certificate (DER).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_fingerprint: Option<String>,
     /// Hash of the previous record (64 zeros for the first); set by the writer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prev: Option<String>,

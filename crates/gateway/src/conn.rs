@@ -22,6 +22,13 @@
 //!
 //! Writes to the sockets are batched: all requests of one client read go upstream in one write,
 //! all answers that became ready go back in one write.
+//!
+//! Modbus/TCP Security: on a TLS listener the session first runs the handshake (tls.rs),
+//! bounded by `unauthenticated_idle_timeout`; a refused handshake is one `connection` record
+//! with why. Then the same data path runs on the TLS stream ([`ClientStream`]): the ADU
+//! stream inside TLS is deframed like TCP, and the client certificate's role goes into every
+//! decision (R-31: a role no rule allows gets 0x01) and, with the certificate's subject and
+//! fingerprint, into every event of the session.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -39,10 +46,11 @@ use zonegate_modbus::{Access, ExceptionCode, FunctionCode, UnitId};
 use zonegate_modbus::{Request, Response};
 
 use crate::class::is_write_class;
-use crate::io::{read_some, write_all_within};
+use crate::io::{ClientStream, Stream};
 use crate::record::FailureAction;
 use crate::slots::{Slot, SlotState, Slots, MAX_PDU};
 use crate::state::{ConduitShared, ConduitState, DenyAction, Mode};
+use crate::tls::Peer;
 use crate::upstream::{Link, Unavailable};
 
 /// Read chunk for both sockets.
@@ -99,9 +107,11 @@ impl Drop for Admission {
 /// The state of one client session.
 pub(crate) struct Session {
     shared: Arc<ConduitShared>,
-    client: TcpStream,
+    client: ClientStream,
     peer: SocketAddr,
     peer_label: String,
+    /// The TLS client's certificate (role, subject, fingerprint); `None` on plaintext.
+    tls_peer: Option<Peer>,
     /// The device connection lent by the pool while requests are at the device.
     link: Option<Link>,
     /// Bytes from the client not yet deframed.
@@ -136,12 +146,33 @@ impl Session {
         if let Err(e) = client.set_nodelay(true) {
             debug!(%peer, "cannot set TCP_NODELAY on the client socket: {e}");
         }
-        let cap = shared.state.load().settings.max_in_flight.max(1);
+        let (cap, tls) = {
+            let state = shared.state.load();
+            let s = &state.settings;
+            (
+                s.max_in_flight.max(1),
+                s.tls.clone().map(|c| (c, s.unauthenticated_idle_timeout)),
+            )
+        };
+        let (client, tls_peer) = match tls {
+            None => (Stream::Plain(client), None),
+            Some((config, limit)) => match crate::tls::accept(config, client, limit).await {
+                Ok((stream, tls_peer)) => {
+                    established(&shared, peer, &tls_peer);
+                    (Stream::Tls(Box::new(stream)), Some(tls_peer))
+                }
+                Err(refused) => {
+                    handshake_refused(&shared, peer, refused);
+                    return;
+                }
+            },
+        };
         let mut s = Self {
             peer_label: peer.to_string(),
             shared,
             client,
             peer,
+            tls_peer,
             link: None,
             cbuf: BytesMut::with_capacity(READ_CHUNK),
             ubuf: BytesMut::with_capacity(READ_CHUNK),
@@ -264,7 +295,7 @@ impl Session {
                         Err(e) => self.upstream_lost(&format!("device read failed: {e}")),
                     }
                 }
-                r = read_some(&mut self.client, &mut self.cbuf, READ_CHUNK), if can_read => {
+                r = self.client.read_some(&mut self.cbuf, READ_CHUNK), if can_read => {
                     match r {
                         Ok(0) => self.client_eof = true,
                         Ok(_) => {}
@@ -356,6 +387,15 @@ impl Session {
         Ok(())
     }
 
+    /// Records why the TLS connection to the device failed (the request itself gets 0x0A).
+    fn upstream_handshake_failed(&self, state: &ConduitState, why: &str) {
+        let mut ev = self.base_event(state);
+        ev.kind = Kind::Connection;
+        ev.reason = Some("upstream_tls_failed".into());
+        ev.message = Some(why.to_owned());
+        self.shared.recorder.record_denial(ev);
+    }
+
     /// Logs and records a client whose frame did not complete in time.
     fn incomplete_frame(&self, state: &ConduitState) {
         warn!(
@@ -418,7 +458,9 @@ impl Session {
         };
         describe_request(&request, &mut event);
 
-        let mut verdict = state.decide(self.peer.ip(), unit, &request, started);
+        // The role is checked on every request, a resumed session's too.
+        let role = self.tls_peer.as_ref().and_then(|p| p.role.as_deref());
+        let mut verdict = state.decide(self.peer.ip(), role, unit, &request, started);
         event.reason = Some(Cow::Borrowed(verdict.reason));
         event.rule = verdict.rule.take();
 
@@ -520,6 +562,13 @@ impl Session {
                     ExceptionCode::GatewayTargetFailedToRespond,
                     "unanswered: every device connection stayed busy for request_timeout",
                 ),
+                Unavailable::Handshake(why) => {
+                    self.upstream_handshake_failed(state, &why);
+                    (
+                        ExceptionCode::GatewayPathUnavailable,
+                        "unanswered: the TLS handshake with the device failed",
+                    )
+                }
             };
             slot.fail(code, why);
             self.slots.push(slot);
@@ -599,7 +648,7 @@ impl Session {
             let Some(until) = link.conn.busy_until() else {
                 return;
             };
-            let read = read_some(&mut link.conn.stream, &mut self.ubuf, READ_CHUNK);
+            let read = link.conn.stream.read_some(&mut self.ubuf, READ_CHUNK);
             match tokio::time::timeout_at(until, read).await {
                 Err(_) => {
                     link.conn.quiet();
@@ -825,7 +874,7 @@ impl Session {
         self.flush_upstream(state).await?;
         if !self.cout.is_empty() {
             let limit = state.settings.idle_timeout;
-            if let Err(e) = write_all_within(&self.client, &self.cout, limit).await {
+            if let Err(e) = self.client.write_all_within(&self.cout, limit).await {
                 debug!(peer = %self.peer, "client write failed: {e}");
                 self.cout.clear();
                 return Err(End::ClientError);
@@ -839,14 +888,12 @@ impl Session {
         if self.uout.is_empty() {
             return Ok(());
         }
-        let result = match &self.link {
+        let result = match &mut self.link {
             Some(link) => {
-                write_all_within(
-                    &link.conn.stream,
-                    &self.uout,
-                    state.settings.request_timeout,
-                )
-                .await
+                link.conn
+                    .stream
+                    .write_all_within(&self.uout, state.settings.request_timeout)
+                    .await
             }
             None => Ok(()),
         };
@@ -885,15 +932,59 @@ impl Session {
             src: Some(self.peer_label.clone()),
             dst: Some(Arc::clone(&state.settings.upstream.label)),
             mode: Some(Cow::Borrowed(state.settings.mode.as_str())),
+            role: self
+                .tls_peer
+                .as_ref()
+                .and_then(|p| p.role.as_deref().map(str::to_owned)),
+            peer_subject: self.tls_peer.as_ref().map(|p| p.subject.clone()),
+            peer_fingerprint: self.tls_peer.as_ref().map(|p| p.fingerprint.clone()),
             ..Event::default()
         }
     }
 }
 
+/// Records an established TLS session: who the client is, and its role or why it has none
+/// (the null role, R-23: the policy decides, and no rule with `roles:` matches it).
+fn established(shared: &ConduitShared, peer: SocketAddr, p: &Peer) {
+    let kind = if p.resumed { "resumed" } else { "full" };
+    let message = match (&p.role, &p.no_role) {
+        (Some(role), _) => format!("TLS session established ({kind} handshake), role {role}"),
+        (None, Some(why)) => {
+            format!("TLS session established ({kind} handshake), no role: {why}")
+        }
+        (None, None) => format!("TLS session established ({kind} handshake), no role"),
+    };
+    debug!(conduit = %shared.conduit, %peer, subject = %p.subject, "{message}");
+    let mut ev = Event::new(Kind::Connection);
+    ev.conduit = Some(Arc::clone(&shared.conduit));
+    ev.src = Some(peer.to_string());
+    ev.reason = Some(match &p.no_role {
+        Some(why) => Cow::Borrowed(why.as_str()),
+        None => Cow::Borrowed("tls_established"),
+    });
+    ev.message = Some(message);
+    ev.role = p.role.as_deref().map(str::to_owned);
+    ev.peer_subject = Some(p.subject.clone());
+    ev.peer_fingerprint = Some(p.fingerprint.clone());
+    shared.recorder.record(ev);
+}
+
+/// Records a refused handshake (aggregated per source and reason, like every refusal an
+/// unauthenticated host can cause without limit: the first in full, the rest counted).
+fn handshake_refused(shared: &ConduitShared, peer: SocketAddr, refused: crate::tls::Refused) {
+    info!(conduit = %shared.conduit, %peer, "{}", refused.message);
+    let mut ev = Event::new(Kind::Connection);
+    ev.conduit = Some(Arc::clone(&shared.conduit));
+    ev.src = Some(peer.ip().to_string());
+    ev.reason = Some(Cow::Borrowed(refused.reason));
+    ev.message = Some(refused.message);
+    shared.recorder.record_denial(ev);
+}
+
 /// Reads from the device, or waits forever when the session holds no device connection.
 async fn read_upstream(link: &mut Option<Link>, buf: &mut BytesMut) -> std::io::Result<usize> {
     match link {
-        Some(link) => read_some(&mut link.conn.stream, buf, READ_CHUNK).await,
+        Some(link) => link.conn.stream.read_some(buf, READ_CHUNK).await,
         None => std::future::pending().await,
     }
 }

@@ -3,6 +3,9 @@
 //! Writes try the socket first (`try_write`, no timer, no allocation) and only fall back to
 //! waiting for writability, bounded by a deadline, when the kernel buffer is full. A peer that
 //! stops reading therefore cannot wedge a session forever.
+//!
+//! [`Stream`] is the one link type of the data path: plaintext Modbus/TCP or Modbus/TCP
+//! Security, on the client side and on the device side alike.
 
 use std::io;
 use std::time::Duration;
@@ -53,4 +56,84 @@ pub(crate) async fn read_some(
         buf.reserve(chunk);
     }
     stream.read_buf(buf).await
+}
+
+/// A link of the data path: plaintext Modbus/TCP, or Modbus/TCP Security (TLS over TCP).
+///
+/// One type for both, so that the session (conn.rs) and the pool (upstream.rs) have ONE data
+/// path: framing, decisions, audit and timers never know which kind of link they run on.
+pub(crate) enum Stream<T> {
+    /// Modbus/TCP in clear (the fast path: `try_write`, no copy into a TLS buffer).
+    Plain(TcpStream),
+    /// Modbus/TCP Security: the ADU stream inside TLS application data.
+    Tls(Box<T>),
+}
+
+/// The client side of a session.
+pub(crate) type ClientStream = Stream<tokio_rustls::server::TlsStream<TcpStream>>;
+/// A device connection of the pool.
+pub(crate) type DeviceStream = Stream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl<T> Stream<T>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    /// Writes all of `buf`: a plaintext link waits at most `limit` each time the socket is
+    /// full, a TLS link at most `limit` for the whole write (its records are flushed too).
+    pub(crate) async fn write_all_within(&mut self, buf: &[u8], limit: Duration) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => write_all_within(s, buf, limit).await,
+            Self::Tls(s) => {
+                use tokio::io::AsyncWriteExt;
+                let write = async {
+                    s.write_all(buf).await?;
+                    s.flush().await
+                };
+                match tokio::time::timeout(limit, write).await {
+                    Ok(r) => r,
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("peer did not read for {limit:?}"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Reads whatever is available into `buf` (see [`read_some`]); 0 is the end of the stream.
+    pub(crate) async fn read_some(
+        &mut self,
+        buf: &mut bytes::BytesMut,
+        chunk: usize,
+    ) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        if buf.capacity() - buf.len() < chunk / 2 {
+            buf.reserve(chunk);
+        }
+        match self {
+            Self::Plain(s) => s.read_buf(buf).await,
+            Self::Tls(s) => s.read_buf(buf).await,
+        }
+    }
+
+    /// True when an idle link still looks usable: no end of stream, no stray bytes, no error.
+    /// Never waits. On a TLS link a pending post-handshake message (a TLS 1.3 session ticket)
+    /// is consumed by rustls and is no stray byte.
+    pub(crate) fn still_usable(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        match self {
+            Self::Plain(s) => {
+                matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            Self::Tls(s) => {
+                use std::task::{Context, Poll, Waker};
+                let mut cx = Context::from_waker(Waker::noop());
+                let mut rb = tokio::io::ReadBuf::new(&mut probe);
+                matches!(
+                    std::pin::Pin::new(&mut **s).poll_read(&mut cx, &mut rb),
+                    Poll::Pending
+                )
+            }
+        }
+    }
 }

@@ -34,6 +34,7 @@ mod settings;
 pub mod sim;
 mod slots;
 mod state;
+mod tls;
 mod upstream;
 
 pub use server::{

@@ -140,6 +140,13 @@ pub enum StartError {
     Audit(AuditError),
     /// The model failed [`GatewayOptions::model_gate`] (the design review).
     Rejected(String),
+    /// A TLS file of a conduit (certificate, key, CA bundle, CRL) cannot be used.
+    Tls {
+        /// The conduit id.
+        conduit: String,
+        /// The file and the problem.
+        what: String,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -169,6 +176,7 @@ impl fmt::Display for StartError {
             } => write!(f, "conduit {conduit}: cannot listen on {addr}: {source}"),
             Self::Audit(e) => write!(f, "cannot open the audit log: {e}"),
             Self::Rejected(why) => f.write_str(why),
+            Self::Tls { conduit, what } => write!(f, "conduit {conduit}: {what}"),
         }
     }
 }
@@ -217,6 +225,8 @@ pub enum ReloadError {
     Unsupported(String),
     /// The new model failed [`GatewayOptions::model_gate`] (the design review).
     Rejected(String),
+    /// A TLS file cannot be used (the TLS settings in force stay): the file and the problem.
+    Tls(String),
 }
 
 impl fmt::Display for ReloadError {
@@ -233,6 +243,7 @@ impl fmt::Display for ReloadError {
             }
             Self::Unsupported(what) => f.write_str(what),
             Self::Rejected(why) => write!(f, "the new model fails the design checks: {why}"),
+            Self::Tls(what) => write!(f, "TLS settings kept: {what}"),
         }
     }
 }
@@ -248,6 +259,9 @@ pub struct ShutdownSummary {
 
 struct Current {
     policy_hash: String,
+    /// Hash of the TLS files (certificates, keys, CA bundles, CRLs) the states in force were
+    /// built from: a reload with the same model text still applies when they changed.
+    tls_hash: String,
 }
 
 struct Inner {
@@ -353,12 +367,11 @@ impl Gateway {
         let mut listeners = Vec::new();
         let mut sockets = Vec::new();
         for (index, conduit_id, listener, addr) in bound {
-            let state = conduit_state(&policy, Some(index), None).map_err(|what| {
-                StartError::Unsupported {
+            let state =
+                conduit_state(&policy, Some(index), None).map_err(|what| StartError::Tls {
                     conduit: conduit_id.clone(),
                     what,
-                }
-            })?;
+                })?;
             listeners.push(BoundListener {
                 conduit: conduit_id.clone(),
                 addr,
@@ -404,7 +417,10 @@ impl Gateway {
             recorder,
             tracker,
             options,
-            current: Mutex::new(Current { policy_hash: hash }),
+            current: Mutex::new(Current {
+                policy_hash: hash,
+                tls_hash: tls_files_hash(&policy),
+            }),
             reload_now: Arc::new(Notify::new()),
         });
         Ok(Self {
@@ -500,6 +516,16 @@ impl Gateway {
         }
     }
 
+    /// Hash of the TLS files the policy in force names, as they are on disk now.
+    fn tls_hash_now(&self) -> String {
+        let policy = self
+            .inner
+            .conduits
+            .first()
+            .map(|c| c.state.load().policy.clone());
+        policy.map(|p| tls_files_hash(&p)).unwrap_or_default()
+    }
+
     /// Hash of the model text the policy in force was compiled from.
     fn current_hash(&self) -> String {
         self.inner
@@ -522,7 +548,7 @@ impl Gateway {
             .current
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !force && current.policy_hash == hash {
+        if !force && current.policy_hash == hash && current.tls_hash == self.tls_hash_now() {
             return Ok(ReloadOutcome::Unchanged);
         }
         let (model, policy) = compile(text, name, self.inner.options.model_path.as_deref())
@@ -553,12 +579,25 @@ impl Gateway {
                     // The limiter carries over: a rule that keeps its id and rate keeps its
                     // buckets, so a reload does not reset a rate limit (14.7).
                     let old = shared.state.load();
-                    conduit_state(&policy, Some(g.index), Some(&old.limiter)).map_err(|what| {
-                        ReloadError::Unsupported(format!(
-                            "conduit {}: {what} is not supported yet",
-                            shared.conduit
-                        ))
-                    })?
+                    let state = conduit_state(&policy, Some(g.index), Some(&old.limiter)).map_err(
+                        |what| ReloadError::Tls(format!("conduit {}: {what}", shared.conduit)),
+                    )?;
+                    // The kind of a listener is fixed while it runs: a reload must not turn a
+                    // Modbus/TCP Security port into a plaintext one (or back) under its clients.
+                    if state.settings.tls.is_some() != old.settings.tls.is_some() {
+                        return Err(ReloadError::Tls(format!(
+                            "conduit {}: the listener on {} {} TLS; adding or removing `tls:` \
+                             takes a restart",
+                            shared.conduit,
+                            bound.addr,
+                            if old.settings.tls.is_some() {
+                                "speaks"
+                            } else {
+                                "does not speak"
+                            }
+                        )));
+                    }
+                    state
                 }
                 None => {
                     warnings.push(format!(
@@ -590,6 +629,7 @@ impl Gateway {
             shared.state.store(Arc::new(state));
         }
         current.policy_hash.clone_from(&hash);
+        current.tls_hash = tls_files_hash(&policy);
         Ok(ReloadOutcome::Applied {
             policy_hash: hash,
             warnings,
@@ -628,6 +668,9 @@ impl Gateway {
         // (an mtime stamp taken here would miss it), and so is a same-size edit within one
         // mtime tick. The model file is small; hashing it once per tick costs nothing.
         let mut seen = self.current_hash();
+        // The TLS files are watched too (a renewed certificate, a new CRL): by content, and
+        // a change is tried once, so a bad file is reported once, not at every tick.
+        let mut seen_tls = self.tls_hash_now();
         let mut tick = tokio::time::interval(
             self.inner
                 .options
@@ -656,7 +699,14 @@ impl Gateway {
                             // is then still ahead of `seen`.
                             seen = self.reload_from_file().0.unwrap_or(hash);
                         }
-                        Some(_) => {}
+                        Some(_) => {
+                            let tls = self.tls_hash_now();
+                            if tls != seen_tls {
+                                info!("a TLS file changed: reloading");
+                                seen_tls = tls;
+                                seen = self.reload_from_file().0.unwrap_or(seen);
+                            }
+                        }
                         None if !seen.is_empty() => {
                             seen = String::new();
                             warn!("model file is gone; the current policy stays in force");
@@ -753,6 +803,28 @@ fn file_hash(path: &Path) -> Option<String> {
         .map(|bytes| zonegate_audit::sha256_hex(&bytes))
 }
 
+/// Hash of the content of every TLS file the gateway conduits of `policy` name (listener
+/// `tls:` blocks and `tls://` upstreams); a missing file hashes as absent.
+fn tls_files_hash(policy: &Policy) -> String {
+    let mut all = String::new();
+    for g in policy.conduits().iter().filter_map(|c| c.gateway.as_ref()) {
+        let listener = g.tls.iter().flat_map(|t| t.files());
+        let upstream = match &g.upstream {
+            zonegate_policy::Upstream::Tls { ca, cert, key, .. } => {
+                vec![ca.as_ref(), cert.as_ref(), key.as_ref()]
+            }
+            _ => Vec::new(),
+        };
+        for path in listener.chain(upstream.into_iter().flatten()) {
+            all.push_str(&path.display().to_string());
+            all.push('=');
+            all.push_str(file_hash(path).as_deref().unwrap_or("absent"));
+            all.push('\n');
+        }
+    }
+    all
+}
+
 /// Connects to the conduit's device once at start, bounded by its `connect_timeout`: an
 /// unreachable device is said on stderr and in the audit log (a `connection` record with
 /// reason `upstream_unreachable`) at start, not first noticed at the first request. The
@@ -766,7 +838,9 @@ async fn probe_upstream(shared: Arc<ConduitShared>) {
             state.settings.connect_timeout,
         )
     };
-    let UpstreamTarget { host, port, label } = &target;
+    let UpstreamTarget {
+        host, port, label, ..
+    } = &target;
     let connecting = tokio::net::TcpStream::connect((host.as_str(), *port));
     let why = match tokio::time::timeout(timeout, connecting).await {
         Ok(Ok(stream)) => {

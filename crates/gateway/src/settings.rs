@@ -31,7 +31,11 @@ pub(crate) fn gateway_conduits(policy: &Policy) -> Result<Vec<GatewayConduit>, U
     let mut out = Vec::new();
     for (index, c) in policy.conduits().iter().enumerate() {
         if let Some(g) = &c.gateway {
-            upstream_target(&g.upstream).map_err(|what| Unsupported(c.id.clone(), what))?;
+            // The one decision of "supported" (the policy crate's); the TLS files are read
+            // by `conduit_state`, whose errors name the file.
+            g.upstream
+                .runnable()
+                .map_err(|u| Unsupported(c.id.clone(), u.what))?;
             out.push(GatewayConduit {
                 index,
                 id: c.id.clone(),
@@ -56,9 +60,36 @@ fn upstream_target(upstream: &Upstream) -> Result<UpstreamTarget, String> {
                 host: host.clone(),
                 port: *port,
                 label: Arc::from(label),
+                tls: None,
             })
         }
-        Upstream::Tls { .. } => Err(format!("upstream {upstream} (Modbus/TCP Security, tls://)")),
+        Upstream::Tls {
+            host,
+            port,
+            ca,
+            cert,
+            key,
+            server_name,
+        } => {
+            let label = if host.contains(':') {
+                format!("tls://[{host}]:{port}")
+            } else {
+                format!("tls://{host}:{port}")
+            };
+            let tls = crate::tls::upstream_config(
+                host,
+                ca.as_deref(),
+                cert.as_deref(),
+                key.as_deref(),
+                server_name.as_deref(),
+            )?;
+            Ok(UpstreamTarget {
+                host: host.clone(),
+                port: *port,
+                label: Arc::from(label),
+                tls: Some(tls),
+            })
+        }
         Upstream::Rtu { .. } => Err(format!("upstream {upstream} (Modbus RTU, rtu://)")),
         _ => Err(format!("upstream {upstream}")),
     }
@@ -84,6 +115,7 @@ fn settings(g: &GatewaySettings) -> Result<Settings, String> {
         upstream: upstream_target(&g.upstream)?,
         unauthenticated_idle_timeout: g.unauthenticated_idle_timeout,
         max_upstream_connections: g.max_upstream_connections.max(1),
+        tls: g.tls.as_ref().map(crate::tls::server_config).transpose()?,
     })
 }
 

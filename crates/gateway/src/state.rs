@@ -56,6 +56,8 @@ pub(crate) struct UpstreamTarget {
     pub(crate) port: u16,
     /// `host:port`, the `dst` of events.
     pub(crate) label: Arc<str>,
+    /// `tls://`: Modbus/TCP Security to the device (`None`: plaintext `tcp://`).
+    pub(crate) tls: Option<crate::tls::UpstreamTls>,
 }
 
 /// The gateway settings of one conduit, as the data path uses them.
@@ -75,6 +77,8 @@ pub(crate) struct Settings {
     pub(crate) unauthenticated_idle_timeout: Duration,
     /// Most device connections of the conduit at once (the pool's size).
     pub(crate) max_upstream_connections: usize,
+    /// Modbus/TCP Security listener: the rustls configuration (`None`: plaintext).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The outcome of `decide`, owned so that it outlives the policy borrow.
@@ -119,10 +123,12 @@ impl ConduitState {
         self.conduit().is_some_and(|c| c.may_match_source(src))
     }
 
-    /// Decides one parsed request from `src`.
+    /// Decides one parsed request from `src`, whose TLS role is `role` (`None`: plaintext, or
+    /// the null role of a certificate without one).
     pub(crate) fn decide(
         &self,
         src: IpAddr,
+        role: Option<&str>,
         unit: UnitId,
         request: &Request<'_>,
         now: Instant,
@@ -139,7 +145,7 @@ impl ConduitState {
             src,
             unit,
             request,
-            role: None,
+            role,
         };
         let v = conduit.decide(&tx, &self.limiter, now.into_std());
         Verdict {

@@ -13,6 +13,12 @@
 //! A connection remembers the transaction ids of its requests answered 0x0B: the device may
 //! still be working on them, so it is not sent the next request until the late answer came or
 //! a quiet period passed ([`DeviceConn::busy_until`]).
+//!
+//! A `tls://` upstream is the same pool with a TLS connector: after the TCP connect, the
+//! handshake (bounded by `connect_timeout` too) verifies the device certificate against `ca`
+//! and `server_name` and presents the gateway's `cert`. A failed handshake answers 0x0A, like
+//! an unreachable device, and says why ([`Unavailable::Handshake`]). TLS connections are
+//! reused like TCP ones.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use crate::io::{DeviceStream, Stream};
 use crate::state::Settings;
 
 /// How long the pool waits before it tries to connect to a device that just refused it.
@@ -35,13 +42,19 @@ pub(crate) enum Unavailable {
     Busy,
     /// The device cannot be reached (answered 0x0A).
     Unreachable,
+    /// The TLS handshake with the device failed, or its certificate did not verify (0x0A):
+    /// why, for the record.
+    Handshake(String),
 }
 
 /// One open connection to the device.
 pub(crate) struct DeviceConn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: DeviceStream,
     /// The `host:port` it was opened to (a reload may point the conduit elsewhere).
     target: Arc<str>,
+    /// The TLS configuration it was verified under: a reload makes a new one (a new CA, a
+    /// new `server_name`), and a connection verified under the old one is not reused.
+    tls: Option<Arc<rustls::ClientConfig>>,
     next_utid: u16,
     /// Transaction ids of the last requests answered 0x0B (a late answer from an unsolicited
     /// one).
@@ -53,10 +66,11 @@ pub(crate) struct DeviceConn {
 }
 
 impl DeviceConn {
-    fn new(stream: TcpStream, target: Arc<str>) -> Self {
+    fn new(stream: DeviceStream, target: Arc<str>, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
         Self {
             stream,
             target,
+            tls,
             next_utid: 1,
             expired: [None; 8],
             expired_pos: 0,
@@ -107,9 +121,8 @@ impl DeviceConn {
 
     /// True when an idle connection still looks usable: no EOF, no stray bytes. Costs no
     /// system call unless the socket became readable while it was idle.
-    fn still_usable(&self) -> bool {
-        let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    fn still_usable(&mut self) -> bool {
+        self.stream.still_usable()
     }
 }
 
@@ -168,16 +181,29 @@ impl UpstreamPool {
             Err(TryAcquireError::Closed) => return Err(Unavailable::Busy),
         };
         let target = &settings.upstream.label;
-        while let Some(conn) = self.pop_idle() {
+        while let Some(mut conn) = self.pop_idle() {
             // A connection to the old target after a reload, or one the device closed while
             // it was idle, is dropped here rather than failing a request.
-            if conn.target == *target && conn.still_usable() {
+            let same_tls = match (&conn.tls, &settings.upstream.tls) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, &b.config),
+                _ => false,
+            };
+            if conn.target == *target && same_tls && conn.still_usable() {
                 return Ok(Link { conn, permit });
             }
         }
         let stream = self.connect(settings, conduit).await?;
         Ok(Link {
-            conn: DeviceConn::new(stream, Arc::clone(target)),
+            conn: DeviceConn::new(
+                stream,
+                Arc::clone(target),
+                settings
+                    .upstream
+                    .tls
+                    .as_ref()
+                    .map(|t| Arc::clone(&t.config)),
+            ),
             permit,
         })
     }
@@ -244,7 +270,11 @@ impl UpstreamPool {
         self.size.store(limit, Ordering::Release);
     }
 
-    async fn connect(&self, settings: &Settings, conduit: &str) -> Result<TcpStream, Unavailable> {
+    async fn connect(
+        &self,
+        settings: &Settings,
+        conduit: &str,
+    ) -> Result<DeviceStream, Unavailable> {
         if let Some(t) = *self
             .failed_at
             .lock()
@@ -255,12 +285,39 @@ impl UpstreamPool {
             }
         }
         let target = &settings.upstream;
+        let started = Instant::now();
         let connecting = TcpStream::connect((target.host.as_str(), target.port));
         let why = match tokio::time::timeout(settings.connect_timeout, connecting).await {
             Ok(Ok(stream)) => {
                 if let Err(e) = stream.set_nodelay(true) {
                     debug!("cannot set TCP_NODELAY on the upstream socket: {e}");
                 }
+                let stream = match &target.tls {
+                    None => Stream::Plain(stream),
+                    Some(tls) => {
+                        let left = settings.connect_timeout.saturating_sub(started.elapsed());
+                        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config));
+                        let handshake = connector.connect(tls.server_name.clone(), stream);
+                        match tokio::time::timeout(left, handshake).await {
+                            Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                            outcome => {
+                                let why = match outcome {
+                                    Ok(Err(e)) => format!("TLS handshake with the device failed: {e}"),
+                                    _ => format!(
+                                        "TLS handshake with the device did not complete within {:?}",
+                                        settings.connect_timeout
+                                    ),
+                                };
+                                warn!(conduit, upstream = %target.label, "{why}; answering 0x0A");
+                                *self
+                                    .failed_at
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                                return Err(Unavailable::Handshake(why));
+                            }
+                        }
+                    }
+                };
                 *self
                     .failed_at
                     .lock()
@@ -299,7 +356,7 @@ mod tests {
         rt.block_on(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let stream = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-            let mut c = DeviceConn::new(stream, Arc::from("x"));
+            let mut c = DeviceConn::new(Stream::Plain(stream), Arc::from("x"), None);
             let until = Instant::now() + Duration::from_secs(1);
             assert_eq!(c.next_utid(), 1);
             c.expired(1, until);

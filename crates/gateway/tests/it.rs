@@ -15,6 +15,7 @@ mod it {
     pub(crate) mod session;
     pub(crate) mod sim;
     pub(crate) mod start;
+    pub(crate) mod tls;
     pub(crate) mod util;
     pub(crate) mod write_class;
 }

@@ -9,11 +9,16 @@
 //! The frames are encoded by hand (`proto.rs`): the loadgen shares no code with the gateway, so it
 //! measures the gateway and not a common codec. Used by `scripts/bench-gateway.sh`.
 //!
+//! With `--tls-ca/--tls-cert/--tls-key` it speaks Modbus/TCP Security (mutual TLS, tls.rs);
+//! `--new-connection-each` opens a new connection for every request (full handshakes per
+//! second, with TLS).
+//!
 //! Every wait is bounded: connects and requests time out (`--timeout`), the run stops at
 //! `--duration` (after `--warmup`), and `--max-requests` caps the total.
 
 mod proto;
 mod stats;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -76,6 +81,21 @@ struct Args {
     /// Runtime worker threads (1 = a single-threaded runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Modbus/TCP Security: the CA bundle the server certificate chains to.
+    #[arg(long, requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<std::path::PathBuf>,
+    /// The client certificate (PEM) presented to the server.
+    #[arg(long, requires = "tls_ca")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_ca")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The name the server certificate must carry.
+    #[arg(long, default_value = "localhost")]
+    tls_server_name: String,
+    /// Open a new connection for every request (with TLS: one full handshake per request).
+    #[arg(long)]
+    new_connection_each: bool,
 }
 
 /// Parses `500ms`, `5s`, `2m` or a bare number of seconds.
@@ -129,9 +149,28 @@ struct Plan {
     spec: Spec,
     timeout: Duration,
     budget: AtomicU64,
+    tls: Option<tls::Tls>,
+    new_connection_each: bool,
 }
 
-async fn connect(plan: &Plan) -> Result<TcpStream, String> {
+/// A connection of a worker.
+type Stream = Box<dyn tls::Link>;
+
+async fn connect(plan: &Plan) -> Result<Stream, String> {
+    let tcp = connect_tcp(plan).await?;
+    match &plan.tls {
+        None => Ok(Box::new(tcp)),
+        Some(t) => {
+            let s = timeout(plan.timeout, t.connector.connect(t.name.clone(), tcp))
+                .await
+                .map_err(|_| format!("TLS handshake with {} timed out", plan.target))?
+                .map_err(|e| format!("TLS handshake with {}: {e}", plan.target))?;
+            Ok(Box::new(s))
+        }
+    }
+}
+
+async fn connect_tcp(plan: &Plan) -> Result<TcpStream, String> {
     let socket = match plan.target {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
@@ -154,7 +193,7 @@ async fn connect(plan: &Plan) -> Result<TcpStream, String> {
 
 /// One request/response exchange; `Err((message, resync))` where `resync` = reconnect needed.
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     plan: &Plan,
     tid: u16,
     request: &[u8],
@@ -163,6 +202,7 @@ async fn exchange(
     let io = |e: std::io::Error| (BadResponse::Header(format!("i/o: {e}")), true);
     let fut = async {
         stream.write_all(request).await.map_err(io)?;
+        stream.flush().await.map_err(io)?;
         let mut header = [0u8; MBAP_LEN];
         stream.read_exact(&mut header).await.map_err(io)?;
         let len = Spec::check_header(&header).map_err(|e| (e, true))?;
@@ -204,6 +244,7 @@ async fn worker(
     let mut pdu = [0u8; 256];
     let mut tid: u16 = 0;
     let mut seq: u64 = 0;
+    let mut carried: Option<Instant> = None;
     loop {
         let now = Instant::now();
         if now >= end {
@@ -216,10 +257,20 @@ async fn worker(
             break;
         }
         let recording = now >= record_from;
+        let fresh = plan.new_connection_each && stream.is_none();
+        let sent_at = Instant::now();
         let Some(s) = stream.as_mut() else {
-            result.reconnects += 1;
+            if !fresh {
+                result.reconnects += 1;
+            }
             match connect(&plan).await {
-                Ok(s) => stream = Some(s),
+                Ok(s) => {
+                    stream = Some(s);
+                    if fresh {
+                        // Connection set-up counts in the latency of its one request.
+                        carried = Some(sent_at);
+                    }
+                }
                 Err(e) => {
                     result.error(recording, || e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -230,12 +281,16 @@ async fn worker(
         tid = tid.wrapping_add(1);
         seq += 1;
         plan.spec.encode(tid, seq, &mut request);
-        let sent = Instant::now();
+        let sent = carried.take().unwrap_or_else(Instant::now);
         match exchange(s, &plan, tid, &request, &mut pdu).await {
             Ok(()) => {
                 if recording {
                     let us = sent.elapsed().as_micros();
                     result.latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+                }
+                if plan.new_connection_each {
+                    // The next request opens (and, with TLS, handshakes) a new connection.
+                    stream = None;
                 }
             }
             Err((bad, resync)) => {
@@ -279,6 +334,13 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
         spec,
         timeout: args.timeout,
         budget: AtomicU64::new(args.max_requests),
+        tls: match (&args.tls_ca, &args.tls_cert, &args.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(tls::client(ca, cert, key, &args.tls_server_name)?)
+            }
+            _ => None,
+        },
+        new_connection_each: args.new_connection_each,
     });
     // Every connection is set up before the clock starts: the barrier opens when all have tried.
     let start = Arc::new(Barrier::new(args.connections + 1));
@@ -349,6 +411,8 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
         "errors": errors,
         "exceptions": exceptions,
         "reconnects": reconnects,
+        "tls": plan.tls.is_some(),
+        "new_connection_each": plan.new_connection_each,
         "rps": rps.round(),
         "p50_us": s.p50,
         "p90_us": s.p90,

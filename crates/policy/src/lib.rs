@@ -114,7 +114,9 @@ mod model;
 mod net;
 mod policy;
 mod rate;
+pub mod role;
 mod syntax;
+mod tls;
 mod verdict;
 mod yaml;
 
@@ -130,6 +132,7 @@ pub use model::{
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};
 pub use rate::{RateLimiter, DEFAULT_BUCKETS};
+pub use tls::{TlsListener, TlsVersion};
 pub use verdict::{Decision, Denial, Reason, Verdict};
 pub use zonegate_modbus::{ExceptionCode, Request, UnitId};
 

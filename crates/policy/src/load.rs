@@ -507,6 +507,8 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
             positive(cx, n, p, 1024)
         })
         .unwrap_or(GatewaySettings::DEFAULT_MAX_UPSTREAM_CONNECTIONS);
+    // Modbus/TCP Security listener (issue 10).
+    let tls = f.opt(cx, "tls", crate::tls::decode_tls);
     f.finish(cx);
     Some(GatewaySettings {
         listen: listen?,
@@ -521,6 +523,7 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         max_in_flight,
         unauthenticated_idle_timeout,
         max_upstream_connections,
+        tls,
         line: n.line,
         column: n.column,
     })

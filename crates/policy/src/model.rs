@@ -788,6 +788,8 @@ pub struct GatewaySettings {
     /// Most connections the gateway opens to the device at once, shared by all client
     /// sessions of the conduit (default 8; many PLCs accept only 4-16).
     pub max_upstream_connections: usize,
+    /// Modbus/TCP Security: the listener speaks mutual TLS (`None`: plaintext Modbus/TCP).
+    pub tls: Option<crate::TlsListener>,
     /// 1-based line of the `gateway:` mapping.
     pub line: u32,
     /// 1-based column.
@@ -841,10 +843,7 @@ impl Upstream {
     /// [`GatewaySettings::runnable`]).
     pub fn runnable(&self) -> Result<(), Unsupported> {
         match self {
-            Self::Tcp { .. } => Ok(()),
-            Self::Tls { .. } => Err(Unsupported {
-                what: format!("upstream {self} (Modbus/TCP Security, tls://)"),
-            }),
+            Self::Tcp { .. } | Self::Tls { .. } => Ok(()),
             Self::Rtu { .. } => Err(Unsupported {
                 what: format!("upstream {self} (Modbus RTU, rtu://)"),
             }),

@@ -444,7 +444,13 @@ impl Policy {
             }
             conduits.push(ConduitPolicy {
                 id: c.id.clone(),
-                gateway: c.gateway.clone(),
+                // The files a gateway opens (TLS certificates, keys) resolve against the
+                // model file's folder here, once, whatever the gateway's current directory.
+                gateway: c.gateway.as_ref().map(|g| GatewaySettings {
+                    upstream: model.resolve_upstream(&g.upstream),
+                    tls: g.tls.as_ref().map(|t| t.resolved(|p| model.resolve(p))),
+                    ..g.clone()
+                }),
                 rules,
             });
         }

@@ -562,12 +562,18 @@ impl ConduitExt for p::Conduit {
     fn plaintext_modbus(&self) -> Vec<(String, u32)> {
         let mut out = Vec::new();
         if let Some(g) = &self.gateway {
-            // This build's listener is Modbus TCP without TLS.
-            out.push((
-                format!("gateway listener {} is Modbus TCP without TLS", g.listen),
-                g.line,
-            ));
-            if upstream_is_plaintext(&g.upstream) {
+            // A listener without a `tls:` block is Modbus TCP in clear; with one it is
+            // Modbus/TCP Security with mutual TLS (issue 10).
+            if g.tls.is_none() {
+                out.push((
+                    format!("gateway listener {} is Modbus TCP without TLS", g.listen),
+                    g.line,
+                ));
+            }
+            // Behind a `tls:` listener the gateway is the boundary of the device's zone: a
+            // tcp:// upstream is the device's own segment, not the conduit (issue 10: a TLS
+            // listener meets SR 3.1/4.1 for the conduit).
+            if g.tls.is_none() && upstream_is_plaintext(&g.upstream) {
                 out.push((
                     format!(
                         "gateway upstream {} is cleartext Modbus",
@@ -590,8 +596,9 @@ impl ConduitExt for p::Conduit {
 
     fn has_client_auth(&self) -> bool {
         match &self.gateway {
-            // This build's listener authenticates no client.
-            Some(_) => false,
+            // A `tls:` listener always requires a client certificate chaining to `client_ca`
+            // (there is no key to make it optional): SR 1.2 for that conduit.
+            Some(g) => g.tls.is_some(),
             None => {
                 self.carries_modbus()
                     && self.protocols_allowed.iter().all(|p| {

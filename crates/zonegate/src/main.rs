@@ -47,6 +47,9 @@ enum Command {
     Compile(cmd::compile::Args),
     /// Probe a live conduit: check that what must work works and what must fail fails.
     Probe(cmd::probe::Args),
+    /// Make a lab PKI for Modbus/TCP Security: a CA, server and client certificates with a role.
+    #[command(subcommand)]
+    Cert(cmd::cert::Command),
     /// Work with the tamper-evident audit log: verify, show, keygen.
     #[command(subcommand)]
     Log(cmd::log::Command),
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => cmd::compile::run(args),
         Command::Probe(args) => cmd::probe::run(args),
         Command::Log(command) => cmd::log::run(command),
+        Command::Cert(command) => cmd::cert::run(command),
     };
     ExitCode::from(status)
 }

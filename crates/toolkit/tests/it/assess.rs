@@ -243,3 +243,51 @@ fn serial_threats_include_degraded_mode_operation() {
         .0
         .starts_with("Rogue master"));
 }
+
+/// Issue 10: a Modbus/TCP Security listener with roles is credited for SR 1.2, 2.1 and
+/// 3.1/4.1, and cleartext Modbus at SL-T >= 3 is no longer a finding for that conduit.
+#[test]
+fn tls_listener_with_roles_meets_device_identity_roles_and_crypto() {
+    let tls = "      upstream: tcp://10.1.0.10:502
+      tls:
+        cert: pki/gateway.pem
+        key: pki/gateway.key
+        client_ca: pki/ca.pem
+";
+    let y = with(&[
+        (
+            "connects: [Z2, Z1]\n    security_level: 2",
+            "connects: [Z2, Z1]\n    security_level: 3",
+        ),
+        ("      upstream: tcp://10.1.0.10:502\n", tls),
+        (
+            "        from: [HMI]\n",
+            "        from: [HMI]\n        roles: [Operator]\n",
+        ),
+    ])
+    .replace("security_level_target: 2", "security_level_target: 3");
+    let a = assess::assess(&site(&y)).unwrap();
+    let c = a.conduits.iter().find(|c| c.id == "C1").unwrap();
+    for id in ["SR 1.2", "SR 2.1"] {
+        assert_eq!(item(c, id).status, Status::Met, "{id}: {:?}", item(c, id));
+    }
+    for id in ["SR 3.1", "SR 4.1"] {
+        assert_ne!(item(c, id).status, Status::Gap, "{id}: {:?}", item(c, id));
+    }
+    assert!(
+        c.plaintext_interfaces.is_empty(),
+        "{:?}",
+        c.plaintext_interfaces
+    );
+    let f = super::util::findings(&y);
+    assert!(super::util::with_id(&f, "ZG-C013").is_empty(), "{f:#?}");
+
+    // The same conduit without `tls:` keeps the finding (plaintext where TLS is absent).
+    let plain = with(&[(
+        "connects: [Z2, Z1]\n    security_level: 2",
+        "connects: [Z2, Z1]\n    security_level: 3",
+    )])
+    .replace("security_level_target: 2", "security_level_target: 3");
+    let f = super::util::findings(&plain);
+    assert!(!super::util::with_id(&f, "ZG-C013").is_empty(), "{f:#?}");
+}

@@ -2,6 +2,7 @@
 //! 0 = fine, 1 = findings or failed verification, 2 = usage or input error.
 
 pub(crate) mod assess;
+pub(crate) mod cert;
 pub(crate) mod check;
 pub(crate) mod compile;
 pub(crate) mod decode;
