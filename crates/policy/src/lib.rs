@@ -105,6 +105,7 @@ mod model;
 mod net;
 mod policy;
 mod rate;
+mod replication;
 mod syntax;
 mod verdict;
 mod yaml;
@@ -121,6 +122,9 @@ pub use model::{
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};
 pub use rate::{RateLimiter, DEFAULT_BUCKETS};
+pub use replication::{
+    ReceiveSettings, ReplicaTable, Replication, ReplicationAuth, ReplicationBlock, TransmitSettings,
+};
 pub use verdict::{Decision, Denial, Reason, Verdict};
 pub use zonegate_modbus::{ExceptionCode, Request, UnitId};
 

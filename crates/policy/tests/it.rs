@@ -9,4 +9,5 @@ mod it {
     mod decide;
     mod load;
     mod props;
+    mod replication;
 }
