@@ -101,7 +101,7 @@ fn ed25519_tags_verify_with_the_public_key_only() {
         Datagram::decode(&bytes, &hmac_key().verify_key()),
         Err(DecodeError::Auth(2))
     );
-    let mut forged = bytes.clone();
+    let mut forged = bytes;
     forged[51] ^= 0x10;
     assert_eq!(Datagram::decode(&forged, &vk), Err(DecodeError::Tag));
 }
@@ -140,9 +140,18 @@ fn blocks_are_cut_into_segments_that_fit_one_datagram() {
 
 #[test]
 fn the_stream_id_changes_with_the_blocks() {
-    let a = replication("      - {unit: 1, table: holding, range: 0-9, period: 1s}", "");
-    let b = replication("      - {unit: 1, table: holding, range: 0-10, period: 1s}", "");
-    let c = replication("      - {unit: 1, table: holding, range: 0-9, period: 5s}", "");
+    let a = replication(
+        "      - {unit: 1, table: holding, range: 0-9, period: 1s}",
+        "",
+    );
+    let b = replication(
+        "      - {unit: 1, table: holding, range: 0-10, period: 1s}",
+        "",
+    );
+    let c = replication(
+        "      - {unit: 1, table: holding, range: 0-9, period: 5s}",
+        "",
+    );
     assert_ne!(stream_id(&a), stream_id(&b));
     // The period is the transmit side's business: it does not change the stream.
     assert_eq!(stream_id(&a), stream_id(&c));

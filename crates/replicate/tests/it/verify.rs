@@ -61,11 +61,19 @@ fn read(rx: &Receiver, start: u16, count: u16, now: Instant) -> Result<Vec<u16>,
 fn values_are_served_and_repeats_are_duplicates() {
     let (r, key, mut rx) = setup();
     let t = Instant::now();
-    assert_eq!(read(&rx, 0, 10, t), Err(ExceptionCode::GatewayTargetFailedToRespond));
+    assert_eq!(
+        read(&rx, 0, 10, t),
+        Err(ExceptionCode::GatewayTargetFailedToRespond)
+    );
     let bytes = regs(&r, EPOCH, 0, &ten(100)).encode(&key);
     assert!(matches!(
         rx.receive(&bytes, t),
-        Outcome::Accepted { applied: Applied::Updated, lost: 0, restarted: false, .. }
+        Outcome::Accepted {
+            applied: Applied::Updated,
+            lost: 0,
+            restarted: false,
+            ..
+        }
     ));
     assert_eq!(rx.receive(&bytes, t), Outcome::Duplicate);
     assert_eq!(read(&rx, 2, 3, t).unwrap(), vec![102, 103, 104]);
@@ -95,7 +103,10 @@ fn a_block_older_than_max_age_answers_0b_and_is_reported_stale_once() {
     rx.receive(&regs(&r, EPOCH, 0, &ten(1)).encode(&key), t);
     assert!(read(&rx, 0, 1, t + Duration::from_secs(2)).is_ok());
     let late = t + Duration::from_millis(2001);
-    assert_eq!(read(&rx, 0, 1, late), Err(ExceptionCode::GatewayTargetFailedToRespond));
+    assert_eq!(
+        read(&rx, 0, 1, late),
+        Err(ExceptionCode::GatewayTargetFailedToRespond)
+    );
     // Block 1 (coils) never arrived; block 0 went stale.
     let changes = rx.stale_changes(late, true);
     assert_eq!(changes.len(), 2);
@@ -120,17 +131,23 @@ fn an_unchanged_datagram_confirms_only_the_values_it_names() {
     let later = t + Duration::from_millis(1500);
     assert!(matches!(
         rx.receive(&same.encode(&key), later),
-        Outcome::Accepted { applied: Applied::Confirmed, .. }
+        Outcome::Accepted {
+            applied: Applied::Confirmed,
+            ..
+        }
     ));
     assert!(read(&rx, 0, 1, t + Duration::from_millis(3000)).is_ok());
     // The change at seq 2 was lost; seq 3 says "unchanged since" other values: diverged,
     // the old values keep ageing and go stale rather than being confirmed.
-    let mut other = same.clone();
+    let mut other = same;
     other.seq = 3;
     other.payload = digest(&[0u8; 20]).to_vec();
     assert!(matches!(
         rx.receive(&other.encode(&key), t + Duration::from_millis(3000)),
-        Outcome::Accepted { applied: Applied::Diverged, .. }
+        Outcome::Accepted {
+            applied: Applied::Diverged,
+            ..
+        }
     ));
     assert_eq!(
         read(&rx, 0, 1, t + Duration::from_millis(3600)),
@@ -159,14 +176,26 @@ fn sequence_numbers_below_the_window_and_older_epochs_are_replays() {
     rx.receive(&regs(&r, EPOCH, 1000, &ten(2)).encode(&key), t);
     assert_eq!(
         rx.receive(&old, t),
-        Outcome::Rejected(Rejection::Replayed { epoch: EPOCH, seq: 0 })
+        Outcome::Rejected(Rejection::Replayed {
+            epoch: EPOCH,
+            seq: 0
+        })
     );
     // A restart: a newer epoch is accepted and flagged; the old epoch is a replay from then on.
     let restarted = rx.receive(&regs(&r, EPOCH + 1, 0, &ten(3)).encode(&key), t);
-    assert!(matches!(restarted, Outcome::Accepted { restarted: true, .. }));
+    assert!(matches!(
+        restarted,
+        Outcome::Accepted {
+            restarted: true,
+            ..
+        }
+    ));
     assert_eq!(
         rx.receive(&regs(&r, EPOCH, 1001, &ten(9)).encode(&key), t),
-        Outcome::Rejected(Rejection::Replayed { epoch: EPOCH, seq: 1001 })
+        Outcome::Rejected(Rejection::Replayed {
+            epoch: EPOCH,
+            seq: 1001
+        })
     );
     assert_eq!(read(&rx, 0, 1, t).unwrap(), vec![3]);
 }
@@ -205,7 +234,10 @@ fn lost_sequence_numbers_are_counted_once_as_a_gap() {
 #[test]
 fn a_datagram_of_another_replication_is_foreign_even_with_the_right_key() {
     let (_, key, mut rx) = setup();
-    let other = replication("      - {unit: 1, table: holding, range: 0-9, period: 1s}", "");
+    let other = replication(
+        "      - {unit: 1, table: holding, range: 0-9, period: 1s}",
+        "",
+    );
     let d = regs(&other, EPOCH, 0, &ten(1));
     assert_eq!(
         rx.receive(&d.encode(&key), Instant::now()),
@@ -245,7 +277,9 @@ fn coils_are_served_packed_in_modbus_order() {
     rx.receive(&d.encode(&key), t);
     // Coils 3..=10: bits 3,4,5,6,7 of byte 0 then 0,1,2 of byte 1: 0 0 1 0 1 | 1 0 0
     assert_eq!(
-        rx.image().read_bits(1, ReplicaTable::Coils, 3, 8, t).unwrap(),
+        rx.image()
+            .read_bits(1, ReplicaTable::Coils, 3, 8, t)
+            .unwrap(),
         vec![0b0011_0100]
     );
 }
