@@ -23,6 +23,10 @@ pub(crate) struct Args {
     /// Worker threads of the data path (0 = one per CPU). The audit writer has its own thread.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) threads: usize,
+    /// Run only this half of the model's one-way replications (`transmit` on the OT side,
+    /// `receive` in the DMZ); the gateway is not started. Default: both halves when local.
+    #[arg(long, value_enum)]
+    pub(crate) side: Option<super::replicate::Side>,
 }
 
 /// Runs the subcommand and returns the exit status.
@@ -43,6 +47,19 @@ pub(crate) fn run(args: Args) -> u8 {
         ..GatewayOptions::default()
     };
     runtime.block_on(async move {
+        let replications = match super::replicate::start(&args.model, args.side).await {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        if replications.only {
+            if replications.is_empty() {
+                eprintln!("zonegate run: {}: nothing to run", args.model.display());
+                return 2;
+            }
+            super::replicate::wait_for_signal().await;
+            replications.stop().await;
+            return 0;
+        }
         let gateway = match Gateway::start_file(&args.model, options).await {
             Ok(g) => g,
             Err(StartError::Model(errors)) => {
@@ -74,6 +91,7 @@ pub(crate) fn run(args: Args) -> u8 {
                 let _ = out.flush();
             })
             .await;
+        replications.stop().await;
         if summary.sessions_cut > 0 {
             eprintln!(
                 "zonegate run: {} session(s) were cut at the drain deadline",
