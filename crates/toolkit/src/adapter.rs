@@ -19,6 +19,7 @@ pub fn site(m: &p::Model) -> Site {
         zones: m.zones.iter().map(zone).collect(),
         conduits: m.conduits.iter().map(conduit).collect(),
         audit: m.audit.as_ref().map(audit),
+        replications: m.replications.clone(),
     }
 }
 

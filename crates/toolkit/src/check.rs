@@ -135,6 +135,11 @@ checks! {
     "ZG-C028" "undeclared-flows" Warning "A conduit declares its flows: protocols_allowed or a gateway (IEC 62443-3-2 ZCR 6.4).";
     "ZG-C029" "missing-conduit-sl" Warning "Every conduit has a security_level.";
     "ZG-C030" "unit-not-on-asset" Warning "Every unit id a rule names is on an asset of the conduit's target zone (when that zone lists unit ids).";
+    "ZG-C031" "replication-reverse-flow" Error "Nothing flows back across a one-way replication: no rule with a source in its receiving zone, no protocols_allowed direction towards its sending zone, no replication the other way, on the same pair of zones.";
+    "ZG-C032" "replication-endpoints" Error "A replication connects two distinct zones that exist ([from, to]).";
+    "ZG-C033" "replication-max-age" Warning "A replication's max_age is longer than every block's period (else the replica answers 0x0B between reads).";
+    "ZG-C034" "replication-address-mismatch" Warning "A replication's transmit.to is the receive side's bind address and port.";
+    "ZG-C035" "replication-hmac" Info "A replication authenticated with HMAC-SHA256 gives the receive side a key that can forge data; Ed25519 keeps the secret on the transmit side.";
 }
 
 /// The description of a check id.
@@ -188,6 +193,7 @@ pub fn check(site: &Site) -> Vec<Finding> {
     levels(&mut out);
     rules(&mut out);
     gateways(&mut out);
+    out.findings.extend(crate::replication::findings(site));
     out.findings
         .sort_by(|a, b| (a.line, a.id, &a.element).cmp(&(b.line, b.id, &b.element)));
     out.findings

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod compile;
 pub mod model;
 pub mod probe;
+pub mod replication;
 pub mod report;
 pub mod requirements;
 pub mod util;

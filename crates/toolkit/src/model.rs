@@ -88,6 +88,9 @@ pub struct Site {
     pub conduits: Vec<Conduit>,
     /// `audit`, when present.
     pub audit: Option<Audit>,
+    /// `replications` (one-way, see [`crate::replication`]).
+    #[serde(skip)]
+    pub replications: Vec<zonegate_policy::Replication>,
 }
 
 /// One zone.

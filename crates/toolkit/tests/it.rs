@@ -11,6 +11,7 @@ mod it {
     pub(crate) mod compile;
     pub(crate) mod live;
     pub(crate) mod probe;
+    pub(crate) mod replication;
     pub(crate) mod report;
     pub(crate) mod util;
 }
