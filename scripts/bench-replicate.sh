@@ -41,13 +41,16 @@ if [[ $BUILD == 1 ]]; then
   fi
 fi
 BIN="target/$PROFILE/examples/bench"
-"$BIN" "$PERIOD" "$SAMPLES" | python3 -c '
-import json, sys
+"$BIN" "$PERIOD" "$SAMPLES" | PROFILE="$PROFILE" python3 -c '
+import json, os, sys
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
-print(f"profile: '"$PROFILE"', period {rows[0][\"period_ms\"]} ms, {rows[0][\"samples\"]} samples per size\n")
+first = rows[0]
+print("profile: %s, period %d ms, %d samples per size\n" % (os.environ["PROFILE"], first["period_ms"], first["samples"]))
 print("| registers / period | source read -> replica visible p50 / p99 (ms) | device write -> visible p50 / p99 (ms) | replicated points/s | datagrams lost | direct poll of the block p50 / p99 (ms) | direct points/s |")
 print("|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     s, w, d = r["source_to_visible_ms"], r["write_to_visible_ms"], r["direct_read_ms"]
-    print(f"| {r[\"registers\"]:,} | {s[\"p50\"]:.2f} / {s[\"p99\"]:.2f} | {w[\"p50\"]:.1f} / {w[\"p99\"]:.1f} | {r[\"replicated_points_per_s\"]:,.0f} | {r[\"datagrams_lost\"]} | {d[\"p50\"]:.2f} / {d[\"p99\"]:.2f} | {r[\"direct_points_per_s\"]:,.0f} |")
+    print("| {:,} | {:.2f} / {:.2f} | {:.1f} / {:.1f} | {:,.0f} | {} | {:.2f} / {:.2f} | {:,.0f} |".format(
+        r["registers"], s["p50"], s["p99"], w["p50"], w["p99"], r["replicated_points_per_s"],
+        r["datagrams_lost"], d["p50"], d["p99"], r["direct_points_per_s"]))
 '

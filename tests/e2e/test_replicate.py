@@ -171,11 +171,18 @@ def test_probe_measures_latency_and_reports_the_open_reverse_path_on_loopback(
         capture_output=True, text=True, timeout=60,
     )
     result = json.loads(out_json.read_text())
-    checks = {c["name"]: c for c in result["checks"]}
-    assert all(c["passed"] for n, c in checks.items() if n.startswith("forward")), out.stdout
+    checks = {c["name"]: c for c in result["tests"]}
+    assert all(c["pass"] for n, c in checks.items() if n.startswith("forward")), out.stdout
     assert result["latency_ms"] is not None and result["latency_ms"] < 5000
     # On loopback the device is reachable from the "receive side": the probe must say so.
     assert out.returncode == 1 and any(
-        not c["passed"] for n, c in checks.items() if n.startswith("reverse")
+        not c["pass"] for n, c in checks.items() if n.startswith("reverse")
     ), out.stdout
+    # `zonegate report --probe` includes the result.
+    rep = subprocess.run(
+        [str(zg.zonegate_bin()), "report", str(replication.model), "--probe", str(out_json)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert rep.returncode == 0, rep.stderr
+    assert "R1-HIST" in rep.stdout and "reverse" in rep.stdout, rep.stdout
     assert sim_device.read_holding(150, 1) == [0], "the marker was not restored"

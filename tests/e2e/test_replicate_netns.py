@@ -133,9 +133,9 @@ replications:
         out = sh("ip", "netns", "exec", rx, z, "probe", str(model), "--replication", "R1-HIST",
                  "--timeout-ms", "700", "--out", str(tmp_path / "probe.json"), check=False, timeout=60)
         result = json.loads((tmp_path / "probe.json").read_text())
-        reverse = [c for c in result["checks"] if c["name"].startswith("reverse")]
-        assert reverse and all(c["passed"] for c in reverse), out.stdout
-        assert all(c["passed"] for c in result["checks"]), out.stdout
+        reverse = [c for c in result["tests"] if c["name"].startswith("reverse")]
+        assert reverse and all(c["pass"] for c in reverse), out.stdout
+        assert all(c["pass"] for c in result["tests"]), out.stdout
         assert out.returncode == 0, out.stdout + out.stderr
         assert dropped(tx) > before, "the reverse attempts never reached the drop rule"
         # The replica is still fed: the transmit side never needed anything back.

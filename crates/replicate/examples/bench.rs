@@ -78,7 +78,7 @@ async fn run(n: u16, period_ms: u64, samples: usize) -> serde_json::Value {
     let mut source_to_visible = Vec::new();
     let mut write_to_visible = Vec::new();
     for i in 0..samples {
-        let address = (i as u16 * 7919) % n;
+        let address = ((i as u32 * 7919) % u32::from(n)) as u16;
         let marker = 10_000 + i as u16;
         let written = Instant::now();
         sim.device().set_holding(address, marker);

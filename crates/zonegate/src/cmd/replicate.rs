@@ -199,15 +199,14 @@ struct Check {
     detail: String,
 }
 
-/// The probe's result, as `--out` writes it for `zonegate report --probe`.
+/// The probe's result, as `--out` writes it: a `zonegate probe` run (so `zonegate report
+/// --probe` includes it as it is) plus the measured latency.
 #[derive(Debug, serde::Serialize)]
 struct ProbeResult {
     kind: &'static str,
-    replication: String,
-    passed: u32,
-    failed: u32,
     latency_ms: Option<f64>,
-    checks: Vec<Check>,
+    #[serde(flatten)]
+    run: zonegate_toolkit::probe::ProbeRun,
 }
 
 /// Options of `zonegate probe --replication`.
@@ -239,6 +238,7 @@ pub(crate) fn probe(a: &ProbeArgs<'_>) -> u8 {
         return 2;
     };
     let replica = a.connect.unwrap_or(r.receive.serve);
+    let started = zonegate_toolkit::util::now_utc();
     let mut checks = Vec::new();
     let mut latency_ms = None;
     // Forward flow: every block's first address answers with data, not 0x0B.
@@ -314,13 +314,46 @@ pub(crate) fn probe(a: &ProbeArgs<'_>) -> u8 {
         println!("replication latency (marked value, source write to replica visible): {l:.1} ms");
     }
     println!("{passed} passed, {failed} failed");
+    let mut notes = vec![format!(
+        "one-way replication {} ({} -> {}): forward flow, marked-value latency, reverse flow \
+         from this host",
+        r.id,
+        r.from_zone().unwrap_or("?"),
+        r.to_zone().unwrap_or("?")
+    )];
+    if let Some(l) = latency_ms {
+        notes.push(format!(
+            "replication latency (source write to replica visible): {l:.1} ms"
+        ));
+    }
     let result = ProbeResult {
         kind: "replication",
-        replication: r.id.clone(),
-        passed,
-        failed,
         latency_ms,
-        checks,
+        run: zonegate_toolkit::probe::ProbeRun {
+            conduit: r.id.clone(),
+            gateway: replica.to_string(),
+            source: a
+                .from
+                .map_or_else(|| "this host".to_owned(), |ip| ip.to_string()),
+            started,
+            tests: checks
+                .into_iter()
+                .map(|c| zonegate_toolkit::probe::ProbeResult {
+                    expect: if c.name.starts_with("reverse") {
+                        "deny".into()
+                    } else {
+                        "allow".into()
+                    },
+                    request: c.name.clone(),
+                    name: c.name,
+                    outcome: c.detail,
+                    pass: c.passed,
+                })
+                .collect(),
+            passed: passed as usize,
+            failed: failed as usize,
+            notes,
+        },
     };
     if let Some(out) = a.out {
         let json = match serde_json::to_string_pretty(&result) {
