@@ -54,7 +54,10 @@ async fn run(n: u16, period_ms: u64, samples: usize) -> serde_json::Value {
         sim.local_addr(),
         n - 1
     );
-    let mut r = load_str(&yaml, "bench.yaml").unwrap().replications.remove(0);
+    let mut r = load_str(&yaml, "bench.yaml")
+        .unwrap()
+        .replications
+        .remove(0);
     let key = TagKey::Hmac(Box::new(HmacKey::new(&[1u8; 32])));
     let audit = zonegate_audit::AuditLog::disabled();
     let agent = ReceiveAgent::bind(r.clone(), key.verify_key(), audit)
