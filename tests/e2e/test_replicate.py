@@ -186,3 +186,28 @@ def test_probe_measures_latency_and_reports_the_open_reverse_path_on_loopback(
     assert rep.returncode == 0, rep.stderr
     assert "R1-HIST" in rep.stdout and "reverse" in rep.stdout, rep.stdout
     assert sim_device.read_holding(150, 1) == [0], "the marker was not restored"
+
+
+def test_run_refuses_what_it_cannot_do_with_a_clear_error(tmp_path: Path, sim_device: zg.SimDevice) -> None:
+    r = Replication(tmp_path, sim_device)
+    text = r.model.read_text()
+    z = str(zg.zonegate_bin())
+
+    def run(model_text: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        m = tmp_path / "m2.yaml"
+        m.write_text(model_text)
+        return subprocess.run([z, "run", "-c", str(m), *extra], capture_output=True, text=True, timeout=30)
+
+    # A receive side that is not this host: say which --side to run.
+    remote = text.replace(f"bind: {zg.LOOP}:{r.udp}", f"bind: 192.0.2.7:{r.udp}")
+    out = run(remote)
+    assert out.returncode == 2 and "--side transmit" in out.stderr, out.stderr
+    # A missing key file names the file.
+    out = run(text.replace("key: diode.pub", "key: missing.pub"), "--side", "receive")
+    assert out.returncode == 2 and "missing.pub" in out.stderr, out.stderr
+    # An upstream kind the transmit side cannot use yet.
+    out = run(text.replace(sim_device.upstream, "rtu:///dev/ttyUSB0"), "--side", "transmit")
+    assert out.returncode == 2 and "not supported" in out.stderr, out.stderr
+    # --side on a model without replications.
+    out = run("zones: []\n", "--side", "receive")
+    assert out.returncode == 2 and "no replications" in out.stderr, out.stderr

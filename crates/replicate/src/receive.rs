@@ -265,7 +265,9 @@ async fn udp_loop(shared: Arc<Shared>, udp: UdpSocket, mut stop: watch::Receiver
             r = udp.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
+                    // Never a busy loop on a persistent socket error.
                     tracing::debug!(error = %e, "replication receive failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
