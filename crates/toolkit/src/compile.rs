@@ -342,6 +342,9 @@ fn iptables(site: &Site, p: &Plan) -> String {
     );
     s.push_str("-A ZONEGATE-DROP -j DROP\n");
     s.push_str("-A INPUT -i lo -j ACCEPT\n");
+    for line in crate::replication::iptables_forward(site) {
+        let _ = writeln!(s, "{line}");
+    }
     for chain in ["INPUT", "FORWARD"] {
         let _ = writeln!(
             s,

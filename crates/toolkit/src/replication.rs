@@ -9,7 +9,7 @@
 //!   `transmit.to` must be the receive side's `bind` (ZG-C034), and HMAC lets the receive side
 //!   forge data (ZG-C035, info: Ed25519 keeps the secret on the transmit side).
 //!
-//! The nftables rules come first in the forward chain, before `ct state established,related
+//! The nftables (and iptables) rules come first in the forward chain, before `ct state established,related
 //! accept`: otherwise conntrack would let the receive side's replies (and ICMP errors) back
 //! through as "established".
 
@@ -267,4 +267,57 @@ fn set(blocks: &[Cidr]) -> String {
                 .join(", ")
         ),
     }
+}
+
+/// iptables-restore lines for the FORWARD chain (IPv4; IPv6 replications as comments), to be
+/// appended before the conntrack accept: the reverse drop, then the one-way UDP accept.
+pub fn iptables_forward(site: &Site) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &site.replications {
+        let rx = r.receive.bind;
+        if !rx.is_ipv4() {
+            out.push(format!(
+                "# replication {}: IPv6 receive side {rx}: see the nftables output",
+                r.id
+            ));
+            continue;
+        }
+        let src: Vec<Cidr> = match r.transmit.bind.filter(|b| !b.ip().is_unspecified()) {
+            Some(b) => vec![Cidr::host(b.ip())],
+            None => r
+                .from_zone()
+                .and_then(|z| site.zone_index(z))
+                .map(|z| site.zone_blocks(z))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.addr().is_ipv4())
+                .collect(),
+        };
+        if src.is_empty() || rx.ip().is_unspecified() {
+            out.push(format!(
+                "# replication {}: no addresses for the sending zone or the receive side: no \
+                 flow opened",
+                r.id
+            ));
+            continue;
+        }
+        for s in &src {
+            out.push(format!(
+                "-A FORWARD -s {}/32 -d {s} -m comment --comment \"{} one-way: nothing back\" \
+                 -j ZONEGATE-DROP",
+                rx.ip(),
+                r.id
+            ));
+        }
+        for s in &src {
+            out.push(format!(
+                "-A FORWARD -s {s} -d {}/32 -p udp -m udp --dport {} -m comment --comment \
+                 \"{} one-way UDP\" -j ACCEPT",
+                rx.ip(),
+                rx.port(),
+                r.id
+            ));
+        }
+    }
+    out
 }

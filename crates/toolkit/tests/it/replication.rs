@@ -127,7 +127,28 @@ fn compile_lets_only_the_udp_stream_through_one_way() {
         !text.contains("ip saddr 172.16.1.0/24 ip daddr 10.30"),
         "{text}"
     );
-    if let Some((ok, err)) = external_check("nft", &["-c", "-f"], &text, "replication") {
+    if let Some((ok, err)) = external_check("nft", &["-c", "-f"], &text, "replication-nft") {
         assert!(ok, "nft -c -f rejected:\n{err}\n{text}");
+    }
+}
+
+#[test]
+fn iptables_output_has_the_reverse_drop_before_conntrack() {
+    let text = compile::render(&site(BASE), Target::Iptables);
+    let lines: Vec<&str> = text.lines().collect();
+    let pos = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"))
+    };
+    let drop = pos("-A FORWARD -s 172.16.1.100/32 -d 10.30.0.0/16");
+    let accept = pos("-A FORWARD -s 10.30.0.0/16 -d 172.16.1.100/32 -p udp -m udp --dport 5450");
+    let established = pos("-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT");
+    assert!(drop < established && accept < established, "{text}");
+    if let Some((ok, err)) =
+        external_check("iptables-restore", &["--test"], &text, "replication-ipt")
+    {
+        assert!(ok, "iptables-restore --test rejected:\n{err}\n{text}");
     }
 }
