@@ -75,6 +75,9 @@ struct BlockState {
     table: ReplicaTable,
     period: Duration,
     due: Instant,
+    /// Each block keeps its own refresh schedule: a block read less often than others must
+    /// not miss the refresh because a faster block's poll consumed it.
+    next_refresh: Instant,
     segments: Vec<SegmentState>,
 }
 
@@ -144,6 +147,7 @@ impl Transmitter {
                 table: b.table,
                 period: b.period,
                 due: now,
+                next_refresh: now + self.replication.transmit.refresh,
                 segments: segments(b.table, b.range.start, b.range.end)
                     .into_iter()
                     .map(|(start, count)| SegmentState {
@@ -155,7 +159,6 @@ impl Transmitter {
             })
             .collect();
         let refresh = self.replication.transmit.refresh;
-        let mut next_refresh = now + refresh;
         loop {
             if *stop.borrow() {
                 return;
@@ -168,11 +171,11 @@ impl Transmitter {
                 _ = stop.changed() => return,
             }
             let now = Instant::now();
-            let full = now >= next_refresh;
-            if full {
-                next_refresh = now + refresh;
-            }
             for b in blocks.iter_mut().filter(|b| b.due <= now) {
+                let full = now >= b.next_refresh;
+                if full {
+                    b.next_refresh = now + refresh;
+                }
                 // Keep the schedule on its grid; after a long stall, skip missed periods.
                 b.due += b.period;
                 if b.due <= now {

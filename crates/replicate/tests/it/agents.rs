@@ -436,3 +436,54 @@ async fn through_a_lossy_relay_the_replica_converges_and_never_shows_wrong_value
     assert!(report.ok, "{report:?}");
     let _ = p.stop_rx.send(true);
 }
+
+/// Regression: the full-image refresh was one schedule for the whole replication, consumed by
+/// whichever block was polled first after it fell due, so a block read less often than another
+/// could go many refresh intervals without one (a lost change stayed lost that long).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_block_gets_its_full_refresh_even_beside_a_fast_one() {
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::new())
+        .await
+        .unwrap();
+    let yaml = format!(
+        r#"
+replications:
+  - replication_id: R-REFRESH
+    connects: [A, B]
+    source: tcp://{}
+    blocks:
+      - {{unit: 1, table: holding, range: 0-9, period: 50ms}}
+      - {{unit: 1, table: holding, range: 100-109, period: 700ms}}
+    transmit: {{to: 127.0.0.1:9, key: k, repeat: 1, refresh: 1s}}
+    receive: {{bind: 127.0.0.1:0, key: k, serve: 127.0.0.1:0}}
+"#,
+        sim.local_addr()
+    );
+    let r = load_str(&yaml, "t.yaml").unwrap().replications.remove(0);
+    // A plain socket stands in for the receive side and decodes what arrives.
+    let capture = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let key = hmac_key();
+    let vk = key.verify_key();
+    let stop = transmit(&r, capture.local_addr().unwrap(), key).await;
+    let mut slow_refreshes = 0;
+    let mut buf = [0u8; 2048];
+    let until = Instant::now() + Duration::from_millis(3300);
+    while Instant::now() < until {
+        let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(200), capture.recv(&mut buf)).await
+        else {
+            continue;
+        };
+        let d = zonegate_replicate::Datagram::decode(&buf[..n], &vk).unwrap();
+        if d.block == 1 && d.refresh {
+            slow_refreshes += 1;
+        }
+    }
+    stop.send(true).unwrap();
+    // In 3.3 s with refresh 1 s the slow block (polled at 0, 0.7, 1.4, 2.1, 2.8 s) is due a
+    // refresh at 1.4 s and 2.8 s.
+    assert!(
+        slow_refreshes >= 2,
+        "slow block refreshed {slow_refreshes} times"
+    );
+}
