@@ -58,14 +58,28 @@ fn is_local(ip: IpAddr) -> bool {
 /// Starts the replication halves of the model for `side` (both when `None` and local).
 /// `Err(exit status)` after printing why.
 pub(crate) async fn start(path: &Path, side: Option<Side>) -> Result<Running, u8> {
+    let (stop, stop_rx) = watch::channel(false);
     let model = match zonegate_policy::load_file(path) {
         Ok(m) => m,
+        // Without --side the gateway's start reports the errors, as it always has.
+        Err(_) if side.is_none() => {
+            return Ok(Running {
+                stop,
+                tasks: Vec::new(),
+                audits: Vec::new(),
+                only: false,
+            })
+        }
         Err(errors) => {
             eprintln!("{errors}");
+            eprintln!(
+                "zonegate run: {}: {} error(s); nothing started",
+                path.display(),
+                errors.len()
+            );
             return Err(2);
         }
     };
-    let (stop, stop_rx) = watch::channel(false);
     let mut running = Running {
         stop,
         tasks: Vec::new(),

@@ -51,11 +51,8 @@ pub(crate) fn run(args: Args) -> u8 {
             Ok(r) => r,
             Err(code) => return code,
         };
-        if replications.only {
-            if replications.is_empty() {
-                eprintln!("zonegate run: {}: nothing to run", args.model.display());
-                return 2;
-            }
+        // Without replications the gateway runs (or says why it cannot) as before.
+        if replications.only && !replications.is_empty() {
             super::replicate::wait_for_signal().await;
             replications.stop().await;
             return 0;
