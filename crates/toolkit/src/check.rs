@@ -140,6 +140,7 @@ checks! {
     "ZG-C033" "replication-max-age" Warning "A replication's max_age is longer than every block's period (else the replica answers 0x0B between reads).";
     "ZG-C034" "replication-address-mismatch" Warning "A replication's transmit.to is the receive side's bind address and port.";
     "ZG-C035" "replication-hmac" Info "A replication authenticated with HMAC-SHA256 gives the receive side a key that can forge data; Ed25519 keeps the secret on the transmit side.";
+    "ZG-C036" "replication-source-unsupported" Warning "This build's transmit agent can read a replication's source (tcp:// today; tls:// and rtu:// load but `zonegate run` refuses them).";
 }
 
 /// The description of a check id.

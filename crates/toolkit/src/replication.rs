@@ -7,7 +7,8 @@
 //!   direction names the receiving zone first, or a second replication the other way;
 //! - its zones must exist and differ (ZG-C032), its `max_age` must exceed the periods (ZG-C033),
 //!   `transmit.to` must be the receive side's `bind` (ZG-C034), and HMAC lets the receive side
-//!   forge data (ZG-C035, info: Ed25519 keeps the secret on the transmit side).
+//!   forge data (ZG-C035, info: Ed25519 keeps the secret on the transmit side), and a source this
+//!   build cannot read (ZG-C036: `tls://`, `rtu://`) is said so.
 //!
 //! The nftables (and iptables) rules come first in the forward chain, before `ct state established,related
 //! accept`: otherwise conntrack would let the receive side's replies (and ICMP errors) back
@@ -98,6 +99,19 @@ pub fn findings(site: &Site) -> Vec<Finding> {
                 r.transmit.line,
                 format!(
                     "replication {}: transmit.to {to_addr} is not the receive side's bind {bind}",
+                    r.id
+                ),
+            ));
+        }
+        if let Err(u) = r.source.runnable() {
+            out.push(finding(
+                site,
+                "ZG-C036",
+                Severity::Warning,
+                &r.id,
+                r.line_of("source"),
+                format!(
+                    "replication {}: {u}: `zonegate run --side transmit` refuses it",
                     r.id
                 ),
             ));
