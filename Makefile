@@ -2,7 +2,27 @@
 #   make demo   build and start the demo (simulated HVAC controller behind a gateway)
 #   make test   run every test: Rust unit + integration tests, then the end-to-end suite
 #               with real Modbus peers (pymodbus, mbpoll) on loopback
-.PHONY: demo test test-rust test-e2e deps bench
+.PHONY: demo test test-rust test-e2e deps venv bench
+
+# The e2e suite's Python packages live in a virtual environment of their own: a Debian python3
+# refuses system-wide pip (externally-managed-environment), a pyenv python does not; both make
+# a venv. Delete the folder to rebuild it.
+VENV := .venv-e2e
+VENV_PYTHON := $(VENV)/bin/python
+
+# What `make deps` installs with apt, and why (the README lists the same):
+#   mbpoll          a Modbus client nobody here wrote (e2e: tests/e2e/test_forwarding.py ...)
+#   rsyslog         a real syslog receiver for the audit trail's syslog export (audit tests)
+#   rsyslog-gnutls  rsyslog's TLS listener, for syslog over TLS (audit tests)
+#   nftables        `nft -c -f` checks the rules `zonegate compile` writes (toolkit, CLI tests),
+#                   and loads the one-way rules of tests/e2e/test_replicate_netns.py
+#   iproute2        `ip netns`/`ip link`: the two network namespaces of the one-way replication
+#                   test (tests/e2e/test_replicate_netns.py)
+#   iptables        `iptables-restore --test` checks the iptables target (toolkit tests)
+#   chromium        headless screenshot of the HTML report (toolkit report test)
+#   haproxy         the baseline of the gateway benchmark (`make bench`; no test needs it)
+#   python3, python3-venv   the e2e suite's interpreter and its virtual environment
+APT_PACKAGES := mbpoll rsyslog rsyslog-gnutls nftables iptables iproute2 chromium haproxy python3 python3-venv
 
 demo:
 	cargo run --release -p zonegate -- demo
@@ -12,15 +32,23 @@ test: test-rust test-e2e
 test-rust:
 	cargo test --workspace --locked
 
-test-e2e:
+test-e2e: $(VENV)/.installed
 	cargo build -p zonegate --locked
-	python3 -m pytest -q tests/e2e
+	$(VENV_PYTHON) -m pytest -q tests/e2e
 
 # What the tests need from outside Cargo (Debian + PyPI); .ci/run calls this.
 deps:
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends mbpoll rsyslog rsyslog-gnutls nftables iptables iproute2 haproxy >/dev/null
-	python3 -m pip install -q -r tests/e2e/requirements.txt
+	apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+	$(MAKE) venv
+
+# The e2e suite's Python packages (tests/e2e/requirements.txt: pymodbus, pytest) in $(VENV).
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/e2e/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install -q -r tests/e2e/requirements.txt
+	touch $@
 
 bench:
 	cargo bench -p zonegate-modbus

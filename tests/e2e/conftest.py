@@ -8,6 +8,7 @@ port (see zg.model for the options) and stops it at teardown.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -15,6 +16,10 @@ from typing import Any, Callable, Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Commands the tests run through a shell (the demo's printed `python3 -c ...` lines) must find
+# this interpreter, the e2e virtual environment's (`make venv`), where pymodbus is installed.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 
 import zg  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Deny by default, with the exception code DESIGN.md names; drop, close and monitor mode."""
+"""Deny by default, with the exception code docs/DESIGN.md names; drop, close and monitor mode."""
 
 from __future__ import annotations
 

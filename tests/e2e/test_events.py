@@ -1,4 +1,4 @@
-"""The events file: one JSON line per request, DESIGN.md field names, decision/rule/reason right."""
+"""The events file: one JSON line per request, docs/DESIGN.md field names, decision/rule/reason right."""
 
 from __future__ import annotations
 

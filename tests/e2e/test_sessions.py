@@ -216,18 +216,19 @@ def test_max_connections_refuses_the_extra_client(
     zg.wait_until(admitted, 5, "a new client to be admitted after the others left", step=0.2)
 
 
-@pytest.mark.parametrize("mode", ["wrong_tid", "wrong_function"])
+@pytest.mark.parametrize("mode,code", [("wrong_tid", zg.TARGET_FAILED), ("wrong_function", 0x04)])
 def test_mismatched_device_response_is_not_passed_on(
-    gateway_factory: Callable[..., zg.Gateway], mode: str
+    gateway_factory: Callable[..., zg.Gateway], mode: str, code: int
 ) -> None:
-    """A response with the wrong transaction id or function is dropped and reported; the client
-    gets 0x0B when the real answer never comes, never the bad response."""
+    """A bad response is dropped and reported, never passed on. With the wrong transaction id it
+    answers nothing (0x0B when the real answer never comes); with the request's transaction id
+    but the wrong function the device did answer, wrongly: 0x04 at once (README, "On the wire")."""
     dev = zg.BadDevice(mode)
     try:
         gw = gateway_factory(dev.upstream, request_timeout="1s")
         with zg.Raw(gw.port, src=zg.HIST) as raw:
             pdu = raw.request(1, zg.read_pdu(3, 0, 2), timeout=10)
-            assert zg.exception_of(pdu) == zg.TARGET_FAILED, f"client got {pdu.hex()}"
+            assert zg.exception_of(pdu) == code, f"client got {pdu.hex()}"
         assert dev.requests >= 1
     finally:
         dev.stop()

@@ -10,7 +10,7 @@ Everything here runs on loopback with ports chosen at run time, and every wait i
 - `SilentDevice`: accepts connections, reads, never answers (the gateway must answer 0x0B).
 - `Raw`: a raw Modbus/TCP socket client bound to a chosen 127.0.0.x source address, for malformed
   frames, pipelining and exact exception codes.
-- `model()` / `to_yaml()`: the zone/conduit model file the gateway runs with (DESIGN.md format).
+- `model()` / `to_yaml()`: the zone/conduit model file the gateway runs with (docs/DESIGN.md format).
 """
 
 from __future__ import annotations
@@ -236,7 +236,13 @@ class PyDevice(Device):
 
     kind = "pymodbus"
 
-    def __init__(self, size: int = 400, port: int | None = None):
+    def __init__(
+        self,
+        size: int = 400,
+        port: int | None = None,
+        trace_packet: Callable[[bool, bytes], bytes] | None = None,
+    ):
+        """`trace_packet(sending, adu)` may edit every ADU the server sends or receives."""
         from pymodbus.server import ModbusTcpServer
         from pymodbus.simulator import DataType
         from pymodbus.simulator import SimData
@@ -265,7 +271,10 @@ class PyDevice(Device):
 
                 async def main() -> None:
                     self._server = ModbusTcpServer(
-                        make_device(), address=(LOOP, port), trace_pdu=self._trace
+                        make_device(),
+                        address=(LOOP, port),
+                        trace_pdu=self._trace,
+                        trace_packet=trace_packet,
                     )
                     started.set()
                     await self._server.serve_forever()
@@ -689,6 +698,10 @@ def model(
                 "name": "HVAC control",
                 "purdue_level": 1,
                 "security_level_target": "SL 2",
+                # The device and the local test tools (mbpoll cannot pick a source address)
+                # share the loopback addresses of the control zone, so every rule source lies
+                # in a zone the conduit connects: `run` enforces only models `check` passes.
+                "networks": [f"{LOCAL}/32", f"{RATE}/32"],
                 "assets": ["AHU controller (the device under test)"],
                 "allowed_conduits": [CONDUIT],
             },

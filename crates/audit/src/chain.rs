@@ -2,7 +2,8 @@
 //!
 //! # Canonical bytes (the definition an independent verifier implements)
 //!
-//! A record is one line of UTF-8 JSON ending in `\n`. The writer serializes the [`Event`] with
+//! A record is one line of UTF-8 JSON ending in `\n` (a line that is not valid UTF-8 is not a
+//! record: the hash is over the raw bytes, never over a lossy decoding). The writer serializes the [`Event`] with
 //! `hash` absent: a compact JSON object (no whitespace), keys in the fixed order of
 //! [`Event`]'s fields, `None` fields left out. **Those bytes are the canonical bytes.** Then
 //!

@@ -58,6 +58,16 @@ impl OnFailure {
             _ => None,
         }
     }
+
+    /// Whether a request must be refused (exception 0x04) while the log cannot be written.
+    /// The one place this decision is made: the handle and the gateway both ask it.
+    pub fn blocks(self, write_class: bool) -> bool {
+        match self {
+            Self::BlockAll => true,
+            Self::BlockWrites => write_class,
+            Self::Continue => false,
+        }
+    }
 }
 
 /// Syslog transport.
@@ -172,8 +182,27 @@ pub struct AuditConfig {
     pub retry_interval: Duration,
     /// Records kept in memory during an outage and written late on recovery (default 10000).
     pub backlog: usize,
+    /// Repeated denials (and refused connections) per (conduit, source IP, kind, reason)
+    /// within this interval become the first record in full plus one summary record with
+    /// `count` (see [`crate::AuditHandle::record_aggregated`]; default 10 s; zero = write each
+    /// in full, except while storage is low).
+    pub aggregate_interval: Duration,
+    /// Most (source, reason) keys aggregated at once; beyond it events fold into one overflow
+    /// key per conduit (default 4096).
+    pub aggregate_max_keys: usize,
+    /// Queue slots kept free for allowed and durable records: low-priority records (denials,
+    /// refused connections) are queued only while more than this many are free (default
+    /// `queue / 4`).
+    pub queue_reserve: Option<usize>,
+    /// Retention: after a rotation, delete the oldest segments while all files of the log
+    /// together exceed this many bytes (default 0 = keep everything).
+    pub max_bytes: u64,
+    /// Retention: after a rotation, delete the oldest segments while there are more than this
+    /// many (default 0 = keep everything).
+    pub max_segments: usize,
     /// SR 2.9: when the free space of the log's file system falls below this many bytes, raise
-    /// an `audit_storage_low` alarm (tracing warn + a `storage_low` record), once per crossing
+    /// an `audit_storage_low` alarm (tracing warn + a `storage_low` record), once per crossing,
+    /// and shed denials (only counted, never written in full) while below
     /// (default 256 MiB; 0 = never check). Checked at start and at most every 10 s.
     pub min_free_bytes: u64,
 }
@@ -198,6 +227,11 @@ impl Default for AuditConfig {
             retry_interval: Duration::from_secs(1),
             backlog: 10_000,
             min_free_bytes: 256 * 1024 * 1024,
+            aggregate_interval: Duration::from_secs(10),
+            aggregate_max_keys: 4096,
+            queue_reserve: None,
+            max_bytes: 0,
+            max_segments: 0,
         }
     }
 }

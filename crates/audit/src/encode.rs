@@ -142,6 +142,11 @@ pub(crate) fn write_canonical(
     opt_str(out, f, "signature", e.signature.as_deref());
     opt_num(out, f, "request_id", e.request_id);
     opt_num(out, f, "count", e.count);
+    opt_str(out, f, "first_ts", e.first_ts.as_deref());
+    opt_str(out, f, "last_ts", e.last_ts.as_deref());
+    opt_str(out, f, "file", e.file.as_deref());
+    opt_num(out, f, "last_seq", e.last_seq);
+    opt_str(out, f, "last_hash", e.last_hash.as_deref());
     opt_str(out, f, "prev", prev);
     out.push(b'}');
 }
@@ -224,6 +229,11 @@ mod tests {
             signature: Some("s".into()),
             request_id: Some(7),
             count: Some(3),
+            first_ts: Some("2026-01-01T00:00:00.000001Z".into()),
+            last_ts: Some("2026-01-01T00:00:09.000001Z".into()),
+            file: Some("audit.log.000001".into()),
+            last_seq: Some(99),
+            last_hash: Some("e".repeat(64)),
             at: None,
             prev: Some("0".repeat(64)),
             hash: None,
@@ -239,6 +249,8 @@ mod tests {
             Kind::Outcome,
             Kind::AuditRecovered,
             Kind::Alert,
+            Kind::AuditLost,
+            Kind::SegmentRemoved,
         ] {
             same(&Event::new(k));
         }

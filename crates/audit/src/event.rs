@@ -1,4 +1,4 @@
-//! The audit event record: one JSON object per line of the log (DESIGN.md "Event record").
+//! The audit event record: one JSON object per line of the log (docs/DESIGN.md "Event record").
 //!
 //! Field order in [`Event`] is the order of the keys on the wire, and that order is part of the
 //! canonical bytes that get hashed (see [`crate::chain`]). Append new fields only before `prev`,
@@ -60,12 +60,38 @@ pub enum Kind {
     Connection,
     /// A monitor alert (`reason`, `message`).
     Alert,
+    /// Records were dropped before they reached the writer (queue full): `lost` says how
+    /// many, `first_ts`/`last_ts` when.
+    AuditLost,
+    /// Retention removed the oldest segment `file`, whose last record was `last_seq` with hash
+    /// `last_hash`: the verifier accepts a log whose first kept record follows it.
+    SegmentRemoved,
     /// A kind written by a newer version: kept as a valid record.
     #[serde(other)]
     Unknown,
 }
 
 impl Kind {
+    /// Every kind this version writes (not [`Kind::Unknown`]).
+    pub const ALL: &'static [Self] = &[
+        Self::Request,
+        Self::Outcome,
+        Self::Genesis,
+        Self::Start,
+        Self::Stop,
+        Self::PolicyLoad,
+        Self::PolicyReload,
+        Self::PolicyRejected,
+        Self::Checkpoint,
+        Self::AuditFailure,
+        Self::AuditRecovered,
+        Self::StorageLow,
+        Self::Connection,
+        Self::Alert,
+        Self::AuditLost,
+        Self::SegmentRemoved,
+    ];
+
     /// The snake_case name used in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -83,6 +109,8 @@ impl Kind {
             Self::StorageLow => "storage_low",
             Self::Connection => "connection",
             Self::Alert => "alert",
+            Self::AuditLost => "audit_lost",
+            Self::SegmentRemoved => "segment_removed",
             Self::Unknown => "unknown",
         }
     }
@@ -238,6 +266,22 @@ pub struct Event {
     /// connections): how many events it stands for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// For an aggregated record and `audit_lost`: when the first of the events it stands for
+    /// happened (`ts` is when the record was written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_ts: Option<String>,
+    /// For an aggregated record and `audit_lost`: when the last of them happened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_ts: Option<String>,
+    /// For `segment_removed`: file name of the removed segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// For `segment_removed`: seq of the removed segment's last record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+    /// For `segment_removed`: hash of the removed segment's last record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_hash: Option<String>,
     /// When the event happened (a request's arrival), if not now: `ts` is made from it when
     /// `ts` is unset. Not serialized; the gateway sets it so that `ts` is the arrival time,
     /// not the time the record was queued.
@@ -452,7 +496,7 @@ mod tests {
 
     #[test]
     fn kind_names_round_trip() {
-        for k in [Kind::Request, Kind::PolicyReload, Kind::AuditRecovered] {
+        for &k in Kind::ALL {
             assert_eq!(Kind::from_name(k.as_str()), Some(k));
         }
         assert_eq!(Kind::from_name("nope"), None);

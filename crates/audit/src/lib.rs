@@ -1,7 +1,7 @@
 //! zonegate-audit: the tamper-evident audit trail of zonegate (IEC 62443-3-3 SR 2.8, 2.10,
 //! 2.11, 2.12, 3.9, 6.1).
 //!
-//! - [`Event`] is one record (DESIGN.md "Event record"), one JSON object per line.
+//! - [`Event`] is one record (docs/DESIGN.md "Event record"), one JSON object per line.
 //! - [`chain`] defines the canonical bytes and the SHA-256 hash chain (`seq`, `prev`, `hash`).
 //! - [`AuditLog::start`] spawns the writer thread; [`AuditHandle::append`] returns a [`Ticket`]
 //!   (a future) that resolves once the record is written, and fsynced when durable, with group
@@ -13,6 +13,7 @@
 //! Files rotate by size (see [`storage`]); the chain continues across files, and a restarted
 //! writer continues the chain from the last valid record.
 
+mod aggregate;
 pub mod chain;
 pub mod config;
 mod encode;

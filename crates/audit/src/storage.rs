@@ -10,6 +10,9 @@
 //! old one. `zonegate log verify zonegate-audit.log*` checks them all (the verifier orders files
 //! by their first `seq`, so argument order does not matter).
 //!
+//! Retention (`max_bytes`, `max_segments`) deletes the oldest segments after a rotation, each
+//! after a chained `segment_removed` record (see the writer).
+//!
 //! Tests replace [`FileStorage`] with a wrapper that injects faults (ENOSPC) through
 //! [`crate::AuditLog::start_with_storage`].
 
@@ -35,6 +38,11 @@ pub trait Storage: Send {
     fn rotate(&mut self) -> io::Result<()>;
     /// Closes the active file (and releases its lock) when the writer stops.
     fn close(&mut self) {}
+    /// Free bytes for the log, if this storage knows better than the file system of the
+    /// configured path (`None`, the default: the writer measures that file system).
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An open active file, exclusively locked (`flock`) on Unix so that two processes never
@@ -97,6 +105,11 @@ impl FileStorage {
             None => Err(io::Error::other("audit file not open")),
         }
     }
+}
+
+/// Fsyncs the directory of `path` (after a rename or a deletion), ignoring errors.
+pub(crate) fn sync_parent(path: &Path) {
+    sync_dir(path);
 }
 
 fn sync_dir(path: &Path) {
@@ -301,8 +314,8 @@ pub fn with_segments(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<PathBuf>) {
 /// The last complete line of a file, and the torn bytes after it.
 #[derive(Debug, Default)]
 pub(crate) struct Tail {
-    /// The last line that ends with `\n` (without it), and its 1-based line number.
-    pub(crate) last_line: Option<(String, u64)>,
+    /// The last line that ends with `\n` (without it, raw bytes), and its 1-based line number.
+    pub(crate) last_line: Option<(Vec<u8>, u64)>,
     /// Length of the file up to and including that line's `\n`.
     pub(crate) good_len: u64,
     /// Bytes after it (a torn write), 0 when the file ends with `\n`.
@@ -347,7 +360,7 @@ pub(crate) fn read_tail(path: &Path) -> io::Result<Tail> {
             lineno += 1;
             tail.good_len += n as u64;
             buf.pop();
-            tail.last_line = Some((String::from_utf8_lossy(&buf).into_owned(), lineno));
+            tail.last_line = Some((std::mem::take(&mut buf), lineno));
         } else {
             tail.torn_bytes = total - tail.good_len;
             break;
@@ -408,7 +421,7 @@ mod tests {
         let p = dir.path().join("a.log");
         fs::write(&p, "one\ntwo\nthr").unwrap();
         let t = read_tail(&p).unwrap();
-        assert_eq!(t.last_line, Some(("two".into(), 2)));
+        assert_eq!(t.last_line, Some((b"two".to_vec(), 2)));
         assert_eq!(t.good_len, 8);
         assert_eq!(t.torn_bytes, 3);
     }

@@ -10,7 +10,13 @@
 //! 4. with a public key: every `checkpoint` has this key's `key_id` and a valid Ed25519 signature
 //!    over its chain head (see [`crate::keys`]), and the log ends with a checkpoint (unless
 //!    [`VerifyOptions::require_final_checkpoint`] is off): catches a rewritten chain and a cut-off
-//!    tail.
+//!    tail;
+//! 5. the first record is the start of a chain (`prev` = 64 zeros, seq 0), or retention removed
+//!    what was before it: a later `segment_removed` record names `seq - 1` and this `prev`
+//!    ([`Report::retention`] says which). Anything else is [`Problem::NotGenesis`].
+//!
+//! Lines are read as raw bytes and must be UTF-8: the hash is over the bytes, and a lossy
+//! decoding would let different bytes verify as the same text.
 //!
 //! Files are put in chain order by the `seq` of their first record, so
 //! `zonegate log verify zonegate-audit.log*` works whatever order the shell gives. An unterminated
@@ -211,12 +217,21 @@ pub struct Report {
     pub head: Option<String>,
     /// Records per kind.
     pub kinds: std::collections::BTreeMap<String, u64>,
-    /// `request` records per decision.
+    /// Requests per decision: a `request` record counts 1, an aggregate record its `count`.
     pub decisions: std::collections::BTreeMap<String, u64>,
+    /// Aggregate records (with `count`).
+    pub aggregate_records: u64,
+    /// Events the aggregate records stand for (the sum of their `count`).
+    pub aggregated_events: u64,
+    /// Records the log says were lost: `lost` of `audit_lost` and `audit_recovered` records.
+    pub lost: u64,
     /// Anchors that matched.
     pub anchors_matched: u64,
     /// Warnings that are not tampering.
     pub warnings: Vec<String>,
+    /// When the log starts mid-chain because retention removed older segments: which record
+    /// vouches for that.
+    pub retention: Option<String>,
     /// The first bad record.
     pub problem: Option<Finding>,
 }
@@ -239,10 +254,10 @@ impl fmt::Display for Report {
         }
         write!(f, "{} records", self.records)?;
         if let (Some(a), Some(b)) = (self.first_seq, self.last_seq) {
-            write!(f, ", seq {a}..={b}")?;
+            write!(f, ", seq {a} to {b}")?;
         }
         if let (Some(a), Some(b)) = (&self.first_ts, &self.last_ts) {
-            write!(f, ", {a} .. {b}")?;
+            write!(f, ", from {a} to {b}")?;
         }
         write!(
             f,
@@ -268,6 +283,13 @@ impl fmt::Display for Report {
                 .collect();
             write!(f, "\ndecisions: {}", d.join(", "))?;
         }
+        if self.aggregate_records > 0 {
+            write!(
+                f,
+                "\naggregated: {} record(s) stand for {} events (repeated denials; count)",
+                self.aggregate_records, self.aggregated_events
+            )?;
+        }
         if self.anchors_matched > 0 {
             write!(f, "\nanchors matched: {}", self.anchors_matched)?;
         }
@@ -285,6 +307,18 @@ impl fmt::Display for Report {
                 t.file.display(),
                 t.line,
                 t.bytes
+            )?;
+        }
+        if let Some(r) = &self.retention {
+            write!(f, "\nnote: {r}")?;
+        }
+        if self.lost > 0 {
+            write!(
+                f,
+                "\nwarning: the log records that {} record(s) were lost before they could be \
+                 written (see its audit_lost and audit_recovered records: `zonegate log show \
+                 --kind audit_lost`)",
+                self.lost
             )?;
         }
         for w in &self.warnings {
@@ -319,6 +353,9 @@ struct State<'a> {
     time_warnings: usize,
     delayed_left: u64,
     last: Option<(u64, String, Kind, PathBuf, u64)>,
+    /// The first record when it is not the start of a chain: (file, line, seq, prev). Accepted
+    /// once a later `segment_removed` record names seq - 1 with hash = prev.
+    unvouched_start: Option<(PathBuf, u64, u64, String)>,
 }
 
 impl State<'_> {
@@ -402,24 +439,16 @@ impl State<'_> {
         match &self.last {
             None => {
                 if prev != GENESIS_PREV {
-                    if self.opts.allow_partial {
+                    if !self.opts.allow_partial {
+                        // Retention may have removed the segments before it: decided when
+                        // the chain has been read (a later record must vouch for it).
+                        self.unvouched_start =
+                            Some((file.to_path_buf(), lineno, seq, prev.clone()));
+                    } else {
                         self.report.warnings.push(format!(
                             "the log starts at seq {seq}, not at the start of a chain \
                              (checked from there on)"
                         ));
-                    } else {
-                        self.finding(
-                            file,
-                            lineno,
-                            Some(seq),
-                            Problem::NotGenesis,
-                            format!(
-                                "the first record (seq {seq}) is not the start of a chain: \
-                                 earlier records or files are missing (give every rotated \
-                                 file, or --allow-partial to check a later part alone)"
-                            ),
-                        );
-                        return false;
                     }
                 } else if seq != 0 {
                     self.finding(
@@ -513,11 +542,33 @@ impl State<'_> {
                 .report
                 .decisions
                 .entry(d.as_str().to_owned())
-                .or_default() += 1;
+                .or_default() += ev.count.unwrap_or(1);
+        }
+        if let Some(n) = ev.count {
+            self.report.aggregate_records += 1;
+            self.report.aggregated_events += n;
+        }
+        if matches!(ev.kind, Kind::AuditLost | Kind::AuditRecovered) {
+            self.report.lost += ev.lost.unwrap_or(0);
         }
         self.check_time(file, lineno, seq, ev.ts.as_deref());
         if ev.kind == Kind::AuditRecovered {
             self.delayed_left = ev.delayed.unwrap_or(0);
+        }
+        if ev.kind == Kind::SegmentRemoved {
+            let vouches = self.unvouched_start.as_ref().is_some_and(|(_, _, s, p)| {
+                s.checked_sub(1) == ev.last_seq && ev.last_hash.as_deref() == Some(p.as_str())
+            });
+            if vouches {
+                if let Some((_, _, start, _)) = self.unvouched_start.take() {
+                    self.report.retention = Some(format!(
+                        "the log starts at seq {start}: earlier records were removed by \
+                         retention ({} up to seq {}, recorded at seq {seq})",
+                        ev.file.as_deref().unwrap_or("a segment"),
+                        start - 1
+                    ));
+                }
+            }
         }
         let r = &mut self.report;
         r.records += 1;
@@ -553,6 +604,7 @@ pub fn verify(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report, AuditEr
             ..Report::default()
         },
         last: None,
+        unvouched_start: None,
         latest_time: None,
         time_warnings: 0,
         delayed_left: 0,
@@ -614,8 +666,26 @@ pub fn verify(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report, AuditEr
                 break;
             }
             buf.pop();
-            let text = String::from_utf8_lossy(&buf);
-            if !st.record(path, lineno, &text, &mut fsum) {
+            // The hash covers the raw bytes: a lossy decoding would map different bytes (FF
+            // and EF BF BD) to the same text and let an edit verify.
+            let text = match std::str::from_utf8(&buf) {
+                Ok(t) => t,
+                Err(e) => {
+                    st.finding(
+                        path,
+                        lineno,
+                        None,
+                        Problem::Malformed,
+                        format!(
+                            "not valid UTF-8 at byte {} of the line: not a record as written",
+                            e.valid_up_to() + 1
+                        ),
+                    );
+                    st.report.files.push(fsum);
+                    break 'files;
+                }
+            };
+            if !st.record(path, lineno, text, &mut fsum) {
                 st.report.files.push(fsum);
                 break 'files;
             }
@@ -680,6 +750,31 @@ pub fn verify(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report, AuditEr
                 }
             }
         }
+    }
+    if let Some((file, line, seq, _)) = st.unvouched_start.take() {
+        if st.report.problem.is_some() {
+            // The walk stopped before a `segment_removed` record could vouch for the start.
+            st.report.warnings.push(format!(
+                "{}:{line}: the log starts at seq {seq}, not at the start of a chain, and no \
+                 segment_removed record before the problem vouches for that",
+                file.display()
+            ));
+            st.report.ok = false;
+            return Ok(st.report);
+        }
+        st.report.records = 0;
+        st.finding(
+            &file,
+            line,
+            Some(seq),
+            Problem::NotGenesis,
+            format!(
+                "the first record (seq {seq}) is not the start of a chain and no \
+                 segment_removed record vouches for what is before it: earlier records or files \
+                 are missing (give every rotated file, or --allow-partial to check a later part \
+                 alone)"
+            ),
+        );
     }
     st.report.ok = st.report.problem.is_none();
     Ok(st.report)

@@ -37,6 +37,18 @@
 //! (new seq, original `ts`), and turns healthy again. Nothing panics; the process never exits
 //! because of the log. The gateway applies `on_failure` with [`AuditHandle::should_block`] before
 //! the decision and with the ticket result after it.
+//!
+//! A failed batch is cut back to the file length of the last successful flush (then fsynced),
+//! so a batch whose write succeeded and whose fsync failed never leaves a seq on disk twice.
+//! A durable `request` record whose ticket failed (or whose ticket was dropped before the writer
+//! got to it) is not written late: its caller acted on the failure and records what it did.
+//!
+//! # Denials, reserve and loss
+//! [`AuditHandle::record_aggregated`] takes denials and refused connections: aggregated per
+//! (conduit, source IP, kind, reason) and interval, queued only outside the reserve of
+//! [`AuditConfig::queue_reserve`], only counted while storage is low. Anything dropped before
+//! the queue is chained as an `audit_lost` record. Retention (`max_bytes`, `max_segments`)
+//! deletes the oldest segments after a chained `segment_removed` record.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -45,12 +57,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 
+use crate::aggregate::Aggregator;
 use crate::chain::{check_line, GENESIS_PREV};
 use crate::config::{AuditConfig, OnFailure, SyncMode};
 use crate::encode::write_line;
@@ -93,6 +106,7 @@ pub(crate) struct Counters {
     pub(crate) export_errors: AtomicU64,
     pub(crate) free_bytes: AtomicU64,
     pub(crate) storage_alarms: AtomicU64,
+    pub(crate) withdrawn: AtomicU64,
 }
 
 /// A snapshot of the writer's counters ([`AuditHandle::stats`]).
@@ -127,6 +141,9 @@ pub struct Stats {
     pub free_bytes: u64,
     /// `audit_storage_low` alarms raised.
     pub storage_alarms: u64,
+    /// Durable `request` records whose ticket failed (or was dropped) and that were therefore
+    /// not written late (their caller recorded what it did instead).
+    pub withdrawn: u64,
 }
 
 impl Counters {
@@ -147,6 +164,7 @@ impl Counters {
             export_errors: g(&self.export_errors),
             free_bytes: g(&self.free_bytes),
             storage_alarms: g(&self.storage_alarms),
+            withdrawn: g(&self.withdrawn),
         }
     }
 }
@@ -162,10 +180,68 @@ struct Shared {
     /// Every append is durable (`sync: every`).
     all_durable: bool,
     counters: Arc<Counters>,
+    /// Repeated denials (see [`crate::aggregate`]).
+    agg: Aggregator,
+    /// Set by the writer while storage is low: denials are only counted, never written in full.
+    shedding: AtomicBool,
+    /// Set when the writer stops: nothing is aggregated any more.
+    stopped: AtomicBool,
+    /// Records dropped before the queue, not yet reported in an `audit_lost` record.
+    lost_pending: AtomicU64,
+    /// Unix microseconds of the first and last of them (0 = none).
+    lost_first: AtomicU64,
+    lost_last: AtomicU64,
+}
+
+impl Shared {
+    fn new(
+        on_failure: OnFailure,
+        all_durable: bool,
+        counters: Arc<Counters>,
+        agg: Aggregator,
+    ) -> Self {
+        Self {
+            healthy: AtomicBool::new(true),
+            on_failure,
+            all_durable,
+            counters,
+            agg,
+            shedding: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            lost_pending: AtomicU64::new(0),
+            lost_first: AtomicU64::new(0),
+            lost_last: AtomicU64::new(0),
+        }
+    }
+
+    /// Notes a record dropped before the queue; the writer reports it in `audit_lost`.
+    fn note_lost(&self) {
+        let now = unix_micros(SystemTime::now());
+        let _ = self
+            .lost_first
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        self.lost_last.store(now, Ordering::Relaxed);
+        self.lost_pending.fetch_add(1, Ordering::AcqRel);
+        bump(&self.counters.lost, 1);
+    }
+}
+
+fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(1, |d| {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+    })
+}
+
+fn ts_of_micros(us: u64) -> String {
+    format_ts(time::OffsetDateTime::from(
+        UNIX_EPOCH + Duration::from_micros(us),
+    ))
 }
 
 /// Resolves to the record's `seq` once it is written (and fsynced when durable), or to the
-/// error that kept it out of the log. Dropping a ticket does not cancel the record.
+/// error that kept it out of the log. Dropping a ticket does not cancel the record, except
+/// for a durable `request` record that the writer has not reached yet: its caller gave up
+/// waiting and records what it did with the request itself.
 #[derive(Debug)]
 #[must_use = "a ticket tells whether the record reached the log; drop it explicitly to ignore"]
 pub struct Ticket {
@@ -268,13 +344,15 @@ impl AuditLog {
             _ => file_len,
         };
 
-        let (tx, rx) = crossbeam_channel::bounded(config.queue.max(1));
-        let shared = Arc::new(Shared {
-            healthy: AtomicBool::new(true),
-            on_failure: config.on_failure,
-            all_durable: config.sync == SyncMode::Every,
-            counters: Arc::clone(&counters),
-        });
+        let queue = config.queue.max(1);
+        let (tx, rx) = crossbeam_channel::bounded(queue);
+        let shared = Arc::new(Shared::new(
+            config.on_failure,
+            config.sync == SyncMode::Every,
+            Arc::clone(&counters),
+            Aggregator::new(config.aggregate_interval, config.aggregate_max_keys),
+        ));
+        let reserve = config.queue_reserve.unwrap_or(queue / 4).min(queue);
         let enqueue_timeout = config.enqueue_timeout;
         let fresh = resume.next_seq.is_none();
         let mut w = Writer {
@@ -285,6 +363,7 @@ impl AuditLog {
             head: resume.head.unwrap_or_else(|| GENESIS_PREV.to_owned()),
             file_len,
             committed: (0, String::new(), 0),
+            committed_len: file_len,
             since_checkpoint: 0,
             unsynced: false,
             last_sync: Instant::now(),
@@ -292,6 +371,7 @@ impl AuditLog {
             last_error: String::new(),
             backlog: VecDeque::new(),
             lost: 0,
+            withdrawn: 0,
             failed_since: None,
             last_retry: Instant::now(),
             buf: Vec::new(),
@@ -301,6 +381,8 @@ impl AuditLog {
             last_space_check: None,
             storage_low: false,
             last_checkpoint: Instant::now(),
+            last_housekeeping: Instant::now(),
+            next_summary: Instant::now(),
             cfg: config,
         };
         w.commit_point();
@@ -338,6 +420,7 @@ impl AuditLog {
             tx: Some(tx),
             shared,
             enqueue_timeout,
+            low_limit: queue - reserve,
             writer: Some(writer.thread().clone()),
         })
     }
@@ -347,13 +430,14 @@ impl AuditLog {
     pub fn disabled() -> AuditHandle {
         AuditHandle {
             tx: None,
-            shared: Arc::new(Shared {
-                healthy: AtomicBool::new(true),
-                on_failure: OnFailure::Continue,
-                all_durable: false,
-                counters: Arc::new(Counters::default()),
-            }),
+            shared: Arc::new(Shared::new(
+                OnFailure::Continue,
+                false,
+                Arc::new(Counters::default()),
+                Aggregator::new(Duration::ZERO, 1),
+            )),
             enqueue_timeout: Duration::ZERO,
+            low_limit: 0,
             writer: None,
         }
     }
@@ -390,11 +474,15 @@ fn resume_point(path: &std::path::Path) -> Result<Resume, AuditError> {
             ));
         }
         if let Some((line, lineno)) = tail.last_line {
-            let ev = check_line(&line).map_err(|e| AuditError::Corrupt {
+            let corrupt = |message: String| AuditError::Corrupt {
                 path: file.clone(),
                 line: lineno,
-                message: e.to_string(),
-            })?;
+                message,
+            };
+            // Raw bytes: a line that is not UTF-8 was not written by the writer.
+            let line = std::str::from_utf8(&line)
+                .map_err(|e| corrupt(format!("not valid UTF-8 at byte {}", e.valid_up_to() + 1)))?;
+            let ev = check_line(line).map_err(|e| corrupt(e.to_string()))?;
             resume.next_seq = ev.seq.map(|s| s + 1);
             resume.head = ev.hash;
             return Ok(resume);
@@ -410,6 +498,9 @@ pub struct AuditHandle {
     tx: Option<Sender<Msg>>,
     shared: Arc<Shared>,
     enqueue_timeout: Duration,
+    /// Low-priority records are queued only while fewer than this many messages wait (the
+    /// rest of the queue is the reserve for allowed and durable records).
+    low_limit: usize,
     /// The writer thread, unparked when someone waits for a message (see `AuditConfig::linger`).
     writer: Option<thread::Thread>,
 }
@@ -517,10 +608,74 @@ impl AuditHandle {
             Err(TrySendError::Disconnected(_)) => Err(AuditError::Closed),
             Err(TrySendError::Full(_)) => {
                 bump(&self.shared.counters.queue_full, 1);
-                bump(&self.shared.counters.lost, 1);
+                // Chained later as an `audit_lost` record: the loss is never silent.
+                self.shared.note_lost();
                 self.wake_writer();
                 Err(AuditError::Overloaded)
             }
+        }
+    }
+
+    /// Queues a low-priority record (a denial, a refused connection) only while the queue has
+    /// more than the reserve free ([`AuditConfig::queue_reserve`]), so that such records never
+    /// take the room of allowed and durable ones. Gives the event back when it was not queued.
+    fn record_low(&self, event: Event) -> Low {
+        let Some(tx) = &self.tx else {
+            return Low::Queued;
+        };
+        let msg = Self::append_msg(event, false, None);
+        let rejected = if tx.len() >= self.low_limit {
+            msg
+        } else {
+            match tx.try_send(msg) {
+                Ok(()) => return Low::Queued,
+                Err(TrySendError::Disconnected(_)) => return Low::Closed,
+                Err(TrySendError::Full(m)) => m,
+            }
+        };
+        bump(&self.shared.counters.queue_full, 1);
+        self.wake_writer();
+        match rejected {
+            Msg::Append { event, .. } => Low::Full(event),
+            _ => Low::Closed,
+        }
+    }
+
+    /// Records a denial or a refused connection: what a host that no rule names can make the
+    /// gateway record without limit. Never blocks and never loses the event:
+    ///
+    /// - repeated events of one (conduit, source IP, kind, reason) within
+    ///   [`AuditConfig::aggregate_interval`] are written as the first one in full plus one
+    ///   summary record with `count` (see [`crate::aggregate`]);
+    /// - the full record is queued only outside the reserve ([`AuditConfig::queue_reserve`]);
+    ///   when it does not fit it is counted in its key's summary instead;
+    /// - while the log's storage is low (`storage_low`), every event is only counted.
+    ///
+    /// With aggregation off (`aggregate_interval` zero) a record that does not fit is dropped
+    /// and reported in an `audit_lost` record. `Err(Closed)` after shutdown.
+    pub fn record_aggregated(&self, event: Event) -> Result<(), AuditError> {
+        if self.tx.is_none() {
+            return Ok(());
+        }
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Err(AuditError::Closed);
+        }
+        let shed = self.shared.shedding.load(Ordering::Relaxed);
+        let aggregating = shed || !self.shared.agg.interval_is_zero();
+        let Some(event) = self.shared.agg.admit(event, shed) else {
+            return Ok(());
+        };
+        match self.record_low(event) {
+            Low::Queued => Ok(()),
+            Low::Full(event) if aggregating => {
+                self.shared.agg.count(*event);
+                Ok(())
+            }
+            Low::Full(_) => {
+                self.shared.note_lost();
+                Err(AuditError::Overloaded)
+            }
+            Low::Closed => Err(AuditError::Closed),
         }
     }
 
@@ -599,12 +754,7 @@ impl AuditHandle {
     /// Whether the gateway must refuse a request now (exception 0x04) under `on_failure`:
     /// unhealthy and (`block_all`, or `block_writes` and `write_class`).
     pub fn should_block(&self, write_class: bool) -> bool {
-        !self.is_healthy()
-            && match self.shared.on_failure {
-                OnFailure::BlockAll => true,
-                OnFailure::BlockWrites => write_class,
-                OnFailure::Continue => false,
-            }
+        !self.is_healthy() && self.shared.on_failure.blocks(write_class)
     }
 
     /// The writer's counters.
@@ -613,15 +763,35 @@ impl AuditHandle {
     }
 }
 
+/// What became of a low-priority record ([`AuditHandle::record_low`]).
+enum Low {
+    Queued,
+    /// Not queued: no room outside the reserve. The event, normalized for the writer.
+    Full(Box<Event>),
+    Closed,
+}
+
 struct Pending {
     event: Event,
     seq: u64,
     reply: Option<Reply>,
     line: Option<String>,
+    /// Not written late if its batch fails (see [`withdraws`]).
+    withdraw: bool,
+}
+
+/// Whether a record whose ticket fails must NOT be written late: a durable `request` record
+/// that somebody awaits. The gateway awaits it before forwarding; when it fails the gateway
+/// either refuses the request (`deny audit_unavailable`) or forwards it and writes the request
+/// record itself. Replaying this one would leave a false `allow` next to the refusal.
+fn withdraws(event: &Event, durable: bool, reply: Option<&Reply>) -> bool {
+    durable && reply.is_some() && event.kind == Kind::Request
 }
 
 /// Most messages the writer takes in one batch.
 const MAX_BATCH: usize = 4096;
+/// How often the writer looks for due aggregate summaries and unreported losses.
+const HOUSEKEEPING: Duration = Duration::from_millis(50);
 /// Least time between two recovery attempts triggered by new records.
 const RETRY_MIN_GAP: Duration = Duration::from_millis(100);
 
@@ -635,6 +805,9 @@ struct Writer {
     file_len: u64,
     /// (next_seq, head, since_checkpoint) at the last successful flush.
     committed: (u64, String, u64),
+    /// Length of the active file at the last successful flush: a failed batch (write OR fsync)
+    /// is cut back to it, so the seqs rolled back to `committed` are never on disk twice.
+    committed_len: u64,
     since_checkpoint: u64,
     unsynced: bool,
     last_sync: Instant,
@@ -642,6 +815,8 @@ struct Writer {
     last_error: String,
     backlog: VecDeque<Event>,
     lost: u64,
+    /// Durable request records whose ticket failed, not written (see [`withdraws`]).
+    withdrawn: u64,
     failed_since: Option<String>,
     last_retry: Instant,
     buf: Vec<u8>,
@@ -651,6 +826,9 @@ struct Writer {
     last_space_check: Option<Instant>,
     storage_low: bool,
     last_checkpoint: Instant,
+    last_housekeeping: Instant,
+    /// The writer need not look for due aggregate summaries before this.
+    next_summary: Instant,
 }
 
 impl Writer {
@@ -660,6 +838,7 @@ impl Writer {
 
     fn commit_point(&mut self) {
         self.committed = (self.next_seq, self.head.clone(), self.since_checkpoint);
+        self.committed_len = self.file_len;
     }
 
     fn run(mut self, rx: &Receiver<Msg>) {
@@ -727,7 +906,11 @@ impl Writer {
         let sync = self
             .unsynced
             .then(|| self.last_sync + self.cfg.batch_interval);
-        [sync, self.checkpoint_due()]
+        // Unreported losses are chained soon; summaries when their interval ends.
+        let lost = (self.shared.lost_pending.load(Ordering::Acquire) > 0)
+            .then(|| self.last_housekeeping + HOUSEKEEPING);
+        let summaries = (!self.shared.agg.is_idle()).then_some(self.next_summary);
+        [sync, self.checkpoint_due(), lost, summaries]
             .into_iter()
             .flatten()
             .min()
@@ -739,6 +922,7 @@ impl Writer {
             self.try_recover();
             return;
         }
+        self.housekeeping(false);
         let force = self.unsynced && self.last_sync.elapsed() >= self.cfg.batch_interval;
         if self.checkpoint_due().is_some_and(|t| Instant::now() >= t) {
             self.append_checkpoint();
@@ -776,6 +960,9 @@ impl Writer {
                     }
                 }
             }
+        }
+        if self.last_housekeeping.elapsed() >= HOUSEKEEPING || Instant::now() >= self.next_summary {
+            self.housekeeping(false);
         }
         if self.healthy && self.checkpoint_due().is_some_and(|t| Instant::now() >= t) {
             self.append_checkpoint();
@@ -816,6 +1003,9 @@ impl Writer {
         if !self.healthy {
             self.try_recover();
         }
+        // Nothing is aggregated from now on; what was counted is written before `stop`.
+        self.shared.stopped.store(true, Ordering::Release);
+        self.housekeeping(true);
         let mut e = Event::notice(Kind::Stop, format!("audit writer stopped: {why}"));
         e.ts = Some(now_ts());
         e.gateway = Some(self.cfg.gateway.clone());
@@ -855,7 +1045,11 @@ impl Writer {
         let Some(path) = self.cfg.path.clone() else {
             return;
         };
-        let Some(free) = storage::free_bytes(&path) else {
+        let Some(free) = self
+            .storage
+            .free_bytes()
+            .or_else(|| storage::free_bytes(&path))
+        else {
             return;
         };
         self.counters().free_bytes.store(free, Ordering::Relaxed);
@@ -881,10 +1075,52 @@ impl Writer {
             tracing::info!(free, "audit log storage above the threshold again");
         }
         self.storage_low = low;
+        // Shed full records of denials first: allowed and durable records keep the space.
+        self.shared.shedding.store(low, Ordering::Relaxed);
     }
 
-    fn park(&mut self, event: Event) {
+    /// Writes due aggregate summaries (all of them when `all`) and an `audit_lost` record for
+    /// records dropped before the queue since the last one.
+    fn housekeeping(&mut self, all: bool) {
+        let now = Instant::now();
+        self.last_housekeeping = now;
+        if all || now >= self.next_summary {
+            let (summaries, next) = self.shared.agg.take_due(now, all);
+            self.next_summary = next;
+            for summary in summaries {
+                self.append_record(summary, false, None);
+            }
+        }
+        let lost = self.shared.lost_pending.swap(0, Ordering::AcqRel);
+        if lost > 0 {
+            let last = self.shared.lost_last.load(Ordering::Relaxed);
+            let first = match self.shared.lost_first.swap(0, Ordering::Relaxed) {
+                0 => last,
+                t => t,
+            };
+            let (first, last) = (ts_of_micros(first), ts_of_micros(last.max(1)));
+            let mut e = Event::notice(
+                Kind::AuditLost,
+                format!(
+                    "{lost} record(s) were dropped before the audit writer (queue full) between                      {first} and {last}"
+                ),
+            );
+            e.lost = Some(lost);
+            e.first_ts = Some(first);
+            e.last_ts = Some(last);
+            e.gateway = Some(self.cfg.gateway.clone());
+            tracing::error!(alarm = "audit_lost", lost, "audit records were dropped");
+            self.append_record(e, true, None);
+        }
+    }
+
+    fn park(&mut self, event: Event, withdraw: bool) {
         if matches!(event.kind, Kind::Checkpoint | Kind::AuditRecovered) {
+            return;
+        }
+        if withdraw {
+            self.withdrawn += 1;
+            bump(&self.counters().withdrawn, 1);
             return;
         }
         if self.backlog.len() < self.cfg.backlog {
@@ -896,11 +1132,20 @@ impl Writer {
     }
 
     fn append_record(&mut self, event: Event, durable: bool, reply: Option<Reply>) {
+        let withdraw = withdraws(&event, durable, reply.as_ref());
+        if withdraw && reply.as_ref().is_some_and(oneshot::Sender::is_closed) {
+            // The caller stopped waiting (its timeout) and acted on that: it refused the
+            // request, or forwarded it and records it itself. Writing this one too would say
+            // something that did not happen (or say it twice).
+            self.withdrawn += 1;
+            bump(&self.counters().withdrawn, 1);
+            return;
+        }
         if !self.healthy {
             if let Some(r) = reply {
                 let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
             }
-            self.park(event);
+            self.park(event, withdraw);
             return;
         }
         self.maybe_rotate();
@@ -908,10 +1153,10 @@ impl Writer {
             if let Some(r) = reply {
                 let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
             }
-            self.park(event);
+            self.park(event, withdraw);
             return;
         }
-        self.encode(event, reply);
+        self.encode(event, reply, withdraw);
         let durable = match self.cfg.sync {
             SyncMode::Every => true,
             SyncMode::Writes => durable,
@@ -927,7 +1172,7 @@ impl Writer {
         }
     }
 
-    fn encode(&mut self, mut event: Event, reply: Option<Reply>) {
+    fn encode(&mut self, mut event: Event, reply: Option<Reply>, withdraw: bool) {
         let seq = self.next_seq;
         if event.ts.is_none() {
             event.ts = Some(now_ts());
@@ -954,6 +1199,7 @@ impl Writer {
             seq,
             reply,
             line,
+            withdraw,
         });
     }
 
@@ -965,7 +1211,7 @@ impl Writer {
         let mut e = Event::new(Kind::Checkpoint);
         e.key_id = Some(id.clone());
         e.signature = Some(keys::sign_checkpoint(key, seq, &self.head));
-        self.encode(e, None);
+        self.encode(e, None, false);
         self.pending_durable = true;
         self.last_checkpoint = Instant::now();
     }
@@ -988,9 +1234,93 @@ impl Writer {
         match self.storage.rotate() {
             Ok(()) => {
                 self.file_len = 0;
+                self.committed_len = 0;
                 tracing::info!(seq = self.next_seq, "audit log rotated");
+                self.apply_retention();
             }
             Err(e) => self.fail(&format!("rotating the log failed: {e}")),
+        }
+    }
+
+    /// Retention (`max_bytes`, `max_segments`): deletes the oldest segments, each after a
+    /// durable `segment_removed` record that names it with its last seq and hash, so that the
+    /// verifier accepts the kept files as a chain that starts mid-way.
+    fn apply_retention(&mut self) {
+        let (max_bytes, max_segments) = (self.cfg.max_bytes, self.cfg.max_segments);
+        if max_bytes == 0 && max_segments == 0 {
+            return;
+        }
+        let Some(path) = self.cfg.path.clone() else {
+            return;
+        };
+        let segs = match storage::segments(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit retention: cannot list the segments");
+                return;
+            }
+        };
+        let sized: Vec<(std::path::PathBuf, u64)> = segs
+            .into_iter()
+            .map(|(_, p)| {
+                let len = std::fs::metadata(&p).map_or(0, |m| m.len());
+                (p, len)
+            })
+            .collect();
+        let mut total = sized.iter().map(|(_, n)| n).sum::<u64>() + self.file_len;
+        let mut count = sized.len();
+        for (seg, len) in sized {
+            let over =
+                (max_segments > 0 && count > max_segments) || (max_bytes > 0 && total > max_bytes);
+            if !over || !self.healthy {
+                return;
+            }
+            let last = storage::read_tail(&seg)
+                .ok()
+                .and_then(|t| t.last_line)
+                .and_then(|(line, _)| {
+                    std::str::from_utf8(&line)
+                        .ok()
+                        .and_then(|l| check_line(l).ok())
+                });
+            let Some(last) = last else {
+                tracing::warn!(
+                    file = %seg.display(),
+                    "audit retention: not removing a segment whose last record is not valid"
+                );
+                return;
+            };
+            let name = seg.file_name().map_or_else(
+                || seg.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let mut e = Event::notice(
+                Kind::SegmentRemoved,
+                format!(
+                    "retention (max_bytes {max_bytes}, max_segments {max_segments}): removing \
+                     {name} ({len} bytes), whose last record is seq {}",
+                    last.seq.unwrap_or(0)
+                ),
+            );
+            e.file = Some(name);
+            e.last_seq = last.seq;
+            e.last_hash = last.hash;
+            e.gateway = Some(self.cfg.gateway.clone());
+            // The record first (durably), then the deletion: a crash in between leaves a file
+            // too many, never a gap nobody vouches for.
+            self.append_record(e, true, None);
+            self.flush(true);
+            if !self.healthy {
+                return;
+            }
+            if let Err(err) = std::fs::remove_file(&seg) {
+                tracing::warn!(file = %seg.display(), error = %err, "audit retention: cannot remove");
+                return;
+            }
+            storage::sync_parent(&seg);
+            tracing::info!(file = %seg.display(), "audit retention removed a segment");
+            total = total.saturating_sub(len);
+            count -= 1;
         }
     }
 
@@ -1041,7 +1371,13 @@ impl Writer {
             .as_deref()
             .map_or_else(|| "stdout".to_owned(), |p| p.display().to_string());
         self.last_error = format!("{path}: {what}");
-        let _ = self.storage.truncate(self.file_len);
+        // Back to the last committed point: a batch whose write succeeded but whose fsync failed
+        // is on the file already, and its seqs are about to be reused. Cut it off, then try to
+        // make the cut durable (recovery cuts again if this fails too).
+        self.file_len = self.committed_len;
+        if self.storage.truncate(self.committed_len).is_ok() {
+            let _ = self.storage.sync();
+        }
         let (seq, head, since) = self.committed.clone();
         self.next_seq = seq;
         self.head = head;
@@ -1060,7 +1396,7 @@ impl Writer {
             if let Some(r) = p.reply {
                 let _ = r.send(Err(AuditError::Unavailable(self.last_error.clone())));
             }
-            self.park(p.event);
+            self.park(p.event, p.withdraw);
         }
         if let Some(x) = &self.exporter {
             // The SIEM may be the only place that hears of it: send an unchained record.
@@ -1108,15 +1444,18 @@ impl Writer {
             );
             self.file_len = len;
         }
+        self.committed_len = self.file_len;
         self.healthy = true;
         let delayed = self.backlog.len() as u64;
         let lost = self.lost;
+        let withdrawn = self.withdrawn;
         let since = self.failed_since.clone().unwrap_or_default();
         let mut e = Event::notice(
             Kind::AuditRecovered,
             format!(
                 "audit log was unavailable from {since} ({}); {delayed} records follow late, \
-                 {lost} were lost",
+                 {lost} were lost; {withdrawn} durable request record(s) whose ticket failed \
+                 are not written (the gateway recorded what it did with each request)",
                 self.last_error
             ),
         );
@@ -1133,6 +1472,7 @@ impl Writer {
             self.shared.healthy.store(true, Ordering::Release);
             bump(&self.counters().delayed, delayed);
             self.lost = 0;
+            self.withdrawn = 0;
             self.failed_since = None;
             tracing::warn!(
                 alarm = "audit_recovered",

@@ -11,6 +11,8 @@ mod it {
 
     mod crash;
     mod failure;
+    mod loss;
+    mod retention;
     mod show;
     mod syslog;
     mod tamper;

@@ -1,32 +1,33 @@
 //! One client session: the data path of the gateway.
 //!
 //! ```text
-//!   client ──bytes──▶ deframe (codec) ──▶ Request::parse ──▶ decide ──▶ [durable audit] ──▶ upstream
-//!   client ◀──in order── slot queue ◀── match by upstream tid + Response::parse_for ◀── upstream
+//!   client ──bytes──▶ deframe (codec) ──▶ Request::parse ──▶ decide ──▶ [durable audit] ──▶ pooled link
+//!   client ◀──in order── slot queue ◀── match by upstream tid + Response::parse_for ◀── pooled link
 //! ```
 //!
-//! Each accepted client connection runs as ONE tokio task that owns both sockets: the client's
-//! and its own upstream connection to the device (opened on the first request that is
-//! forwarded, re-opened after a failure). A single task needs no channels and no locks; the only
-//! shared state it touches is the conduit's current policy (an `ArcSwap` load per read batch) and
+//! Each accepted client connection runs as ONE tokio task. It owns the client socket and, while
+//! it has requests at the device, a device connection borrowed from the conduit's pool
+//! (upstream.rs); it gives the connection back once every answer is in. The only shared state
+//! it touches is the conduit's current policy (an `ArcSwap` load per read batch), the pool and
 //! the audit handle.
 //!
-//! Pipelining: up to `max_in_flight` requests of one client may be outstanding. Every request
-//! that will be answered gets a [`Slot`] in a FIFO; answers leave in request order, whether they
-//! come from the device or from the gateway itself (a denial, 0x0A, 0x0B). Requests are sent
-//! upstream under the gateway's own transaction ids (a per-session counter), so a client that
-//! reuses transaction ids still gets the right answers, and a late or forged device response
-//! never matches a slot: it is dropped and reported.
+//! Pipelining: up to `max_in_flight` requests of one client may be outstanding, answered in
+//! request order by the slot queue (slots.rs). Requests go upstream under the connection's own
+//! transaction ids, so a late or forged device response never matches a slot: it is dropped and
+//! reported. A response that does carry a request's id but does not answer it (wrong function,
+//! byte count, unit) is answered to the client at once with 0x04 and reported.
+//!
+//! Lock-out: only an allowed request counts as activity for the idle timer; a session that has
+//! made none is closed after `unauthenticated_idle_timeout`.
 //!
 //! Writes to the sockets are batched: all requests of one client read go upstream in one write,
 //! all answers that became ready go back in one write.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Buf, BytesMut};
 use tokio::net::TcpStream;
@@ -37,16 +38,23 @@ use zonegate_modbus::tcp::{decode_adu, encode_adu, MAX_TCP_ADU_LEN};
 use zonegate_modbus::{Access, ExceptionCode, FunctionCode, UnitId};
 use zonegate_modbus::{Request, Response};
 
+use crate::class::is_write_class;
 use crate::io::{read_some, write_all_within};
 use crate::record::FailureAction;
+use crate::slots::{Slot, SlotState, Slots, MAX_PDU};
 use crate::state::{ConduitShared, ConduitState, DenyAction, Mode};
+use crate::upstream::{Link, Unavailable};
 
-/// Largest PDU (the MBAP length field allows 253 bytes after the unit id).
-const MAX_PDU: usize = 253;
-/// How long a session waits before it tries to connect to a device that just refused it.
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
 /// Read chunk for both sockets.
 const READ_CHUNK: usize = 4096;
+
+/// How the message of a request the device never answered starts (slots.rs sets it too).
+const UNANSWERED: &str = "unanswered";
+/// How the message of a request the device answered wrongly starts.
+const MISMATCHED: &str = "mismatched response";
+
+/// The gateway-wide request id counter: unique across conduits and sessions of one process.
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Why a session ended (for the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,69 +84,15 @@ impl End {
     }
 }
 
-/// Where an answer slot stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SlotState {
-    /// Sent to the device under `utid`; answered with 0x0B after `deadline`.
-    Pending { utid: u16, deadline: Instant },
-    /// The answer PDU is in `resp[..resp_len]`.
-    Ready,
-}
+/// The session's place in the shutdown tracker, given back when the session is dropped,
+/// however it ends (a return, an error, a panic). Its place in `max_connections` and
+/// `max_connections_per_source` is the accept loop's [`crate::state::ConnectionPermit`], held
+/// by the session's task in the same way.
+struct Admission(Arc<ConduitShared>);
 
-/// One outstanding request of the client, answered in FIFO order.
-struct Slot {
-    state: SlotState,
-    client_tid: u16,
-    unit: UnitId,
-    /// The request PDU as forwarded (kept to check that the response answers it).
-    req: [u8; MAX_PDU],
-    req_len: usize,
-    resp: [u8; MAX_PDU],
-    resp_len: usize,
-    /// Audit record of this request, completed when the answer leaves.
-    event: Event,
-    started: Instant,
-    /// Seq of the durable `request` record written before forwarding (then an `outcome` follows).
-    ref_seq: Option<u64>,
-}
-
-impl Slot {
-    fn set_answer(&mut self, pdu: &[u8]) {
-        let n = pdu.len().min(MAX_PDU);
-        self.resp[..n].copy_from_slice(&pdu[..n]);
-        self.resp_len = n;
-        self.state = SlotState::Ready;
-    }
-
-    fn set_exception(&mut self, function: u8, code: ExceptionCode) {
-        let n = encode_exception(function, code, &mut self.resp);
-        self.resp_len = n;
-        self.state = SlotState::Ready;
-        self.event.exception = Some(code.to_u8());
-    }
-
-    fn pending_utid(&self) -> Option<u16> {
-        match self.state {
-            SlotState::Pending { utid, .. } => Some(utid),
-            SlotState::Ready => None,
-        }
-    }
-}
-
-/// Encodes an exception response PDU through the codec (`fc | 0x80`, code).
-fn encode_exception(function: u8, code: ExceptionCode, out: &mut [u8]) -> usize {
-    let resp = Response::Exception {
-        function: FunctionCode::new(function & 0x7F),
-        code,
-    };
-    match resp.encode(out) {
-        Ok(n) => n,
-        // Cannot happen with a 253-byte buffer; fall back to the two spec bytes.
-        Err(_) => {
-            out[0] = function | 0x80;
-            out[1] = code.to_u8();
-            2
-        }
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.tracker.leave();
     }
 }
 
@@ -148,8 +102,8 @@ pub(crate) struct Session {
     client: TcpStream,
     peer: SocketAddr,
     peer_label: String,
-    up: Option<TcpStream>,
-    up_failed_at: Option<Instant>,
+    /// The device connection lent by the pool while requests are at the device.
+    link: Option<Link>,
     /// Bytes from the client not yet deframed.
     cbuf: BytesMut,
     /// Bytes from the device not yet deframed.
@@ -158,23 +112,27 @@ pub(crate) struct Session {
     cout: BytesMut,
     /// Requests ready to go to the device (one write per batch).
     uout: BytesMut,
-    slots: VecDeque<Slot>,
-    next_utid: u16,
-    /// Upstream transaction ids of the last requests answered with 0x0B (to tell a late
-    /// answer from an unsolicited one).
-    expired: [Option<u16>; 8],
-    expired_pos: usize,
+    slots: Slots,
+    /// When the last allowed request came (denied ones never count: lock-out).
     last_activity: Instant,
+    /// Whether the client has made an allowed request (then `idle_timeout` applies, not
+    /// `unauthenticated_idle_timeout`).
+    authenticated: bool,
     /// When the partial frame now in `cbuf` started (a frame must complete within the
     /// request timeout: trickling one byte at a time cannot hold a session forever).
     partial_since: Option<Instant>,
     client_eof: bool,
     end: Option<End>,
+    _admission: Admission,
 }
 
 impl Session {
     /// Serves one accepted client connection until it ends; never panics on input.
+    ///
+    /// The accept loop has counted the session in the tracker (and holds its connection
+    /// permit); the tracker place is given back when this returns (or unwinds).
     pub(crate) async fn serve(client: TcpStream, peer: SocketAddr, shared: Arc<ConduitShared>) {
+        let admission = Admission(Arc::clone(&shared));
         if let Err(e) = client.set_nodelay(true) {
             debug!(%peer, "cannot set TCP_NODELAY on the client socket: {e}");
         }
@@ -184,20 +142,18 @@ impl Session {
             shared,
             client,
             peer,
-            up: None,
-            up_failed_at: None,
+            link: None,
             cbuf: BytesMut::with_capacity(READ_CHUNK),
             ubuf: BytesMut::with_capacity(READ_CHUNK),
             cout: BytesMut::with_capacity(READ_CHUNK),
             uout: BytesMut::with_capacity(READ_CHUNK),
-            slots: VecDeque::with_capacity(cap),
-            next_utid: 1,
-            expired: [None; 8],
-            expired_pos: 0,
+            slots: Slots::with_capacity(cap),
             last_activity: Instant::now(),
+            authenticated: false,
             partial_since: None,
             client_eof: false,
             end: None,
+            _admission: admission,
         };
         let end = s.run().await;
         s.abandon(end);
@@ -248,6 +204,7 @@ impl Session {
             if let Err(end) = self.flush(&state).await {
                 return end;
             }
+            self.give_back_link(Instant::now());
             if let Some(end) = self.end {
                 return end;
             }
@@ -260,14 +217,19 @@ impl Session {
                 }
             }
 
-            // Next timer: the oldest request deadline, the idle deadline, the drain deadline.
+            // Next timer: the oldest request deadline, the idle deadline, the drain deadline,
+            // the end of a busy device connection's quiet period.
             let settings = &state.settings;
-            let mut deadline = self.next_request_deadline();
+            let idle_limit = self.idle_limit(settings);
+            let mut deadline = self.slots.next_deadline();
             if self.slots.is_empty() {
-                let idle = self.last_activity + settings.idle_timeout;
+                let idle = self.last_activity + idle_limit;
                 deadline = Some(deadline.map_or(idle, |d| d.min(idle)));
             }
             if let Some(d) = draining_until {
+                deadline = Some(deadline.map_or(d, |x| x.min(d)));
+            }
+            if let Some(d) = self.link.as_ref().and_then(|l| l.conn.busy_until()) {
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));
             }
             self.partial_since = match decode_adu(&self.cbuf) {
@@ -291,11 +253,11 @@ impl Session {
             let can_read = !self.client_eof
                 && draining_until.is_none()
                 && self.slots.len() < settings.max_in_flight.max(1);
-            let up_open = self.up.is_some();
+            let up_open = self.link.is_some();
 
             tokio::select! {
                 biased;
-                r = read_upstream(&mut self.up, &mut self.ubuf), if up_open => {
+                r = read_upstream(&mut self.link, &mut self.ubuf), if up_open => {
                     match r {
                         Ok(0) => self.upstream_lost("device closed the connection"),
                         Ok(_) => self.take_responses(),
@@ -305,7 +267,7 @@ impl Session {
                 r = read_some(&mut self.client, &mut self.cbuf, READ_CHUNK), if can_read => {
                     match r {
                         Ok(0) => self.client_eof = true,
-                        Ok(_) => self.last_activity = Instant::now(),
+                        Ok(_) => {}
                         Err(e) => {
                             debug!(peer = %self.peer, "client read failed: {e}");
                             return End::ClientError;
@@ -322,7 +284,7 @@ impl Session {
                     }
                     if self.slots.is_empty()
                         && !self.client_eof
-                        && now >= self.last_activity + settings.idle_timeout
+                        && now >= self.last_activity + idle_limit
                     {
                         return End::Idle;
                     }
@@ -333,12 +295,28 @@ impl Session {
                         self.incomplete_frame(&state);
                         return End::IncompleteFrame;
                     }
-                    self.expire_requests(now);
+                    self.expire_requests(now, settings.request_timeout);
+                    if let Some(link) = &mut self.link {
+                        if link.conn.busy_until().is_some_and(|d| now >= d) {
+                            link.conn.quiet();
+                        }
+                    }
                 }
                 () = &mut shutdown_signal, if draining_until.is_none() => {
                     draining_until = Some(Instant::now() + self.shared.drain_timeout);
                 }
             }
+        }
+    }
+
+    /// The idle timeout that applies now: the short one until the first allowed request.
+    fn idle_limit(&self, settings: &crate::state::Settings) -> Duration {
+        if self.authenticated {
+            settings.idle_timeout
+        } else {
+            settings
+                .unauthenticated_idle_timeout
+                .min(settings.idle_timeout)
         }
     }
 
@@ -367,7 +345,7 @@ impl Session {
                     ev.decision = Some(Decision::Deny);
                     ev.reason = Some("malformed_frame".into());
                     ev.message = Some(e.to_string());
-                    self.shared.recorder.record(ev);
+                    self.shared.recorder.record_denial(ev);
                     self.cbuf.clear();
                     self.end = Some(End::FrameError);
                     break;
@@ -394,7 +372,7 @@ impl Session {
             self.cbuf.len(),
             state.settings.request_timeout
         ));
-        self.shared.recorder.record(ev);
+        self.shared.recorder.record_denial(ev);
     }
 
     /// Decides one request and queues its answer or forwards it.
@@ -408,6 +386,9 @@ impl Session {
         let started = Instant::now();
         let fc = pdu.first().copied().unwrap_or(0);
         let mut event = self.base_event(state);
+        // `ts` is the arrival, not the moment the record is queued (after the answer).
+        event.at = Some(SystemTime::now());
+        event.request_id = Some(NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed));
         event.tid = Some(tid);
         event.unit = Some(unit.get());
         event.fc = Some(fc);
@@ -457,6 +438,7 @@ impl Session {
         };
 
         if !forward {
+            // A denied request is not activity: it never holds the session open.
             match state.settings.deny {
                 DenyAction::Exception => {
                     let code = verdict.exception.unwrap_or(ExceptionCode::IllegalFunction);
@@ -464,19 +446,22 @@ impl Session {
                 }
                 DenyAction::Drop => {
                     event.message = Some("dropped (deny: drop)".to_owned());
-                    self.shared.recorder.record(event);
+                    self.shared.recorder.record_denial(event);
                 }
                 DenyAction::Close => {
                     event.message = Some("connection closed (deny: close)".to_owned());
-                    self.shared.recorder.record(event);
+                    self.shared.recorder.record_denial(event);
                     self.end = Some(End::PolicyClose);
                 }
             }
             return Ok(());
         }
+        // Forwarded (allowed, or monitor mode, which promises to change no traffic).
+        self.last_activity = started;
+        self.authenticated = true;
 
         // Audit failure behaviour and durability before the request reaches the device.
-        let write_class = request.access() == Access::Write;
+        let write_class = is_write_class(&request);
         if let FailureAction::Block = self.shared.recorder.failure_action(write_class) {
             event.reason = Some("audit_unavailable".into());
             event.decision = Some(Decision::Deny);
@@ -523,30 +508,44 @@ impl Session {
             }
         }
 
-        if self.up.is_none() && !self.connect(state).await {
-            let mut slot = self.new_slot(tid, unit, pdu, event, started);
-            slot.ref_seq = ref_seq;
-            slot.set_exception(fc, ExceptionCode::GatewayPathUnavailable);
-            self.slots.push_back(slot);
+        let mut slot = Slot::new(tid, unit, pdu, event, started);
+        slot.ref_seq = ref_seq;
+        if let Err(unavailable) = self.ready_link(state).await? {
+            let (code, why) = match unavailable {
+                Unavailable::Unreachable => (
+                    ExceptionCode::GatewayPathUnavailable,
+                    "unanswered: the device is unreachable",
+                ),
+                Unavailable::Busy => (
+                    ExceptionCode::GatewayTargetFailedToRespond,
+                    "unanswered: every device connection stayed busy for request_timeout",
+                ),
+            };
+            slot.fail(code, why);
+            self.slots.push(slot);
             return Ok(());
         }
-
-        let utid = self.next_utid;
-        self.next_utid = self.next_utid.wrapping_add(1);
+        let Some(link) = &mut self.link else {
+            // `ready_link` left a link or said why not.
+            slot.fail(ExceptionCode::GatewayPathUnavailable, "unanswered: no link");
+            self.slots.push(slot);
+            return Ok(());
+        };
+        let utid = link.conn.next_utid();
         let mut adu = [0u8; MAX_TCP_ADU_LEN];
         match encode_adu(utid, unit, pdu, &mut adu) {
             Ok(n) => self.uout.extend_from_slice(&adu[..n]),
             Err(e) => {
                 // Cannot happen for a PDU the deframer accepted; answer rather than hang.
                 warn!("cannot re-encode a request for the device: {e}");
-                let mut slot = self.new_slot(tid, unit, pdu, event, started);
-                slot.set_exception(fc, ExceptionCode::ServerDeviceFailure);
-                self.slots.push_back(slot);
+                slot.fail(
+                    ExceptionCode::ServerDeviceFailure,
+                    "unanswered: cannot re-encode the request",
+                );
+                self.slots.push(slot);
                 return Ok(());
             }
         }
-        let mut slot = self.new_slot(tid, unit, pdu, event, started);
-        slot.ref_seq = ref_seq;
         if !request.expects_response() {
             // FC 8 / 0x0004 Force Listen Only: the device never answers, neither do we.
             slot.event.message = Some("no response expected".to_owned());
@@ -555,27 +554,62 @@ impl Session {
         }
         slot.state = SlotState::Pending {
             utid,
-            deadline: started + state.settings.request_timeout,
+            deadline: Instant::now() + state.settings.request_timeout,
         };
-        self.slots.push_back(slot);
+        self.slots.push(slot);
         Ok(())
     }
 
-    fn new_slot(&self, tid: u16, unit: UnitId, pdu: &[u8], event: Event, started: Instant) -> Slot {
-        let mut req = [0u8; MAX_PDU];
-        let n = pdu.len().min(MAX_PDU);
-        req[..n].copy_from_slice(&pdu[..n]);
-        Slot {
-            state: SlotState::Ready,
-            client_tid: tid,
-            unit,
-            req,
-            req_len: n,
-            resp: [0u8; MAX_PDU],
-            resp_len: 0,
-            event,
-            started,
-            ref_seq: None,
+    /// Makes sure the session holds a device connection that may be sent a request now: waits
+    /// out a busy one (a late answer, or its quiet period), or borrows one from the pool.
+    async fn ready_link(
+        &mut self,
+        state: &Arc<ConduitState>,
+    ) -> Result<Result<(), Unavailable>, End> {
+        self.wait_until_quiet(state.settings.request_timeout).await;
+        if self.link.is_some() {
+            return Ok(Ok(()));
+        }
+        if self.shared.pool.all_lent() {
+            // The wait may be long: answers already made leave first.
+            self.flush(state).await?;
+        }
+        match self
+            .shared
+            .pool
+            .borrow(&state.settings, &self.shared.conduit)
+            .await
+        {
+            Ok(link) => {
+                self.ubuf.clear();
+                self.link = Some(link);
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// While the device may still be working on a request answered 0x0B, reads its
+    /// connection until the late answer comes or the quiet period ends (both bounded).
+    async fn wait_until_quiet(&mut self, request_timeout: Duration) {
+        loop {
+            let Some(link) = &mut self.link else {
+                return;
+            };
+            let Some(until) = link.conn.busy_until() else {
+                return;
+            };
+            let read = read_some(&mut link.conn.stream, &mut self.ubuf, READ_CHUNK);
+            match tokio::time::timeout_at(until, read).await {
+                Err(_) => {
+                    link.conn.quiet();
+                    return;
+                }
+                Ok(Ok(0)) => self.upstream_lost("device closed the connection"),
+                Ok(Err(e)) => self.upstream_lost(&format!("device read failed: {e}")),
+                Ok(Ok(_)) => self.take_responses(),
+            }
+            self.expire_requests(Instant::now(), request_timeout);
         }
     }
 
@@ -589,66 +623,41 @@ impl Session {
         event: Event,
         started: Instant,
     ) {
-        let mut slot = self.new_slot(tid, unit, &[], event, started);
+        let mut slot = Slot::new(tid, unit, &[], event, started);
         slot.set_exception(fc, code);
-        self.slots.push_back(slot);
+        self.slots.push(slot);
     }
 
-    /// Opens the upstream connection; false (and a warning) when the device is unreachable.
-    async fn connect(&mut self, state: &Arc<ConduitState>) -> bool {
-        if let Some(t) = self.up_failed_at {
-            if t.elapsed() < RECONNECT_BACKOFF {
-                return false;
-            }
+    /// Gives the device connection back to the pool once nothing is owed on it.
+    fn give_back_link(&mut self, now: Instant) {
+        let Some(link) = &mut self.link else {
+            return;
+        };
+        if link.conn.busy_until().is_some_and(|d| now >= d) {
+            link.conn.quiet();
         }
-        let target = &state.settings.upstream;
-        let connecting = TcpStream::connect((target.host.as_str(), target.port));
-        match tokio::time::timeout(state.settings.connect_timeout, connecting).await {
-            Ok(Ok(stream)) => {
-                if let Err(e) = stream.set_nodelay(true) {
-                    debug!("cannot set TCP_NODELAY on the upstream socket: {e}");
-                }
-                self.up = Some(stream);
-                self.up_failed_at = None;
-                self.ubuf.clear();
-                true
-            }
-            Ok(Err(e)) => {
-                self.connect_failed(&format!("{e}"));
-                false
-            }
-            Err(_) => {
-                self.connect_failed(&format!(
-                    "no answer within {:?}",
-                    state.settings.connect_timeout
-                ));
-                false
-            }
+        if link.conn.busy_until().is_some()
+            || self.slots.has_pending()
+            || !self.uout.is_empty()
+            || !self.ubuf.is_empty()
+        {
+            return;
         }
-    }
-
-    fn connect_failed(&mut self, why: &str) {
-        if self.up_failed_at.is_none() {
-            warn!(
-                conduit = %self.shared.conduit,
-                upstream = %self.shared.state.load().settings.upstream.label,
-                "device unreachable ({why}); answering 0x0A"
-            );
+        if let Some(link) = self.link.take() {
+            self.shared.pool.give_back(link);
         }
-        self.up_failed_at = Some(Instant::now());
     }
 
     /// The device connection broke: every request waiting on it gets 0x0B.
     fn upstream_lost(&mut self, why: &str) {
         info!(conduit = %self.shared.conduit, peer = %self.peer, "{why}");
-        self.up = None;
+        // Dropped, not given back: the next borrow opens a new one.
+        self.link = None;
         self.ubuf.clear();
-        for slot in &mut self.slots {
-            if slot.pending_utid().is_some() {
-                let fc = slot.req[0];
-                slot.set_exception(fc, ExceptionCode::GatewayTargetFailedToRespond);
-            }
-        }
+        self.slots.fail_pending(
+            ExceptionCode::GatewayTargetFailedToRespond,
+            "unanswered: the device connection was lost",
+        );
     }
 
     /// Deframes device responses and matches them to pending slots.
@@ -666,113 +675,97 @@ impl Session {
                     (h.transaction_id, h.unit_id, n)
                 }
                 Err(e) => {
-                    self.report_response("broken frame from the device", &e.to_string());
+                    self.report_response("broken frame from the device", &e.to_string(), None);
                     self.upstream_lost("dropping the device connection after a broken frame");
                     return;
                 }
             };
             let pdu = &pdu[..len];
-            let Some(i) = self
-                .slots
-                .iter()
-                .position(|s| s.pending_utid() == Some(utid))
-            else {
-                if self.expired.contains(&Some(utid)) {
+            let Some(slot) = self.slots.pending_mut(utid) else {
+                let late = self.link.as_mut().is_some_and(|l| l.conn.take_late(utid));
+                if late {
                     self.report_response(
                         "late response",
                         &format!("transaction id {utid} was already answered with 0x0B"),
+                        None,
                     );
                 } else {
                     self.report_response(
                         "unsolicited response",
                         &format!("transaction id {utid} matches no outstanding request"),
+                        None,
                     );
                 }
                 continue;
             };
-            let slot = &mut self.slots[i];
-            if slot.unit != unit {
-                let why = format!(
+            let checked = if slot.unit != unit {
+                Err(format!(
                     "unit id {} answers a request to unit {}",
                     unit.get(),
                     slot.unit.get()
-                );
-                self.report_response("mismatched response", &why);
-                continue;
-            }
-            let checked = match Request::parse(&slot.req[..slot.req_len]) {
-                Ok(req) => Response::parse_for(pdu, &req)
-                    .map(|resp| match resp {
-                        Response::Exception { code, .. } => Some(code.to_u8()),
-                        _ => None,
-                    })
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+                ))
+            } else {
+                match Request::parse(slot.request()) {
+                    Ok(req) => Response::parse_for(pdu, &req)
+                        .map(|resp| match resp {
+                            Response::Exception { code, .. } => Some(code.to_u8()),
+                            _ => None,
+                        })
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
             };
             match checked {
                 Ok(exception) => {
                     slot.set_answer(pdu);
                     slot.event.exception = exception;
                 }
-                Err(why) => self.report_response("mismatched response", &why),
+                Err(why) => {
+                    // The device answered this request, wrongly: waiting longer cannot bring a
+                    // right answer, so the client hears 0x04 now (README, "On the wire").
+                    slot.fail(
+                        ExceptionCode::ServerDeviceFailure,
+                        &format!("{MISMATCHED}: {why}"),
+                    );
+                    let id = slot.event.request_id;
+                    self.report_response("mismatched response", &why, id);
+                }
             }
         }
     }
 
-    /// Logs and records a device response that was dropped.
-    fn report_response(&self, what: &str, why: &str) {
+    /// Logs and records a device response that was dropped (`request_id`: the request it
+    /// claimed to answer).
+    fn report_response(&self, what: &str, why: &str, request_id: Option<u64>) {
         warn!(conduit = %self.shared.conduit, peer = %self.peer, "dropped {what} from the device: {why}");
         let state = self.shared.state.load();
         let mut ev = self.base_event(&state);
         ev.kind = Kind::Alert;
         ev.reason = Some(what.replace(' ', "_").into());
         ev.message = Some(why.to_owned());
+        ev.request_id = request_id;
         self.shared.recorder.record(ev);
     }
 
-    fn next_request_deadline(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .filter_map(|s| match s.state {
-                SlotState::Pending { deadline, .. } => Some(deadline),
-                SlotState::Ready => None,
-            })
-            .min()
-    }
-
-    /// Answers 0x0B for every forwarded request whose deadline passed.
-    fn expire_requests(&mut self, now: Instant) {
-        for slot in &mut self.slots {
-            if let SlotState::Pending { deadline, utid } = slot.state {
-                if now >= deadline {
-                    self.expired[self.expired_pos % self.expired.len()] = Some(utid);
-                    self.expired_pos = self.expired_pos.wrapping_add(1);
-                    debug!(peer = %self.peer, tid = slot.client_tid, "device did not answer in time");
-                    let fc = slot.req[0];
-                    slot.set_exception(fc, ExceptionCode::GatewayTargetFailedToRespond);
-                }
+    /// Answers 0x0B for every forwarded request whose deadline passed; its connection waits
+    /// for the late answer up to another `request_timeout` before it is sent anything else.
+    fn expire_requests(&mut self, now: Instant, request_timeout: Duration) {
+        let link = &mut self.link;
+        let peer = self.peer;
+        self.slots.expire(now, |utid| {
+            debug!(%peer, utid, "device did not answer in time");
+            if let Some(link) = link.as_mut() {
+                link.conn.expired(utid, now + request_timeout);
             }
-        }
+        });
     }
 
     /// Moves every ready answer at the head of the queue to the client buffer and records it.
     fn collect_answers(&mut self) {
         let now = Instant::now();
-        while self
-            .slots
-            .front()
-            .is_some_and(|s| s.state == SlotState::Ready)
-        {
-            let Some(mut slot) = self.slots.pop_front() else {
-                break;
-            };
+        while let Some(mut slot) = self.slots.pop_ready() {
             let mut adu = [0u8; MAX_TCP_ADU_LEN];
-            match encode_adu(
-                slot.client_tid,
-                slot.unit,
-                &slot.resp[..slot.resp_len],
-                &mut adu,
-            ) {
+            match encode_adu(slot.client_tid, slot.unit, slot.answer(), &mut adu) {
                 Ok(n) => self.cout.extend_from_slice(&adu[..n]),
                 Err(e) => warn!("cannot encode an answer for the client: {e}"),
             }
@@ -789,6 +782,14 @@ impl Session {
         event.latency_us = Some(latency_us);
         match slot.ref_seq {
             Some(seq) => {
+                // An outcome that was no (right) answer says so in `reason`, and why.
+                let reason = match event.message.as_deref() {
+                    Some(m) if m.starts_with(UNANSWERED) => Some(Cow::Borrowed("unanswered")),
+                    Some(m) if m.starts_with(MISMATCHED) => {
+                        Some(Cow::Borrowed("mismatched_response"))
+                    }
+                    _ => None,
+                };
                 let outcome = Event {
                     kind: Kind::Outcome,
                     conduit: event.conduit,
@@ -800,9 +801,20 @@ impl Session {
                     exception: event.exception,
                     latency_us: event.latency_us,
                     ref_seq: Some(seq),
+                    request_id: event.request_id,
+                    reason,
+                    message: event.message,
                     ..Event::default()
                 };
                 self.shared.recorder.record(outcome);
+            }
+            // Policy denials are what a host no rule names can produce without limit: they are
+            // aggregated. A refusal of the gateway's own (0x04 while the audit log fails) is
+            // about an allowed request and keeps its full record.
+            None if matches!(event.decision, Some(Decision::Deny | Decision::WouldDeny))
+                && event.reason.as_deref() != Some("audit_unavailable") =>
+            {
+                self.shared.recorder.record_denial(event);
             }
             None => self.shared.recorder.record(event),
         }
@@ -827,8 +839,15 @@ impl Session {
         if self.uout.is_empty() {
             return Ok(());
         }
-        let result = match &self.up {
-            Some(up) => write_all_within(up, &self.uout, state.settings.request_timeout).await,
+        let result = match &self.link {
+            Some(link) => {
+                write_all_within(
+                    &link.conn.stream,
+                    &self.uout,
+                    state.settings.request_timeout,
+                )
+                .await
+            }
             None => Ok(()),
         };
         self.uout.clear();
@@ -842,7 +861,8 @@ impl Session {
     /// Records the requests still queued when a session ends.
     fn abandon(&mut self, end: End) {
         let now = Instant::now();
-        while let Some(mut slot) = self.slots.pop_front() {
+        let owed = self.slots.has_pending();
+        while let Some(mut slot) = self.slots.pop_any() {
             if slot.state != SlotState::Ready {
                 slot.event.message = Some(format!("unanswered: {}", end.as_str()));
             }
@@ -850,8 +870,12 @@ impl Session {
             let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
             self.finish_event(&mut slot, latency_us);
         }
-        self.shared.connections.fetch_sub(1, Ordering::AcqRel);
-        self.shared.tracker.leave();
+        if owed {
+            // Requests still at the device: the link is dropped (closed), never given back.
+            self.link = None;
+        } else {
+            self.give_back_link(now);
+        }
     }
 
     /// An event with the session's fixed fields filled in.
@@ -866,10 +890,10 @@ impl Session {
     }
 }
 
-/// Reads from the device, or waits forever when there is no device connection.
-async fn read_upstream(up: &mut Option<TcpStream>, buf: &mut BytesMut) -> std::io::Result<usize> {
-    match up {
-        Some(stream) => read_some(stream, buf, READ_CHUNK).await,
+/// Reads from the device, or waits forever when the session holds no device connection.
+async fn read_upstream(link: &mut Option<Link>, buf: &mut BytesMut) -> std::io::Result<usize> {
+    match link {
+        Some(link) => read_some(&mut link.conn.stream, buf, READ_CHUNK).await,
         None => std::future::pending().await,
     }
 }
@@ -892,5 +916,66 @@ fn describe_request(request: &Request<'_>, event: &mut Event) {
     }
     if let Some(written) = request.written() {
         event.set_values(written.iter());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+
+    use arc_swap::ArcSwap;
+    use zonegate_audit::{AuditConfig, AuditLog, OnFailure, SyncMode};
+
+    use super::*;
+    use crate::record::Recorder;
+    use crate::state::Tracker;
+
+    fn shared() -> Arc<ConduitShared> {
+        let model = zonegate_policy::load_str(
+            "conduits:\n  - conduit_id: C1\n    gateway:\n      listen: 127.0.0.1:0\n      upstream: tcp://127.0.0.1:1\n    rules: []\n",
+            "m.yaml",
+        )
+        .unwrap();
+        let policy = Arc::new(zonegate_policy::Policy::compile(&model).unwrap());
+        let state = crate::settings::conduit_state(&policy, Some(0), None).unwrap();
+        let handle = AuditLog::start(AuditConfig::default()).unwrap();
+        Arc::new(ConduitShared {
+            conduit: Arc::from("C1"),
+            state: ArcSwap::from_pointee(state),
+            recorder: Recorder::new(handle, SyncMode::Batch, OnFailure::BlockWrites),
+            shutdown: tokio::sync::watch::channel(false).1,
+            drain_timeout: Duration::from_secs(1),
+            tracker: Arc::new(Tracker::default()),
+            pool: Arc::default(),
+            admitted: Default::default(),
+        })
+    }
+
+    #[test]
+    fn the_connection_counter_is_decremented_only_in_abandon() {
+        // Issue 14.9: a session that panicked (or returned before `abandon`) kept its place in
+        // `max_connections` for ever. The admission guard gives it back however the task ends.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let shared = shared();
+            let src: std::net::IpAddr = "127.0.0.7".parse().unwrap();
+            let permit = crate::state::ConnectionPermit::admit(&shared, src, 4, 2).unwrap();
+            shared.tracker.enter();
+            assert_eq!(shared.admitted.total(), 1);
+            let admitted = Arc::clone(&shared);
+            // As the accept loop spawns a session: the permit moves into the task.
+            let task = tokio::spawn(async move {
+                let _permit = permit;
+                let _admission = Admission(admitted);
+                panic!("a bug in the session");
+            });
+            assert!(task.await.is_err(), "the task panicked");
+            assert_eq!(shared.admitted.total(), 0);
+            assert_eq!(shared.admitted.count_from(src), 0);
+            assert_eq!(shared.tracker.active(), 0);
+        });
     }
 }

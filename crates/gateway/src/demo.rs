@@ -29,7 +29,7 @@ pub const MODEL_TEMPLATE: &str = r#"# zonegate demo: the built-in model (print i
 facility: "Building 4 cleanroom HVAC (zonegate demo, simulated)"
 standard: "IEC 62443-3-2:2020"
 zones:
-  - zone_id: Z3-ENTERPRISE
+  - zone_id: Z4-ENTERPRISE
     name: Enterprise network (office LAN)
     purdue_level: 4
     security_level_target: "SL 1"
@@ -75,7 +75,7 @@ conduits:
     rules:
       - id: historian-read
         from: [HISTORIAN-01]
-        functions: [read]
+        functions: [read_holding_registers, read_input_registers]
         holding: 0-199
         input: 0-99
         justification: "the historian polls setpoints and measurements"
@@ -102,6 +102,18 @@ pub fn model_yaml(listen: SocketAddr, device: SocketAddr) -> String {
     MODEL_TEMPLATE
         .replace("{LISTEN}", &listen.to_string())
         .replace("{DEVICE}", &device.to_string())
+}
+
+/// Where the model printed by `zonegate demo --print-model` listens: a port no example model's
+/// gateway uses (5020-5031), in front of `zonegate sim`'s default address.
+pub const PRINTED_LISTEN: &str = "127.0.0.1:5040";
+
+/// The model `zonegate demo --print-model` prints: it runs as it is with `zonegate sim` (default
+/// address) as its device: `zonegate sim & zonegate run -c demo.yaml`.
+pub fn printed_model() -> String {
+    MODEL_TEMPLATE
+        .replace("{LISTEN}", PRINTED_LISTEN)
+        .replace("{DEVICE}", crate::sim::DEFAULT_LISTEN)
 }
 
 /// A pymodbus one-liner acting as `source` against the gateway at `gw`.
@@ -235,10 +247,12 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     };
     let device = sim.local_addr();
     let follow = options.audit_log.is_some();
+    // The tail starts printing once the banner is out, so no record lands above it.
+    let (banner_tx, banner_rx) = tokio::sync::oneshot::channel::<()>();
     let tail = options
         .audit_log
         .clone()
-        .map(|path| tokio::spawn(tail_events(path)));
+        .map(|path| tokio::spawn(tail_events(path, banner_rx)));
     gateway
         .run_until_signal_then(|_| {
             let mut out = std::io::stdout().lock();
@@ -247,6 +261,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
                 let _ = writeln!(out, "Live decisions (from the audit log):");
             }
             let _ = out.flush();
+            let _ = banner_tx.send(());
         })
         .await;
     if let Some(t) = tail {
@@ -266,8 +281,10 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     Ok(())
 }
 
-/// Follows the audit log and prints one line per record (bounded poll every 100 ms).
-async fn tail_events(path: PathBuf) {
+/// Follows the audit log and prints one line per record (bounded poll every 100 ms), from the
+/// moment `banner` fires (or its sender is gone).
+async fn tail_events(path: PathBuf, banner: tokio::sync::oneshot::Receiver<()>) {
+    let _ = banner.await;
     let mut offset = 0u64;
     let mut pending = String::new();
     loop {
@@ -305,42 +322,60 @@ fn read_from(path: &Path, offset: &mut u64) -> Option<String> {
     String::from_utf8(buf).ok()
 }
 
+/// Width of the source column: an IPv4 `address:port` (`127.0.0.255:65535`) and a space.
+const SRC_WIDTH: usize = 21;
+/// Width of the function column (`write_multiple_registers`; longer names overflow it).
+const FUNCTION_WIDTH: usize = 24;
+/// Width of the table-and-range column (`holding 65000-65123`).
+const RANGE_WIDTH: usize = 19;
+/// Width of the decision column (`WOULD DENY`).
+const DECISION_WIDTH: usize = 10;
+
 /// One readable line for an audit record (`None` for records a person need not see here).
+///
+/// Request lines have fixed columns (time, seq, source, function, table and range, decision);
+/// what varies in length (the reason, the rule, written values, latency) comes after them, so
+/// the columns stay put. An allow names the rule that allowed it; a denial names its reason and,
+/// when the policy found one, the *nearest* rule (the one that came closest, e.g. the rule whose
+/// value bounds or rate limit refused the request, or the source's rule that lacks the
+/// function): that rule did not allow the request, it is where to look.
 pub fn summarize(e: &Event) -> Option<String> {
     let time = e.ts.as_deref().and_then(|t| t.get(11..23)).unwrap_or("");
     let seq = e.seq.map(|s| format!("#{s}")).unwrap_or_default();
     match e.kind {
         Kind::Request => {
             let src = e.src.as_deref().unwrap_or("?");
-            let mut what = e.function.as_deref().map(str::to_owned).unwrap_or_else(|| {
+            let function = e.function.as_deref().map(str::to_owned).unwrap_or_else(|| {
                 e.fc.map_or_else(|| "malformed frame".to_owned(), |fc| format!("fc {fc}"))
             });
+            let mut range = String::new();
             if let (Some(t), Some(a), Some(q)) = (&e.table, e.address, e.quantity) {
-                let _ = write!(what, " {t} {a}");
+                let _ = write!(range, "{t} {a}");
                 if q > 1 {
-                    let _ = write!(what, "-{}", u32::from(a) + u32::from(q) - 1);
+                    let _ = write!(range, "-{}", u32::from(a) + u32::from(q) - 1);
                 }
-            }
-            if let Some(v) = &e.values {
-                let shown: Vec<String> = v.iter().take(8).map(u16::to_string).collect();
-                let _ = write!(
-                    what,
-                    " = [{}{}]",
-                    shown.join(", "),
-                    if v.len() > 8 { ", ..." } else { "" }
-                );
             }
             let decision = e.decision.map_or("?", |d| match d {
                 zonegate_audit::Decision::Allow => "ALLOW",
                 zonegate_audit::Decision::Deny => "DENY",
                 zonegate_audit::Decision::WouldDeny => "WOULD DENY",
             });
-            let mut line = format!("{time} {seq:>5} {src:<16} {what:<44} {decision}");
-            if let Some(r) = &e.reason {
-                let _ = write!(line, " {r}");
-            }
-            if let Some(r) = &e.rule {
-                let _ = write!(line, " (rule {r})");
+            let mut line = format!(
+                "{time} {seq:>5} {src:<SRC_WIDTH$} {function:<FUNCTION_WIDTH$} \
+                 {range:<RANGE_WIDTH$} {decision:<DECISION_WIDTH$}"
+            );
+            let allowed = e.decision == Some(zonegate_audit::Decision::Allow);
+            if allowed {
+                if let Some(r) = &e.rule {
+                    let _ = write!(line, " rule {r}");
+                }
+            } else {
+                if let Some(r) = &e.reason {
+                    let _ = write!(line, " {r}");
+                }
+                if let Some(r) = &e.rule {
+                    let _ = write!(line, " (nearest rule: {r})");
+                }
             }
             if let Some(x) = e.exception {
                 let _ = write!(line, " -> exception {x:02X}");
@@ -348,7 +383,16 @@ pub fn summarize(e: &Event) -> Option<String> {
             if let Some(us) = e.latency_us {
                 let _ = write!(line, " {us} us");
             }
-            Some(line)
+            if let Some(v) = &e.values {
+                let shown: Vec<String> = v.iter().take(8).map(u16::to_string).collect();
+                let _ = write!(
+                    line,
+                    " values [{}{}]",
+                    shown.join(", "),
+                    if v.len() > 8 { ", ..." } else { "" }
+                );
+            }
+            Some(line.trim_end().to_owned())
         }
         Kind::Outcome => {
             let r = e.ref_seq.map(|s| format!("#{s}")).unwrap_or_default();
@@ -357,7 +401,7 @@ pub fn summarize(e: &Event) -> Option<String> {
                 .map_or_else(|| "done".to_owned(), |x| format!("exception {x:02X}"));
             let us = e.latency_us.unwrap_or(0);
             Some(format!(
-                "{time} {seq:>5} {:<16} outcome of {r}: {result} {us} us",
+                "{time} {seq:>5} {:<SRC_WIDTH$} outcome of {r}: {result} {us} us",
                 ""
             ))
         }
@@ -421,11 +465,103 @@ mod tests {
             line.starts_with("03:17:14.433    #3 127.0.0.9:5000"),
             "{line}"
         );
-        assert!(line.contains("holding 100-101 = [300, 300]"), "{line}");
+        assert!(line.contains("holding 100-101"), "{line}");
+        assert!(line.ends_with("values [300, 300]"), "{line}");
         assert!(
-            line.contains("DENY no_rule_for_source -> exception 01"),
+            line.contains("DENY       no_rule_for_source -> exception 01"),
             "{line}"
         );
         assert_eq!(summarize(&Event::new(Kind::Checkpoint)), None);
+    }
+
+    fn request(src: &'static str, function: &'static str, address: u16, quantity: u16) -> Event {
+        Event {
+            ts: Some("2026-11-22T03:17:14.433000Z".into()),
+            seq: Some(12),
+            src: Some(src.into()),
+            function: Some(function.into()),
+            table: Some("holding".into()),
+            address: Some(address),
+            quantity: Some(quantity),
+            ..Event::default()
+        }
+    }
+
+    #[test]
+    fn demo_live_stream_shifts_columns_when_values_are_shown() {
+        let mut read = request("127.0.0.2:54713", "read_holding_registers", 100, 4);
+        read.decision = Some(zonegate_audit::Decision::Allow);
+        read.reason = Some("allowed".into());
+        read.rule = Some("historian-read".into());
+        let mut write = request("127.0.0.9:43099", "write_multiple_registers", 100, 2);
+        write.decision = Some(zonegate_audit::Decision::Deny);
+        write.reason = Some("no_rule_for_source".into());
+        write.values = Some(vec![300, 300]);
+        write.exception = Some(1);
+        let mut monitor = request("127.0.0.3:1", "write_single_register", 65000, 1);
+        monitor.decision = Some(zonegate_audit::Decision::WouldDeny);
+        monitor.reason = Some("value_out_of_bounds".into());
+        monitor.values = Some(vec![9]);
+        let lines: Vec<String> = [read, write, monitor]
+            .iter()
+            .map(|e| summarize(e).unwrap())
+            .collect();
+        // The decision starts in the same column on every line, values or not.
+        let columns: Vec<Option<usize>> = lines
+            .iter()
+            .zip(["ALLOW", "DENY", "WOULD DENY"])
+            .map(|(l, d)| l.find(&format!(" {d} ")).map(|i| i + 1))
+            .collect();
+        assert!(columns[0].is_some(), "{lines:?}");
+        assert!(columns.iter().all(|c| *c == columns[0]), "{lines:#?}");
+    }
+
+    #[test]
+    fn demo_live_stream_says_allow_allowed() {
+        let mut e = request("127.0.0.2:54713", "read_holding_registers", 100, 4);
+        e.decision = Some(zonegate_audit::Decision::Allow);
+        e.reason = Some("allowed".into());
+        e.rule = Some("historian-read".into());
+        let line = summarize(&e).unwrap();
+        assert!(!line.contains("allowed"), "{line}");
+        assert!(line.ends_with("ALLOW      rule historian-read"), "{line}");
+    }
+
+    #[test]
+    fn demo_live_stream_reads_as_if_the_nearest_rule_denied() {
+        let mut e = request("127.0.0.1:45587", "read_holding_registers", 100, 4);
+        e.decision = Some(zonegate_audit::Decision::Deny);
+        e.reason = Some("no_rule_for_function".into());
+        e.rule = Some("panel-read-measurements".into());
+        e.exception = Some(1);
+        let line = summarize(&e).unwrap();
+        assert!(
+            line.contains(
+                "DENY       no_rule_for_function (nearest rule: panel-read-measurements) -> exception 01"
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("(rule "), "{line}");
+    }
+
+    #[test]
+    fn demo_zone_names_agree_with_their_purdue_level() {
+        // Zone ids start with `Z<level>-` in the demo; the level must be the one declared.
+        let m = zonegate_policy::load_str(&printed_model(), "demo").unwrap();
+        for z in &m.zones {
+            let digit: Option<String> =
+                z.id.strip_prefix('Z')
+                    .and_then(|r| r.split('-').next())
+                    .map(str::to_owned);
+            let level = z.purdue_level.map(|l| l.to_string());
+            assert_eq!(digit, level, "zone {}", z.id);
+        }
+    }
+
+    #[test]
+    fn the_printed_model_runs_in_front_of_the_default_simulator() {
+        let m = printed_model();
+        assert!(m.contains(&format!("listen: {PRINTED_LISTEN}")));
+        assert!(m.contains(&format!("upstream: tcp://{}", crate::sim::DEFAULT_LISTEN)));
     }
 }

@@ -67,13 +67,20 @@ impl Recorder {
         }
     }
 
-    /// Records a denial (or a refused connection) of a source that made no allowed request.
+    /// Records a denial (or a refused connection).
     ///
     /// Such records are the ones an unauthenticated host can produce without limit, so they go
-    /// through the audit crate's aggregation (one record with a `count` per source, reason and
-    /// interval) and are the first to be shed when the queue or the disk runs short.
+    /// through the audit crate's aggregation ([`AuditHandle::record_aggregated`]: the first of
+    /// a (conduit, source IP, kind, reason) in the interval in full, the rest in one record with
+    /// a `count`), never take the queue's reserve for allowed records, and are the first to be
+    /// shed (only counted) when the disk runs low. Never blocks and never loses one silently.
     pub(crate) fn record_denial(&self, event: Event) {
-        self.record(event);
+        if let Err(e) = self.handle.record_aggregated(event) {
+            self.alarm(
+                &format!("audit record not queued: {e}"),
+                "the denial is counted in an audit_lost record",
+            );
+        }
     }
 
     /// Appends a record durably; the future resolves with its seq once it is on disk.
@@ -111,29 +118,19 @@ impl Recorder {
     }
 
     fn apply(&self, write_class: bool, why: &str) -> FailureAction {
-        match self.on_failure {
-            OnFailure::BlockAll => {
-                self.alarm(
-                    why,
-                    "every request is answered with exception 0x04 (block_all)",
-                );
-                FailureAction::Block
-            }
-            OnFailure::Continue => {
-                self.alarm(
-                    why,
-                    "requests are forwarded WITHOUT an audit record (continue)",
-                );
-                FailureAction::Forward
-            }
-            _ if write_class => {
-                self.alarm(
-                    why,
-                    "write requests are answered with exception 0x04 (block_writes)",
-                );
-                FailureAction::Block
-            }
-            _ => FailureAction::Forward,
+        // The decision is the audit crate's (`OnFailure::blocks`); this only words the alarm.
+        let block = self.on_failure.blocks(write_class);
+        let effect = match (self.on_failure, block) {
+            (OnFailure::BlockAll, _) => "every request is answered with exception 0x04 (block_all)",
+            (OnFailure::Continue, _) => "requests are forwarded WITHOUT an audit record (continue)",
+            (_, true) => "write requests are answered with exception 0x04 (block_writes)",
+            (_, false) => return FailureAction::Forward,
+        };
+        self.alarm(why, effect);
+        if block {
+            FailureAction::Block
+        } else {
+            FailureAction::Forward
         }
     }
 
@@ -162,7 +159,7 @@ mod tests {
 
     use super::*;
 
-    fn recorder(sync: SyncMode, on_failure: OnFailure) -> Recorder {
+    fn temp_log() -> std::path::PathBuf {
         // One file per recorder: tests run in parallel and two writers must not share a log.
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let path = std::env::temp_dir().join(format!(
@@ -171,8 +168,50 @@ mod tests {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_file(&path);
-        let handle = AuditLog::start(AuditConfig::new(path)).unwrap();
+        path
+    }
+
+    fn recorder(sync: SyncMode, on_failure: OnFailure) -> Recorder {
+        let handle = AuditLog::start(AuditConfig::new(temp_log())).unwrap();
         Recorder::new(handle, sync, on_failure)
+    }
+
+    #[test]
+    fn record_denial_aggregates_repeated_denials_of_one_source() {
+        use zonegate_audit::{Decision, Kind};
+        let path = temp_log();
+        let mut cfg = AuditConfig::new(&path);
+        cfg.min_free_bytes = 0;
+        let r = Recorder::new(
+            AuditLog::start(cfg).unwrap(),
+            SyncMode::Writes,
+            OnFailure::BlockWrites,
+        );
+        for port in 0..100u16 {
+            let ev = Event {
+                conduit: Some("C1".into()),
+                src: Some(format!("127.0.0.9:{}", 40000 + port)),
+                decision: Some(Decision::Deny),
+                reason: Some("no_rule_for_source".into()),
+                ..Event::new(Kind::Request)
+            };
+            r.record_denial(ev);
+        }
+        r.handle().shutdown().wait().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let denials: Vec<Event> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Event>(l).unwrap())
+            .filter(|e| e.decision == Some(Decision::Deny))
+            .collect();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(denials.len(), 2, "one in full, one summary: {denials:?}");
+        assert_eq!((denials[0].count, denials[1].count), (None, Some(99)));
+        assert_eq!(
+            denials[1].src.as_deref(),
+            Some("127.0.0.9:40099"),
+            "the last one"
+        );
     }
 
     #[test]

@@ -20,13 +20,12 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -35,11 +34,20 @@ use zonegate_policy::{LoadErrors, Model, Policy};
 
 use crate::conn::Session;
 use crate::record::Recorder;
-use crate::settings::{audit_config, conduit_state, gateway_conduits, Unsupported};
-use crate::state::{ConduitShared, ConduitState, Tracker};
+use crate::settings::{audit_config, conduit_state, gateway_conduits, limiter_for, Unsupported};
+use crate::state::{ConduitShared, ConduitState, ConnectionPermit, Mode, Tracker, UpstreamTarget};
 
 /// Makes the byte sink of the audit log (tests inject faults with it).
 pub type AuditStorageFactory = Arc<dyn Fn() -> Box<dyn Storage> + Send + Sync>;
+
+/// The design review a model must pass before it is enforced, at start and at every reload
+/// (`zonegate run` runs the toolkit's checks). `Ok(notes)`: the model may run; each note (a
+/// warning, a finding accepted by the operator) goes into the `policy_load` / `policy_reload`
+/// record. `Err(why)`: the model is refused (the old policy stays in force on a reload).
+pub type ModelGate = Arc<dyn Fn(&Model) -> Result<Vec<String>, String> + Send + Sync>;
+/// Called with the model file's path right after a reload has read it (tests use it to save
+/// the file in the window between that read and the watcher's next look).
+pub type ReloadReadHook = Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// How the gateway is started.
 #[derive(Clone)]
@@ -56,6 +64,15 @@ pub struct GatewayOptions {
     /// Write the audit log through this storage instead of the file (fault injection in tests;
     /// the model's `audit.path` still names the chain to continue).
     pub audit_storage: Option<AuditStorageFactory>,
+    /// The design review every model passes before it is enforced (`None`: none).
+    pub model_gate: Option<ModelGate>,
+    /// Connect to each conduit's device once at start and say (stderr, audit log) when it is
+    /// unreachable; the gateway starts either way (default true). Off for a device that takes
+    /// a single connection and is slow to free it, and for test devices that accept only once.
+    pub probe_upstreams: bool,
+    /// Test hook, see [`ReloadReadHook`]; `None` in production.
+    #[doc(hidden)]
+    pub reload_read_hook: Option<ReloadReadHook>,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -66,6 +83,9 @@ impl fmt::Debug for GatewayOptions {
             .field("watch_interval", &self.watch_interval)
             .field("audit_path", &self.audit_path)
             .field("audit_storage", &self.audit_storage.is_some())
+            .field("model_gate", &self.model_gate.is_some())
+            .field("probe_upstreams", &self.probe_upstreams)
+            .field("reload_read_hook", &self.reload_read_hook.is_some())
             .finish()
     }
 }
@@ -78,6 +98,9 @@ impl Default for GatewayOptions {
             watch_interval: Duration::from_secs(1),
             audit_path: None,
             audit_storage: None,
+            model_gate: None,
+            probe_upstreams: true,
+            reload_read_hook: None,
         }
     }
 }
@@ -115,6 +138,8 @@ pub enum StartError {
     },
     /// The audit log could not be opened.
     Audit(AuditError),
+    /// The model failed [`GatewayOptions::model_gate`] (the design review).
+    Rejected(String),
 }
 
 impl fmt::Display for StartError {
@@ -143,6 +168,7 @@ impl fmt::Display for StartError {
                 source,
             } => write!(f, "conduit {conduit}: cannot listen on {addr}: {source}"),
             Self::Audit(e) => write!(f, "cannot open the audit log: {e}"),
+            Self::Rejected(why) => f.write_str(why),
         }
     }
 }
@@ -189,6 +215,8 @@ pub enum ReloadError {
     Model(LoadErrors),
     /// The new model asks for something unsupported.
     Unsupported(String),
+    /// The new model failed [`GatewayOptions::model_gate`] (the design review).
+    Rejected(String),
 }
 
 impl fmt::Display for ReloadError {
@@ -204,6 +232,7 @@ impl fmt::Display for ReloadError {
                 Ok(())
             }
             Self::Unsupported(what) => f.write_str(what),
+            Self::Rejected(why) => write!(f, "the new model fails the design checks: {why}"),
         }
     }
 }
@@ -229,17 +258,26 @@ struct Inner {
     tracker: Arc<Tracker>,
     options: GatewayOptions,
     current: Mutex<Current>,
+    /// Asks `run_until_signal` to reload from the model file, as SIGHUP does.
+    reload_now: Arc<Notify>,
 }
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].
 pub struct Gateway {
     inner: Arc<Inner>,
     accept_tasks: Vec<JoinHandle<()>>,
+    /// The start-up reachability probes of the devices (aborted at shutdown if still running,
+    /// so that no record follows the `stop` record).
+    probe_tasks: Vec<JoinHandle<()>>,
 }
 
-/// Loads and compiles a model given as text.
-fn compile(text: &str, name: &str) -> Result<(Model, Policy), LoadErrors> {
-    let model = zonegate_policy::load_str(text, name)?;
+/// Loads and compiles a model given as text; `file` is the model file it was read from, if
+/// any, against whose folder its relative paths resolve (never the current directory).
+fn compile(text: &str, name: &str, file: Option<&Path>) -> Result<(Model, Policy), LoadErrors> {
+    let model = match file {
+        Some(path) => zonegate_policy::load_file_text(text, path)?,
+        None => zonegate_policy::load_str(text, name)?,
+    };
     let policy = Policy::compile(&model)?;
     Ok((model, policy))
 }
@@ -266,7 +304,12 @@ impl Gateway {
         name: &str,
         options: GatewayOptions,
     ) -> Result<Self, StartError> {
-        let (model, policy) = compile(text, name).map_err(StartError::Model)?;
+        let (model, policy) =
+            compile(text, name, options.model_path.as_deref()).map_err(StartError::Model)?;
+        let notes = match &options.model_gate {
+            Some(gate) => gate(&model).map_err(StartError::Rejected)?,
+            None => Vec::new(),
+        };
         let policy = Arc::new(policy);
         let hash = policy_hash(text);
         let gateways = gateway_conduits(&policy)
@@ -297,11 +340,12 @@ impl Gateway {
         }
         .map_err(StartError::Audit)?;
         let recorder = Recorder::new(handle, sync, on_failure);
-        drop(
-            recorder
-                .handle()
-                .policy_loaded(&hash, &format!("loaded {name}")),
-        );
+        let mut message = format!("loaded {name}");
+        for n in &notes {
+            message.push_str("; ");
+            message.push_str(n);
+        }
+        drop(recorder.handle().policy_loaded(&hash, &message));
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let tracker = Arc::new(Tracker::default());
@@ -309,11 +353,12 @@ impl Gateway {
         let mut listeners = Vec::new();
         let mut sockets = Vec::new();
         for (index, conduit_id, listener, addr) in bound {
-            let state =
-                conduit_state(&policy, Some(index)).map_err(|what| StartError::Unsupported {
+            let state = conduit_state(&policy, Some(index), None).map_err(|what| {
+                StartError::Unsupported {
                     conduit: conduit_id.clone(),
                     what,
-                })?;
+                }
+            })?;
             listeners.push(BoundListener {
                 conduit: conduit_id.clone(),
                 addr,
@@ -330,15 +375,24 @@ impl Gateway {
                 conduit: Arc::from(conduit_id.as_str()),
                 state: ArcSwap::from_pointee(state),
                 recorder: recorder.clone(),
-                connections: AtomicUsize::new(0),
                 shutdown: shutdown_rx.clone(),
                 drain_timeout: options.drain_timeout,
                 tracker: Arc::clone(&tracker),
+                pool: Arc::default(),
+                admitted: Default::default(),
             });
             conduits.push(Arc::clone(&shared));
             sockets.push((listener, shared));
         }
 
+        let probe_tasks = if options.probe_upstreams {
+            conduits
+                .iter()
+                .map(|shared| tokio::spawn(probe_upstream(Arc::clone(shared))))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let accept_tasks = sockets
             .into_iter()
             .map(|(listener, shared)| tokio::spawn(accept_loop(listener, shared)))
@@ -351,10 +405,12 @@ impl Gateway {
             tracker,
             options,
             current: Mutex::new(Current { policy_hash: hash }),
+            reload_now: Arc::new(Notify::new()),
         });
         Ok(Self {
             inner,
             accept_tasks,
+            probe_tasks,
         })
     }
 
@@ -371,14 +427,37 @@ impl Gateway {
     /// Re-reads the model file and applies it (see the module docs). On error the old policy
     /// stays in force, the errors are logged and a `policy_rejected` record is written.
     pub fn reload(&self) -> Result<ReloadOutcome, ReloadError> {
+        self.reload_from_file().1
+    }
+
+    /// [`Gateway::reload`], also giving the hash of the text it read (`None` when it read
+    /// nothing): what the watcher must compare the file with next, since a save made after
+    /// this read has not been applied.
+    fn reload_from_file(&self) -> (Option<String>, Result<ReloadOutcome, ReloadError>) {
         let Some(path) = self.inner.options.model_path.clone() else {
-            return Err(ReloadError::NoFile);
+            return (None, Err(ReloadError::NoFile));
         };
-        let result = std::fs::read_to_string(&path)
-            .map_err(ReloadError::Read)
-            .and_then(|text| self.apply_text(&text, &path.display().to_string(), false));
+        let read = std::fs::read_to_string(&path);
+        if let Some(hook) = &self.inner.options.reload_read_hook {
+            hook(&path);
+        }
+        let (read_hash, result) = match read {
+            Ok(text) => (
+                Some(policy_hash(&text)),
+                self.apply_text(&text, &path.display().to_string(), false),
+            ),
+            Err(e) => (None, Err(ReloadError::Read(e))),
+        };
         self.report_reload(&result);
-        result
+        (read_hash, result)
+    }
+
+    /// A handle that makes a running [`Gateway::run_until_signal`] reload the model file, as
+    /// SIGHUP does.
+    pub fn reload_trigger(&self) -> ReloadTrigger {
+        ReloadTrigger {
+            notify: Arc::clone(&self.inner.reload_now),
+        }
     }
 
     /// Applies a model given as text, as a reload would (tests, the demo).
@@ -446,14 +525,19 @@ impl Gateway {
         if !force && current.policy_hash == hash {
             return Ok(ReloadOutcome::Unchanged);
         }
-        let (_model, policy) = compile(text, name).map_err(ReloadError::Model)?;
+        let (model, policy) = compile(text, name, self.inner.options.model_path.as_deref())
+            .map_err(ReloadError::Model)?;
+        let gate_notes = match &self.inner.options.model_gate {
+            Some(gate) => gate(&model).map_err(ReloadError::Rejected)?,
+            None => Vec::new(),
+        };
         let policy = Arc::new(policy);
         let gateways = gateway_conduits(&policy).map_err(|Unsupported(conduit, what)| {
             ReloadError::Unsupported(format!("conduit {conduit}: {what} is not supported yet"))
         })?;
 
         // Build every new state first; swap only when all are good.
-        let mut warnings = Vec::new();
+        let mut warnings = gate_notes;
         let mut states: Vec<ConduitState> = Vec::with_capacity(self.inner.conduits.len());
         for (shared, bound) in self.inner.conduits.iter().zip(&self.inner.listeners) {
             let found = gateways.iter().find(|g| g.id.as_str() == &*shared.conduit);
@@ -466,7 +550,10 @@ impl Gateway {
                             shared.conduit, bound.addr
                         ));
                     }
-                    conduit_state(&policy, Some(g.index)).map_err(|what| {
+                    // The limiter carries over: a rule that keeps its id and rate keeps its
+                    // buckets, so a reload does not reset a rate limit (14.7).
+                    let old = shared.state.load();
+                    conduit_state(&policy, Some(g.index), Some(&old.limiter)).map_err(|what| {
                         ReloadError::Unsupported(format!(
                             "conduit {}: {what} is not supported yet",
                             shared.conduit
@@ -483,7 +570,7 @@ impl Gateway {
                     ConduitState {
                         policy: Arc::clone(&policy),
                         index: None,
-                        limiter: crate::settings::new_limiter(&policy),
+                        limiter: limiter_for(&policy, Some(&old.limiter)),
                         settings: old.settings.clone(),
                         rule_ids: Vec::new(),
                     }
@@ -534,6 +621,7 @@ impl Gateway {
         let mut sighup = signal(SignalKind::hangup()).ok();
         ready(&self.inner.listeners);
         let mut stop_rx = self.inner.shutdown_tx.subscribe();
+        let reload_now = Arc::clone(&self.inner.reload_now);
         let path = self.inner.options.model_path.clone();
         // The watcher compares the file's content with what was last seen, starting from the
         // text actually loaded: an edit made between loading and this point is still picked up
@@ -553,20 +641,20 @@ impl Gateway {
                 Some(()) = recv(&mut sigterm) => { info!("SIGTERM: shutting down"); break; }
                 Some(()) = recv(&mut sighup) => {
                     info!("SIGHUP: reloading the model");
-                    if let Some(p) = path.as_deref() {
-                        let _ = self.reload();
-                        seen = file_hash(p).unwrap_or(seen);
-                    } else {
-                        warn!("SIGHUP ignored: the gateway was started without a model file");
-                    }
+                    self.reload_on_request(&mut seen);
+                }
+                () = reload_now.notified() => {
+                    info!("reload requested: reloading the model");
+                    self.reload_on_request(&mut seen);
                 }
                 _ = tick.tick(), if path.is_some() => {
                     let now = path.as_deref().and_then(file_hash);
                     match now {
                         Some(hash) if hash != seen => {
-                            seen = hash;
                             info!("model file changed: reloading");
-                            let _ = self.reload();
+                            // What the reload read, not what the tick saw: a save in between
+                            // is then still ahead of `seen`.
+                            seen = self.reload_from_file().0.unwrap_or(hash);
                         }
                         Some(_) => {}
                         None if !seen.is_empty() => {
@@ -584,10 +672,26 @@ impl Gateway {
         self.shutdown().await
     }
 
+    /// SIGHUP or a [`ReloadTrigger`]: reloads and notes, as what the watcher has seen, the
+    /// hash of the text the reload read. (Re-reading the file here instead would take in a
+    /// save made after the reload's read, and that save would never be applied: 14.9.)
+    fn reload_on_request(&self, seen: &mut String) {
+        if self.inner.options.model_path.is_none() {
+            warn!("reload ignored: the gateway was started without a model file");
+            return;
+        }
+        if let (Some(read), _) = self.reload_from_file() {
+            *seen = read;
+        }
+    }
+
     /// Stops accepting, drains the sessions (bounded by the drain timeout), writes the audit
     /// `stop` record and flushes the log.
     pub async fn shutdown(self) -> ShutdownSummary {
         let _ = self.inner.shutdown_tx.send(true);
+        for probe in &self.probe_tasks {
+            probe.abort();
+        }
         for task in self.accept_tasks {
             let _ = task.await;
         }
@@ -605,6 +709,19 @@ impl Gateway {
         }
         info!("gateway stopped");
         ShutdownSummary { sessions_cut: cut }
+    }
+}
+
+/// Makes a running [`Gateway::run_until_signal`] reload the model file (as SIGHUP does).
+#[derive(Debug, Clone)]
+pub struct ReloadTrigger {
+    notify: Arc<Notify>,
+}
+
+impl ReloadTrigger {
+    /// Asks for a reload; several requests before the gateway gets to it make one reload.
+    pub fn trigger(&self) {
+        self.notify.notify_one();
     }
 }
 
@@ -636,7 +753,75 @@ fn file_hash(path: &Path) -> Option<String> {
         .map(|bytes| zonegate_audit::sha256_hex(&bytes))
 }
 
-/// Accepts clients until shutdown, enforcing `max_connections`.
+/// Connects to the conduit's device once at start, bounded by its `connect_timeout`: an
+/// unreachable device is said on stderr and in the audit log (a `connection` record with
+/// reason `upstream_unreachable`) at start, not first noticed at the first request. The
+/// gateway starts anyway: the device may come up later, and requests are answered 0x0A until
+/// it does.
+async fn probe_upstream(shared: Arc<ConduitShared>) {
+    let (target, timeout) = {
+        let state = shared.state.load();
+        (
+            state.settings.upstream.clone(),
+            state.settings.connect_timeout,
+        )
+    };
+    let UpstreamTarget { host, port, label } = &target;
+    let connecting = tokio::net::TcpStream::connect((host.as_str(), *port));
+    let why = match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(stream)) => {
+            drop(stream);
+            info!(conduit = %shared.conduit, "device {label} is reachable");
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {timeout:?}"),
+    };
+    warn!(
+        conduit = %shared.conduit,
+        "device {label} is NOT reachable at start ({why}); starting anyway, requests are \
+         answered 0x0A (gateway path unavailable) until it is"
+    );
+    let mut ev = Event::new(Kind::Connection);
+    ev.conduit = Some(Arc::clone(&shared.conduit));
+    ev.dst = Some(Arc::clone(label));
+    ev.reason = Some("upstream_unreachable".into());
+    ev.message = Some(format!("device unreachable at start: {why}"));
+    shared.recorder.record(ev);
+}
+
+/// Refuses an accepted connection: closes it and records why (aggregated by the recorder per
+/// source and reason, so a flood of refusals cannot flood the log). `src` is the address
+/// without the port: the port of a refused connection tells nothing and would defeat the
+/// aggregation.
+fn refuse(
+    shared: &ConduitShared,
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    reason: &'static str,
+    message: String,
+    last_log: &mut Option<Instant>,
+) {
+    drop(socket);
+    if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+        warn!(conduit = %shared.conduit, %peer, "{message}");
+        *last_log = Some(Instant::now());
+    }
+    let mut ev = Event::new(Kind::Connection);
+    ev.conduit = Some(Arc::clone(&shared.conduit));
+    // The address only: the record stands for every refused connection of this source in
+    // the aggregation interval, whatever their ports.
+    ev.src = Some(peer.ip().to_string());
+    ev.reason = Some(reason.into());
+    ev.message = Some(message);
+    shared.recorder.record_denial(ev);
+}
+
+/// Accepts clients until shutdown. In enforce mode a source no rule of the conduit names is
+/// refused at once (it could only ever be denied, and must not hold a connection slot that
+/// an operator needs); a monitor-mode conduit is for learning what talks to the device, so it
+/// accepts every source (its requests are recorded `would_deny`). Then `max_connections` and
+/// `max_connections_per_source` apply, in every mode.
 async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared>) {
     let mut shutdown = shared.shutdown.clone();
     let mut last_refusal_log: Option<Instant> = None;
@@ -647,27 +832,42 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared>) {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((socket, peer)) => {
-                    let max = shared.state.load().settings.max_connections;
-                    if shared.connections.load(Ordering::Acquire) >= max {
-                        if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                            warn!(
-                                conduit = %shared.conduit, %peer,
-                                "refusing a connection: max_connections ({max}) reached"
-                            );
-                            last_refusal_log = Some(Instant::now());
-                        }
-                        let mut ev = Event::new(Kind::Connection);
-                        ev.conduit = Some(Arc::clone(&shared.conduit));
-                        ev.src = Some(peer.to_string());
-                        ev.reason = Some("max_connections".into());
-                        ev.message = Some(format!("refused: max_connections ({max}) reached"));
-                        shared.recorder.record_denial(ev);
-                        drop(socket);
+                    let state = shared.state.load();
+                    if state.settings.mode == Mode::Enforce && !state.may_match_source(peer.ip()) {
+                        let (reason, message) = if state.index.is_none() {
+                            ("conduit_removed", "refused: the conduit is no longer in the model".to_owned())
+                        } else {
+                            ("no_rule_for_source", "refused: no rule of the conduit names this source".to_owned())
+                        };
+                        refuse(&shared, socket, peer, reason, message, &mut last_refusal_log);
                         continue;
                     }
-                    shared.connections.fetch_add(1, Ordering::AcqRel);
-                    shared.tracker.enter();
-                    tokio::spawn(Session::serve(socket, peer, Arc::clone(&shared)));
+                    let admitted = ConnectionPermit::admit(
+                        &shared,
+                        peer.ip(),
+                        state.settings.max_connections,
+                        state.settings.max_connections_per_source,
+                    );
+                    drop(state);
+                    match admitted {
+                        Ok(permit) => {
+                            shared.tracker.enter();
+                            let session_shared = Arc::clone(&shared);
+                            tokio::spawn(async move {
+                                // Held for the whole session, dropped however it ends.
+                                let _permit = permit;
+                                Session::serve(socket, peer, session_shared).await;
+                            });
+                        }
+                        Err(refusal) => refuse(
+                            &shared,
+                            socket,
+                            peer,
+                            refusal.reason(),
+                            refusal.message(),
+                            &mut last_refusal_log,
+                        ),
+                    }
                 }
                 Err(e) => {
                     warn!(conduit = %shared.conduit, "accept failed: {e}");

@@ -79,20 +79,32 @@ fn settings(g: &GatewaySettings) -> Result<Settings, String> {
         request_timeout: g.request_timeout,
         connect_timeout: g.connect_timeout,
         max_connections: g.max_connections.max(1),
+        max_connections_per_source: g.max_connections_per_source.max(1),
         max_in_flight: g.max_in_flight.max(1),
         upstream: upstream_target(&g.upstream)?,
+        unauthenticated_idle_timeout: g.unauthenticated_idle_timeout,
+        max_upstream_connections: g.max_upstream_connections.max(1),
     })
 }
 
-/// A fresh rate limiter for a compiled policy.
-pub(crate) fn new_limiter(policy: &Policy) -> RateLimiter {
-    RateLimiter::new(policy)
+/// The rate limiter for a compiled policy: `previous` (the one of the state a reload
+/// replaces) when it suits the policy, so that buckets survive the reload, else a fresh one.
+pub(crate) fn limiter_for(
+    policy: &Policy,
+    previous: Option<&Arc<RateLimiter>>,
+) -> Arc<RateLimiter> {
+    match previous {
+        Some(old) if old.suits(policy) => Arc::clone(old),
+        _ => Arc::new(RateLimiter::new(policy)),
+    }
 }
 
-/// The state of conduit `index` of `policy` (its settings must come from a `gateway:` block).
+/// The state of conduit `index` of `policy` (its settings must come from a `gateway:` block);
+/// `previous` is the limiter of the state it replaces on a reload.
 pub(crate) fn conduit_state(
     policy: &Arc<Policy>,
     index: Option<usize>,
+    previous: Option<&Arc<RateLimiter>>,
 ) -> Result<ConduitState, String> {
     let gateway = index
         .and_then(|i| policy.conduits().get(i))
@@ -101,7 +113,7 @@ pub(crate) fn conduit_state(
     Ok(ConduitState {
         policy: Arc::clone(policy),
         index,
-        limiter: new_limiter(policy),
+        limiter: limiter_for(policy, previous),
         settings: settings(gateway)?,
         rule_ids: crate::state::rule_ids(policy, index),
     })
@@ -133,6 +145,15 @@ pub(crate) fn audit_config(
         if let Some(n) = a.checkpoint_every {
             cfg.checkpoint_every = n;
         }
+        if let Some(d) = a.aggregate_interval {
+            cfg.aggregate_interval = d;
+        }
+        if let Some(n) = a.max_bytes {
+            cfg.max_bytes = n;
+        }
+        if let Some(n) = a.max_segments {
+            cfg.max_segments = usize::try_from(n).unwrap_or(usize::MAX);
+        }
         cfg.signing_key = a.signing_key.as_deref().map(|p| model.resolve(p));
         if let Some(s) = &a.syslog {
             let transport = match s.transport {
@@ -141,7 +162,10 @@ pub(crate) fn audit_config(
                 _ => SyslogTransport::Udp,
             };
             let mut sc = SyslogConfig::new(transport, s.address.clone());
+            // Every file a model names resolves against the model file's folder (8.7).
             sc.ca_file = s.ca.as_deref().map(|p| model.resolve(p));
+            sc.client_cert = s.cert.as_deref().map(|p| model.resolve(p));
+            sc.client_key = s.key.as_deref().map(|p| model.resolve(p));
             sc.facility = s.facility;
             sc.app_name.clone_from(&s.app_name);
             sc.hostname.clone_from(&s.hostname);
@@ -159,4 +183,42 @@ pub(crate) fn audit_config(
     };
     let on_failure = cfg.on_failure;
     (cfg, sync, on_failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Regression (8.7): the syslog client certificate and key of the model were never passed
+    /// to the audit writer, and every audit path must follow the model file's folder.
+    #[test]
+    fn audit_config_resolves_every_path_against_the_model_folder() {
+        let text = "zones: []
+conduits: []
+audit:
+  path: logs/audit.log
+  signing_key: keys/audit.key
+  syslog:
+    transport: tls
+    address: logs.example:6514
+    ca: pki/ca.pem
+    cert: pki/gw.pem
+    key: /etc/zonegate/gw.key
+";
+        let model =
+            zonegate_policy::load_file_text(text, Path::new("/srv/site/model.yaml")).unwrap();
+        let (cfg, _, _) = audit_config(&model, &GatewayOptions::default(), "00");
+        let site = |p: &str| Some(PathBuf::from("/srv/site").join(p));
+        assert_eq!(cfg.path, site("logs/audit.log"));
+        assert_eq!(cfg.signing_key, site("keys/audit.key"));
+        let syslog = cfg.syslog.unwrap();
+        assert_eq!(syslog.ca_file, site("pki/ca.pem"));
+        assert_eq!(syslog.client_cert, site("pki/gw.pem"));
+        assert_eq!(
+            syslog.client_key,
+            Some(PathBuf::from("/etc/zonegate/gw.key"))
+        );
+    }
 }

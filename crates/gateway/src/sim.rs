@@ -29,6 +29,11 @@
 //! | coils    | 0, 1    | AHU run, humidifier enable               | on, on        |
 //! | discrete | 0..3    | filter alarm, door open, fire, airflow ok| 0, 0, 0, 1    |
 
+/// Where `zonegate sim` listens by default: 1502, the usual unprivileged Modbus port, and no
+/// example model's gateway port (5020-5031), so a simulator and an example gateway can run side
+/// by side (`crates/zonegate/tests/it/run.rs` checks it).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1502";
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 

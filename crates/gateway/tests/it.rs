@@ -4,11 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod it {
+    pub(crate) mod accept;
     pub(crate) mod audit;
     pub(crate) mod deny;
     pub(crate) mod forward;
+    pub(crate) mod pool;
     pub(crate) mod reload;
+    pub(crate) mod replies;
     pub(crate) mod robust;
+    pub(crate) mod session;
     pub(crate) mod sim;
+    pub(crate) mod start;
     pub(crate) mod util;
+    pub(crate) mod write_class;
 }

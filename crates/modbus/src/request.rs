@@ -268,7 +268,7 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// The flat summary an audit event or a log line needs (DESIGN.md event fields), without the
+    /// The flat summary an audit event or a log line needs (docs/DESIGN.md event fields), without the
     /// written values (see [`Request::written`]).
     pub fn inspect(&self) -> Inspection {
         let mut ranges = self.ranges();
@@ -404,7 +404,7 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The flat view of a request for events and logs: the DESIGN.md field names, FC 23's write
+/// The flat view of a request for events and logs: the docs/DESIGN.md field names, FC 23's write
 /// range in `write_address` / `write_quantity`. Made by [`Request::inspect`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Inspection {

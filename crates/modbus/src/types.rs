@@ -53,7 +53,7 @@ impl fmt::Display for UnitId {
     }
 }
 
-/// The access class of a function code, as the policy understands it (DESIGN.md).
+/// The access class of a function code, as the policy understands it (docs/DESIGN.md).
 ///
 /// `read` = 1, 2, 3, 4, 24; `write` = 5, 6, 15, 16, 21, 22, 23 (23 writes before it reads);
 /// `diagnostics` = 7, 8, 11, 12, 17, 43; everything else (user-defined codes, and FC 20, whose
@@ -130,7 +130,7 @@ impl fmt::Display for Table {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FunctionCode(u8);
 
-/// The public function codes this crate parses, with their DESIGN.md names.
+/// The public function codes this crate parses, with their docs/DESIGN.md names.
 const NAMES: [(u8, &str); 19] = [
     (1, "read_coils"),
     (2, "read_discrete_inputs"),
@@ -204,7 +204,7 @@ impl FunctionCode {
         self.0
     }
 
-    /// The DESIGN.md name of a public function code, `None` for any other byte.
+    /// The docs/DESIGN.md name of a public function code, `None` for any other byte.
     pub fn name(self) -> Option<&'static str> {
         NAMES
             .iter()
@@ -212,7 +212,7 @@ impl FunctionCode {
             .map(|(_, name)| *name)
     }
 
-    /// The function code with DESIGN.md name `name` (exact, lower case).
+    /// The function code with docs/DESIGN.md name `name` (exact, lower case).
     pub fn from_name(name: &str) -> Option<Self> {
         NAMES
             .iter()

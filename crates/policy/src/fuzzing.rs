@@ -8,9 +8,20 @@ use zonegate_modbus::{Request, UnitId};
 
 use crate::{load_bytes, Policy, RateLimiter, Transaction};
 
+/// How far [`fuzz_load`] got with an input (tests assert that their seeds get all the way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// The loader rejected the input (with positioned errors).
+    Rejected,
+    /// The model loaded but did not compile.
+    Loaded,
+    /// The model loaded and compiled, and the fixed requests were decided.
+    Decided,
+}
+
 /// Loads `data` as a model file and, when it loads and compiles, decides a few requests.
 /// Panics only when an invariant breaks: every load error has a position and a message.
-pub fn fuzz_load(data: &[u8]) {
+pub fn fuzz_load(data: &[u8]) -> Reached {
     let model = match load_bytes(data, "fuzz.yaml") {
         Ok(m) => m,
         Err(errors) => {
@@ -19,11 +30,11 @@ pub fn fuzz_load(data: &[u8]) {
                 assert!(e.line >= 1 && e.column >= 1, "error without position: {e}");
                 assert!(!e.message.is_empty(), "error without message");
             }
-            return;
+            return Reached::Rejected;
         }
     };
     let Ok(policy) = Policy::compile(&model) else {
-        return;
+        return Reached::Loaded;
     };
     let limiter = RateLimiter::with_capacity(64);
     let now = Instant::now();
@@ -56,4 +67,5 @@ pub fn fuzz_load(data: &[u8]) {
             }
         }
     }
+    Reached::Decided
 }

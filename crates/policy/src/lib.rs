@@ -8,7 +8,7 @@
 //! ```
 //!
 //! # Loading
-//! [`load_file`] / [`load_str`] read the YAML model of DESIGN.md strictly: an unknown key is an
+//! [`load_file`] / [`load_str`] read the YAML model of docs/DESIGN.md strictly: an unknown key is an
 //! error, and every error is reported at once with file, line, column and key path, e.g.
 //! `model.yaml:14:7: conduits[0].rules[1].holding: "0-70000": address 70000 is above 65535`.
 //!
@@ -42,6 +42,7 @@
 //!     coils: [0-15, 32]
 //!     values: {min: 180, max: 240}   # every written value (coils write 0/1); a negative
 //!                                    # min reads registers as INT16: {min: -50, max: 50}
+//!     file: ["4:0-99", 6-7]          # FC 20/21 file records: file[:records]; records 0-9999
 //!     rate: 2/s                      # N/s, N/min, N/h: token bucket per rule and source
 //!     justification: "why"
 //! ```
@@ -50,10 +51,18 @@
 //! and `id` are required (an "any source" rule must say `0.0.0.0/0` and `::/0`); a rule without
 //! `unit_ids` covers every unit id, including 0 (broadcast on a serial line).
 //!
+//! A class grants only its codes that act on something the rule bounds (issue 14.6): `read`
+//! = FC 1 with `coils`, 2 with `discrete`, 3 and 24 with `holding`, 4 with `input`; `write` =
+//! FC 5 and 15 with `coils`, 6, 16, 22, 23 with `holding`, 21 with `file`; `diagnostics` is
+//! table-less and granted whole. A code named on its own is always granted as named.
+//!
 //! Every address a request touches must lie in the rule's ranges for that table (FC 23: both its
-//! read and its write range); a table the rule gives no range allows no address, while
-//! functions that touch no table (diagnostics, FC 20/21 file records, FC 43, user-defined codes)
-//! are allowed by function alone. Under a `values` bound, FC 22 mask write is allowed only when
+//! read and its write range); a table the rule gives no range allows no address. FC 20/21 must
+//! keep every sub-request (file, first record .. last record) inside one `file` entry when the
+//! rule has `file`; named without it they may touch any file record. FC 24 is checked at its
+//! FIFO pointer address only (the queue behind it is the device's, up to 31 registers). Other
+//! functions that touch no table (diagnostics, FC 43, user-defined codes) are allowed by
+//! function alone. Under a `values` bound, FC 22 mask write is allowed only when
 //! its AND mask is 0 (the result is then the OR mask, which is checked); otherwise the result
 //! depends on the device's current value and the request is denied with
 //! [`Denial::ValueUnverifiable`] (0x03). FC 21 under a `values` bound is denied the same way.
@@ -61,7 +70,7 @@
 //! # Deciding
 //! [`Policy::compile`] resolves sources (zone networks and asset addresses, IPv4 and IPv6,
 //! IPv4-mapped IPv6 treated as IPv4) and [`ConduitPolicy::decide`] applies the rules: the first
-//! rule that allows wins, none -> deny, with the exception DESIGN.md names (see [`Reason`]).
+//! rule that allows wins, none -> deny, with the exception docs/DESIGN.md names (see [`Reason`]).
 //! `decide` allocates nothing and depends only on the request, the policy, the limiter state and
 //! `now`. A rate-limit token is taken only from the rule that would allow the request, so denied
 //! requests never drain a bucket; the [`RateLimiter`] has a fixed number of buckets (see its
@@ -111,13 +120,13 @@ mod verdict;
 mod yaml;
 
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
-pub use load::{load_bytes, load_file, load_str, MAX_MODEL_BYTES};
+pub use load::{load_bytes, load_file, load_file_text, load_str, MAX_MODEL_BYTES};
 pub use model::{
     function_code, function_name, AddressSet, Asset, AssetKind, AuditOnFailure, AuditSection,
-    AuditSync, Conduit, DenyAction, Fr, FunctionClass, FunctionSelector, GatewaySettings, KeyLines,
-    Mode, Model, Parity, ProtocolAllowance, PurdueLevel, Rate, Rule, SecurityLevel, Source,
-    SourceTarget, Spanned, SyslogSection, SyslogTransport, U16Range, Unsupported, Upstream,
-    ValueBounds, Zone,
+    AuditSync, Conduit, DenyAction, FileRange, Fr, FunctionClass, FunctionSelector,
+    GatewaySettings, KeyLines, Mode, Model, Parity, ProtocolAllowance, PurdueLevel, Rate, Rule,
+    SecurityLevel, Source, SourceTarget, Spanned, SyslogSection, SyslogTransport, U16Range,
+    Unsupported, Upstream, ValueBounds, Zone,
 };
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};

@@ -43,13 +43,28 @@ pub fn load_file(path: &Path) -> Result<Model, LoadErrors> {
     let bytes = std::fs::read(path)
         .map_err(|e| LoadErrors::unreadable(&name, format!("cannot read the model file: {e}")))?;
     let mut model = load_bytes(&bytes, &name)?;
-    model.dir = Some(
-        path.parent()
-            .map(Path::to_path_buf)
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| PathBuf::from(".")),
-    );
+    model.dir = Some(model_dir(path));
     Ok(model)
+}
+
+/// Loads `text` as the content of the model file at `path` (read by the caller, e.g. so that
+/// the policy hash is of exactly the text it read): messages name `path`, and relative paths
+/// in the model resolve against the file's directory, as with [`load_file`].
+pub fn load_file_text(text: &str, path: &Path) -> Result<Model, LoadErrors> {
+    let mut model = load_str(text, &path.display().to_string())?;
+    model.dir = Some(model_dir(path));
+    Ok(model)
+}
+
+/// The directory relative paths of the model file at `path` resolve against, made absolute
+/// now: a later change of the current directory must not move the audit log or a key.
+fn model_dir(path: &Path) -> PathBuf {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// Loads a model from bytes (must be UTF-8); `file` names it in messages.
@@ -479,9 +494,23 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
             positive(cx, n, p, 100_000)
         })
         .unwrap_or(GatewaySettings::DEFAULT_MAX_CONNECTIONS);
+    let max_connections_per_source = f
+        .opt(cx, "max_connections_per_source", |cx, n, p| {
+            positive(cx, n, p, 100_000)
+        })
+        .unwrap_or(GatewaySettings::DEFAULT_MAX_CONNECTIONS_PER_SOURCE);
     let max_in_flight = f
         .opt(cx, "max_in_flight", |cx, n, p| positive(cx, n, p, 4096))
         .unwrap_or(GatewaySettings::DEFAULT_MAX_IN_FLIGHT);
+    // Session data path (lock-out and upstream pool).
+    let unauthenticated_idle_timeout = f
+        .opt(cx, "unauthenticated_idle_timeout", duration)
+        .unwrap_or(GatewaySettings::DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT);
+    let max_upstream_connections = f
+        .opt(cx, "max_upstream_connections", |cx, n, p| {
+            positive(cx, n, p, 1024)
+        })
+        .unwrap_or(GatewaySettings::DEFAULT_MAX_UPSTREAM_CONNECTIONS);
     f.finish(cx);
     Some(GatewaySettings {
         listen: listen?,
@@ -492,7 +521,10 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         request_timeout,
         connect_timeout,
         max_connections,
+        max_connections_per_source,
         max_in_flight,
+        unauthenticated_idle_timeout,
+        max_upstream_connections,
         line: n.line,
         column: n.column,
     })
@@ -588,6 +620,18 @@ fn decode_rule(cx: &mut Cx, n: &Node, p: &str) -> Option<Rule> {
     let discrete = f.opt(cx, "discrete", address_set).unwrap_or_default();
     let input = f.opt(cx, "input", address_set).unwrap_or_default();
     let holding = f.opt(cx, "holding", address_set).unwrap_or_default();
+    let file = f.opt(cx, "file", |cx, n, p| {
+        if is_empty_seq(n) {
+            cx.error(
+                n,
+                p,
+                "an empty `file` allows no file record; name files, e.g. [4, \"5:0-99\"]",
+            );
+        }
+        Some(list(cx, n, p, |cx, n, p| {
+            parsed(cx, n, p, syntax::parse_file_range)
+        }))
+    });
     let values = f.opt(cx, "values", |cx, n, p| {
         let mut vf = Fields::open(cx, n, p, "value bounds {min, max}")?;
         let min = vf.req(cx, "min", |cx, n, p| int(cx, n, p, -32768, 65535));
@@ -627,6 +671,7 @@ fn decode_rule(cx: &mut Cx, n: &Node, p: &str) -> Option<Rule> {
         discrete,
         input,
         holding,
+        file,
         values,
         rate,
         justification,
@@ -793,6 +838,30 @@ fn decode_audit(cx: &mut Cx, n: &Node, p: &str) -> Option<AuditSection> {
     });
     let signing_key = f.opt(cx, "signing_key", text).map(PathBuf::from);
     let syslog = f.opt(cx, "syslog", decode_syslog);
+    // `0s` is allowed here: every denial in full (still only counted while storage is low).
+    let aggregate_interval = f.opt(cx, "aggregate_interval", |cx, n, p| {
+        parsed(cx, n, p, syntax::parse_duration)
+    });
+    let max_bytes = f.opt(cx, "max_bytes", |cx, n, p| {
+        parsed(cx, n, p, syntax::parse_size)
+    });
+    let max_segments = f.opt(cx, "max_segments", |cx, n, p| {
+        positive(cx, n, p, 1_000_000).map(|v| v as u64)
+    });
+    if let Some(max) = max_bytes {
+        // The writer's default rotate_size is 64 MiB.
+        let rotate = rotate_size.unwrap_or(64 << 20);
+        if max < rotate {
+            cx.error(
+                n,
+                p,
+                format!(
+                    "max_bytes {max} is smaller than rotate_size {rotate}: retention would \
+                     delete every segment as soon as it is made"
+                ),
+            );
+        }
+    }
     let keys = f.finish(cx);
     Some(AuditSection {
         path,
@@ -802,7 +871,55 @@ fn decode_audit(cx: &mut Cx, n: &Node, p: &str) -> Option<AuditSection> {
         checkpoint_every,
         signing_key,
         syslog,
+        aggregate_interval,
+        max_bytes,
+        max_segments,
         line: n.line,
         keys,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn gateway_with(extra: &str) -> Result<GatewaySettings, LoadErrors> {
+        let text = format!(
+            "conduits:\n  - conduit_id: C1\n    gateway:\n      listen: 127.0.0.1:5020\n      upstream: tcp://10.0.0.1:502\n{extra}    rules: []\n"
+        );
+        load_str(&text, "m.yaml").map(|m| m.conduits[0].gateway.clone().unwrap())
+    }
+
+    #[test]
+    fn session_keys_default_and_decode() {
+        let g = gateway_with("").unwrap();
+        assert_eq!(
+            g.unauthenticated_idle_timeout,
+            GatewaySettings::DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT
+        );
+        assert_eq!(
+            g.max_upstream_connections,
+            GatewaySettings::DEFAULT_MAX_UPSTREAM_CONNECTIONS
+        );
+        let g = gateway_with(
+            "      unauthenticated_idle_timeout: 750ms\n      max_upstream_connections: 2\n",
+        )
+        .unwrap();
+        assert_eq!(g.unauthenticated_idle_timeout, Duration::from_millis(750));
+        assert_eq!(g.max_upstream_connections, 2);
+    }
+
+    #[test]
+    fn session_keys_reject_zero() {
+        let e = gateway_with("      max_upstream_connections: 0\n").unwrap_err();
+        assert!(e.to_string().contains("max_upstream_connections"), "{e}");
+        let e = gateway_with("      unauthenticated_idle_timeout: 0s\n").unwrap_err();
+        assert!(
+            e.to_string().contains("unauthenticated_idle_timeout"),
+            "{e}"
+        );
+    }
 }

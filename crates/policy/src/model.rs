@@ -154,6 +154,29 @@ impl Model {
             _ => path.to_path_buf(),
         }
     }
+
+    /// `upstream` with its TLS files (`ca`, `cert`, `key`) resolved as [`Model::resolve`]
+    /// does: what the gateway must open, whatever its current directory.
+    pub fn resolve_upstream(&self, upstream: &Upstream) -> Upstream {
+        match upstream {
+            Upstream::Tls {
+                host,
+                port,
+                ca,
+                cert,
+                key,
+                server_name,
+            } => Upstream::Tls {
+                host: host.clone(),
+                port: *port,
+                ca: ca.as_deref().map(|p| self.resolve(p)),
+                cert: cert.as_deref().map(|p| self.resolve(p)),
+                key: key.as_deref().map(|p| self.resolve(p)),
+                server_name: server_name.clone(),
+            },
+            other => other.clone(),
+        }
+    }
 }
 
 /// A security zone (IEC 62443-3-2 ZCR 3).
@@ -757,11 +780,21 @@ pub struct GatewaySettings {
     pub connect_timeout: Duration,
     /// Most client connections at once (default 64).
     pub max_connections: usize,
+    /// Most client connections at once from one source address (default 16), so that one
+    /// host, named by a rule or not, cannot take every slot of `max_connections`.
+    pub max_connections_per_source: usize,
     /// Most requests of one client connection outstanding at the device at once (default 1).
     /// A client may still pipeline: the gateway queues its requests and forwards them one at a
     /// time, because many PLCs (and pymodbus's server) answer only the first ADU of a segment.
     /// Raise it only for a device known to handle pipelined requests.
     pub max_in_flight: usize,
+    // Session data path (lock-out and upstream pool).
+    /// Close a client that has made no allowed request after this long idle (default 5 s; the
+    /// shorter of this and `idle_timeout` applies). Denied requests never count as activity.
+    pub unauthenticated_idle_timeout: Duration,
+    /// Most connections the gateway opens to the device at once, shared by all client
+    /// sessions of the conduit (default 8; many PLCs accept only 4-16).
+    pub max_upstream_connections: usize,
     /// 1-based line of the `gateway:` mapping.
     pub line: u32,
     /// 1-based column.
@@ -777,8 +810,14 @@ impl GatewaySettings {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
     /// Default `max_connections`.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+    /// Default `max_connections_per_source`.
+    pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 16;
     /// Default `max_in_flight`: one at a time, what every Modbus device can take.
     pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
+    /// Default `unauthenticated_idle_timeout`.
+    pub const DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default `max_upstream_connections`.
+    pub const DEFAULT_MAX_UPSTREAM_CONNECTIONS: usize = 8;
 
     /// Whether this build's `zonegate run` can enforce this gateway block: `Err` says what it
     /// cannot do yet.
@@ -927,7 +966,45 @@ impl fmt::Display for AddressSet {
     }
 }
 
-/// A class of function codes (DESIGN.md): `read`, `write`, `diagnostics`.
+/// The file records a rule allows to FC 20 (read file record) and FC 21 (write file record):
+/// `file: [4, "5-6:0-99"]` is file 4 (every record) and files 5-6, records 0-99.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileRange {
+    /// File numbers (1-65535).
+    pub files: U16Range,
+    /// Record numbers (0-9999, the protocol's limit; all of them when not written).
+    pub records: U16Range,
+}
+
+impl FileRange {
+    /// The highest record number the protocol allows (0x270F).
+    pub const MAX_RECORD: u16 = 9999;
+
+    /// True when records `first..=last` of `file` are inside.
+    pub fn contains_span(&self, file: u16, first: u16, last: u16) -> bool {
+        first <= last
+            && self.files.contains(file)
+            && self.records.start <= first
+            && last <= self.records.end
+    }
+}
+
+impl fmt::Display for FileRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.records
+            == (U16Range {
+                start: 0,
+                end: Self::MAX_RECORD,
+            })
+        {
+            write!(f, "{}", self.files)
+        } else {
+            write!(f, "{}:{}", self.files, self.records)
+        }
+    }
+}
+
+/// A class of function codes (docs/DESIGN.md): `read`, `write`, `diagnostics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FunctionClass {
@@ -949,7 +1026,8 @@ impl FunctionClass {
         }
     }
 
-    /// The function codes in the class.
+    /// The function codes in the class. A compiled rule grants only those of them that act
+    /// on a table (or `file:` range) the rule bounds; see the crate docs.
     pub fn codes(self) -> &'static [u8] {
         match self {
             Self::Read => &[1, 2, 3, 4, 24],
@@ -968,7 +1046,7 @@ impl FunctionClass {
     }
 }
 
-/// The model name of a public function code (DESIGN.md names, from the codec's table:
+/// The model name of a public function code (docs/DESIGN.md names, from the codec's table:
 /// [`zonegate_modbus::FunctionCode::name`]).
 pub fn function_name(code: u8) -> Option<&'static str> {
     FunctionCode::new(code).name()
@@ -1166,6 +1244,9 @@ pub struct Rule {
     pub input: AddressSet,
     /// Allowed holding register addresses.
     pub holding: AddressSet,
+    /// File records FC 20/21 may touch (`file:`). `None`: the `write` class does not include
+    /// FC 21, and FC 20/21 named explicitly may touch any file record.
+    pub file: Option<Vec<FileRange>>,
     /// Bounds on every written value.
     pub values: Option<ValueBounds>,
     /// Rate limit per source.
@@ -1340,6 +1421,15 @@ pub struct AuditSection {
     pub signing_key: Option<PathBuf>,
     /// Syslog copy.
     pub syslog: Option<SyslogSection>,
+    /// `aggregate_interval`: repeated denials of one source and reason within it become one
+    /// record with a `count` (default 10 s in the writer when `None`; `0s`: every denial in
+    /// full, except while storage is low).
+    pub aggregate_interval: Option<std::time::Duration>,
+    /// `max_bytes`: retention, delete the oldest segments while the log is larger (default:
+    /// keep everything).
+    pub max_bytes: Option<u64>,
+    /// `max_segments`: retention, keep at most this many rotated segments (default: all).
+    pub max_segments: Option<u64>,
     /// 1-based line.
     pub line: u32,
     /// Lines of its keys.

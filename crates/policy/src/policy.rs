@@ -7,7 +7,7 @@
 //!
 //! [`ConduitPolicy::decide`] walks the rules in order; the first rule that allows wins, and
 //! none -> deny. When no rule allows, the verdict names the step the best rule got furthest
-//! in, which gives DESIGN.md's exception codes: source, unit, role or function unmatched ->
+//! in, which gives docs/DESIGN.md's exception codes: source, unit, role or function unmatched ->
 //! 0x01; function allowed but an address outside -> 0x02; a written value out of bounds ->
 //! 0x03; rate limit -> 0x06. `decide` allocates nothing and reads only its arguments.
 
@@ -18,8 +18,8 @@ use zonegate_modbus::{Request, Table, UnitId};
 
 use crate::error::{LoadError, LoadErrorKind, LoadErrors};
 use crate::model::{
-    AddressSet, FunctionSelector, GatewaySettings, Model, Rate, Rule, SourceTarget, U16Range,
-    ValueBounds,
+    AddressSet, FileRange, FunctionSelector, GatewaySettings, Model, Rate, Rule, SourceTarget,
+    U16Range, ValueBounds,
 };
 use crate::net::{canonical_ip, Cidr};
 use crate::rate::RateLimiter;
@@ -50,7 +50,9 @@ struct FunctionSet {
 }
 
 impl FunctionSet {
-    fn add(&mut self, sel: &FunctionSelector) {
+    /// Adds a selector. A class adds only the codes `bound` accepts (the codes that act on a
+    /// table the rule gives ranges for); a code named on its own is always added.
+    fn add(&mut self, sel: &FunctionSelector, bound: impl Fn(u8) -> bool) {
         match sel {
             FunctionSelector::Function {
                 code,
@@ -62,6 +64,13 @@ impl FunctionSet {
                     &mut self.mei
                 };
                 target.extend_from_slice(list);
+            }
+            FunctionSelector::Class(class) => {
+                for &c in class.codes() {
+                    if c < 128 && bound(c) {
+                        self.all |= 1u128 << c;
+                    }
+                }
             }
             other => {
                 for &c in other.codes() {
@@ -102,9 +111,33 @@ pub struct CompiledRule {
     discrete: AddressSet,
     input: AddressSet,
     holding: AddressSet,
+    /// `None`: FC 20/21, when named, may touch any file record.
+    file: Option<Vec<FileRange>>,
     values: Option<ValueBounds>,
     rate: Option<Rate>,
     line: u32,
+}
+
+/// What a function code of a class acts on, which decides whether a class grants it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Table(Table),
+    File,
+    /// Diagnostics, FC 43, and so on: nothing a range could bound.
+    Nothing,
+}
+
+/// The target of the class members (docs/DESIGN.md function table). FC 24 reads the FIFO whose
+/// pointer is a holding register; FC 23 reads and writes holding registers.
+fn class_target(code: u8) -> Target {
+    match code {
+        1 | 5 | 15 => Target::Table(Table::Coils),
+        2 => Target::Table(Table::DiscreteInputs),
+        4 => Target::Table(Table::InputRegisters),
+        3 | 6 | 16 | 22 | 23 | 24 => Target::Table(Table::HoldingRegisters),
+        20 | 21 => Target::File,
+        _ => Target::Nothing,
+    }
 }
 
 impl CompiledRule {
@@ -132,6 +165,26 @@ impl CompiledRule {
     /// conduit id, rule id and rate stay the same).
     pub fn rate_key(&self) -> u64 {
         self.key
+    }
+
+    /// True when the rule allows function `code` for some sub-function (what a report lists:
+    /// the codes of the compiled rule, after class expansion).
+    pub fn allows_function(&self, code: u8) -> bool {
+        code < 128
+            && (self.functions.all & (1u128 << code) != 0
+                || (code == 8 && !self.functions.diag.is_empty())
+                || (code == 43 && !self.functions.mei.is_empty()))
+    }
+
+    /// The `file:` ranges of the rule (`None` when it has none).
+    pub fn file_ranges(&self) -> Option<&[FileRange]> {
+        self.file.as_deref()
+    }
+
+    /// True when the rule's `from` networks contain `src` (IPv4-mapped IPv6 as IPv4).
+    pub fn matches_source(&self, src: IpAddr) -> bool {
+        let src = canonical_ip(src);
+        self.sources.iter().any(|c| c.contains(src))
     }
 
     /// The allowed addresses of a table (`None` for a table this crate does not know, which
@@ -163,7 +216,30 @@ impl CompiledRule {
         req.ranges().all(|(t, r)| {
             self.table(t)
                 .is_some_and(|set| set.contains_span(r.start(), r.last()))
-        })
+        }) && self.file_records_ok(req)
+    }
+
+    /// FC 20/21: every sub-request's file and records must lie in one `file:` range (when
+    /// the rule has them; FC 20/21 named without `file:` may touch any record).
+    fn file_records_ok(&self, req: &Request<'_>) -> bool {
+        let Some(ranges) = &self.file else {
+            return true;
+        };
+        let inside = |file: u16, first: u16, count: usize| {
+            let Some(last) = u16::try_from(usize::from(first) + count.max(1) - 1).ok() else {
+                return false;
+            };
+            ranges.iter().any(|r| r.contains_span(file, first, last))
+        };
+        match req {
+            Request::ReadFileRecord(subs) => subs
+                .iter()
+                .all(|s| inside(s.file_number, s.record_number, usize::from(s.record_length))),
+            Request::WriteFileRecord(records) => records
+                .iter()
+                .all(|r| inside(r.file_number, r.record_number, r.values.len())),
+            _ => true,
+        }
     }
 
     fn values_ok(&self, req: &Request<'_>) -> Result<(), Denial> {
@@ -233,6 +309,17 @@ impl ConduitPolicy {
     /// The compiled rules, in order.
     pub fn rules(&self) -> &[CompiledRule] {
         &self.rules
+    }
+
+    /// True when some rule of the conduit names `src` in its `from`: a connection from any
+    /// other address can only ever be denied (`no_rule_for_source`), so the gateway refuses
+    /// it at accept instead of letting it hold one of the conduit's connection slots.
+    /// Pure and allocation-free.
+    pub fn may_match_source(&self, src: IpAddr) -> bool {
+        let src = canonical_ip(src);
+        self.rules
+            .iter()
+            .any(|r| r.sources.iter().any(|c| c.contains(src)))
     }
 
     /// Decides one request. First rule that allows wins; none -> deny with the reason of the
@@ -438,9 +525,23 @@ fn compile_rule(
         }
         set
     });
+    // A class grants only the codes that act on something the rule bounds: `[write]` with
+    // holding ranges is FC 6, 16, 22, 23 and not FC 21, which touches no table and would
+    // otherwise pass every address check (issue 14.6).
+    let bound = |code: u8| match class_target(code) {
+        Target::Table(t) => match t {
+            Table::Coils => !r.coils.is_empty(),
+            Table::DiscreteInputs => !r.discrete.is_empty(),
+            Table::InputRegisters => !r.input.is_empty(),
+            Table::HoldingRegisters => !r.holding.is_empty(),
+            _ => false,
+        },
+        Target::File => r.file.is_some(),
+        Target::Nothing => true,
+    };
     let mut functions = FunctionSet::default();
     for f in &r.functions {
-        functions.add(&f.value);
+        functions.add(&f.value, bound);
     }
     let rate_text = r.rate.map(|x| x.to_string()).unwrap_or_default();
     CompiledRule {
@@ -454,6 +555,7 @@ fn compile_rule(
         discrete: r.discrete.clone(),
         input: r.input.clone(),
         holding: r.holding.clone(),
+        file: r.file.clone(),
         values: r.values,
         rate: r.rate,
         line: r.line,
@@ -467,14 +569,20 @@ mod tests {
     #[test]
     fn function_set_sub_functions() {
         let mut s = FunctionSet::default();
-        s.add(&FunctionSelector::Function {
-            code: 8,
-            sub_functions: Some(vec![U16Range { start: 0, end: 0 }]),
-        });
-        s.add(&FunctionSelector::Function {
-            code: 3,
-            sub_functions: None,
-        });
+        s.add(
+            &FunctionSelector::Function {
+                code: 8,
+                sub_functions: Some(vec![U16Range { start: 0, end: 0 }]),
+            },
+            |_| true,
+        );
+        s.add(
+            &FunctionSelector::Function {
+                code: 3,
+                sub_functions: None,
+            },
+            |_| true,
+        );
         assert!(s.allows(8, Some(0)));
         assert!(!s.allows(8, Some(4)));
         assert!(!s.allows(8, None));

@@ -70,6 +70,15 @@ impl RateLimiter {
         }
     }
 
+    /// True when this limiter can serve `policy` after a reload: it is at least the size
+    /// [`RateLimiter::new`] would pick. A reload keeps a limiter that suits the new policy, so
+    /// that every rule keeping its conduit, id and rate keeps its buckets (and its limit holds
+    /// across the reload); a small limiter made for a policy without rates does not suit one
+    /// with rates, and has no partly drained bucket to lose.
+    pub fn suits(&self, policy: &crate::Policy) -> bool {
+        !policy.has_rate_limits() || self.capacity() >= DEFAULT_BUCKETS
+    }
+
     /// A limiter holding at least `buckets` (rule, source) buckets.
     pub fn with_capacity(buckets: usize) -> Self {
         let per_shard = buckets.div_ceil(SHARDS).max(PROBES);

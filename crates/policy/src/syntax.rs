@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::{
-    function_code, FunctionClass, FunctionSelector, Parity, PurdueLevel, Rate, U16Range, Upstream,
-    Word,
+    function_code, FileRange, FunctionClass, FunctionSelector, Parity, PurdueLevel, Rate, U16Range,
+    Upstream, Word,
 };
 
 /// Parses an unsigned integer: decimal, or hex with `0x`; `_` separators allowed.
@@ -126,6 +126,36 @@ pub(crate) fn parse_u16_range(s: &str, what: &str) -> Result<U16Range, String> {
         ));
     }
     Ok(U16Range { start, end })
+}
+
+/// A `file:` entry: `4`, `4-6` (every record) or `4:0-99`, `4-6:10-19` (those records).
+pub(crate) fn parse_file_range(s: &str) -> Result<FileRange, String> {
+    let t = s.trim();
+    let (files, records) = match t.split_once(':') {
+        Some((f, r)) => (f, Some(r)),
+        None => (t, None),
+    };
+    let files = parse_u16_range(files, "file number")?;
+    if files.start == 0 {
+        return Err(format!(
+            "\"{t}\": file number 0 does not exist (file numbers are 1-65535)"
+        ));
+    }
+    let records = match records {
+        Some(r) => parse_u16_range(r, "record number")?,
+        None => U16Range {
+            start: 0,
+            end: FileRange::MAX_RECORD,
+        },
+    };
+    if records.end > FileRange::MAX_RECORD {
+        return Err(format!(
+            "\"{t}\": record {} is above {} (the highest record number)",
+            records.end,
+            FileRange::MAX_RECORD
+        ));
+    }
+    Ok(FileRange { files, records })
 }
 
 /// A security level 0-4: `SL 2`, `SL2`, `SL-2`, `2`.

@@ -78,7 +78,7 @@ impl Denial {
 }
 
 impl From<Denial> for ExceptionCode {
-    /// DESIGN.md 'What the wire sees': 0x01 no rule allows the function for that source and
+    /// docs/DESIGN.md 'What the wire sees': 0x01 no rule allows the function for that source and
     /// unit, 0x02 address outside, 0x03 value out of bounds, 0x06 rate limit exceeded.
     fn from(d: Denial) -> Self {
         match d {

@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod it {
+    mod classes;
     mod decide;
     mod load;
+    mod paths;
     mod props;
     mod replication;
 }

@@ -10,10 +10,13 @@
 //!   the asset owner must evidence it;
 //! - **NotApplicable**; **Gap**: in scope and not met.
 //!
-//! The achieved level per FR (SL-A) is the highest level L such that no requirement of that FR
-//! at or below L is a Gap. Assumed and Declared count as met, so SL-A is an upper bound that the
-//! listed assumptions must confirm; the report says so. Zones take the lowest SL-A of the
-//! conduits that connect them. Gaps at or below the target become threats and countermeasures.
+//! The achieved level per FR (SL-A) is the highest level L such that every requirement of that
+//! FR at or below L is Met, Provided, Assumed or N/A: prose (Declared) never raises SL-A above
+//! what enforcement shows. The level the prose would reach is shown beside it as `declared`.
+//! Assumed items still count, so SL-A is an upper bound that the listed assumptions must
+//! confirm; the report says so. Zones take the lowest SL-A of the conduits that connect them.
+//! Gaps at or below the target become threats and countermeasures, which follow the conduit's
+//! transport: a serial (RTU, RS-485, radio) conduit gets bus threats, not TCP session ones.
 
 use std::fmt::Write as _;
 
@@ -22,9 +25,11 @@ use serde::Serialize;
 use crate::check::{self, Finding};
 use zonegate_policy::Fr;
 
-use crate::model::{fc_name, Conduit, Site, SlVector, SENSITIVE_FCS};
+use crate::model::{fc_name, ConduitExt, GatewayExt, Site, SlVector, ZoneExt, SENSITIVE_FCS};
 use crate::requirements::{self, Requirement};
+use crate::threats::{threats_for, Transport};
 use crate::util::md;
+use zonegate_policy::{AuditOnFailure, Conduit};
 
 /// How a requirement stands for one conduit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -95,9 +100,12 @@ pub struct ConduitAssessment {
     pub connects: Vec<String>,
     /// Target per FR (the conduit's SL, else the highest SL-T of its zones); None = unknown.
     pub target: Option<SlVector>,
-    /// Achieved per FR.
+    /// Achieved per FR, by enforcement (Declared items do not count).
     pub achieved: SlVector,
-    /// For each FR below target: the gaps that hold it down.
+    /// What the model's prose would reach per FR if every Declared item held (never used as
+    /// SL-A).
+    pub declared: SlVector,
+    /// For each FR below target: the gaps and prose-only (Declared) items that hold it down.
     pub limited_by: Vec<(&'static str, Vec<String>)>,
     /// Every requirement with its verdict.
     pub items: Vec<Item>,
@@ -116,12 +124,16 @@ pub struct ZoneAssessment {
     pub target: Option<SlVector>,
     /// Lowest SL-A over the zone's conduits (None for a zone without conduits).
     pub achieved: Option<SlVector>,
+    /// Lowest declared level over the zone's conduits (prose counted; never the SL-A).
+    pub declared: Option<SlVector>,
     /// Conduits that connect it.
     pub conduits: Vec<String>,
     /// FRs where SL-A < SL-T.
     pub shortfalls: Vec<String>,
-    /// Requirements met (MET, PROVIDED or DECLARED) on every conduit of the zone.
+    /// Requirements met (MET or PROVIDED) on every conduit of the zone.
     pub meets: Vec<String>,
+    /// Requirements only declared in prose on some conduit of the zone (and otherwise met).
+    pub declared_only: Vec<String>,
     /// Requirements required at the zone's SL-T that are a GAP on some conduit of the zone.
     pub gaps: Vec<String>,
 }
@@ -167,11 +179,14 @@ struct Facts<'a> {
     sensitive: Vec<(String, bool)>,
     wireless: bool,
     writes: bool,
+    serial: bool,
 }
 
 fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> {
-    let gw = c.gateway.is_some();
-    let enforce = c.gateway.as_ref().is_some_and(|g| g.enforce);
+    // Only a gateway this build's `zonegate run` can start is zonegate in the path.
+    let gw = c.gateway.as_ref().is_some_and(|g| g.runnable_now().is_ok());
+    let enforce = c.enforced();
+    let rules = site.rules(c);
     let prose = |s: &str| {
         let s = s.to_ascii_lowercase();
         s.contains("tls")
@@ -182,8 +197,8 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
             || s.contains("mbaps")
             || s.contains("aes")
     };
-    let crypto_declared = !c.protocols.is_empty()
-        && c.protocols
+    let crypto_declared = !c.protocols_allowed.is_empty()
+        && c.protocols_allowed
             .iter()
             .all(|p| prose(&p.protocol) || p.security_mode.as_deref().is_some_and(prose));
     let controls = c.controls.join(" ").to_ascii_lowercase();
@@ -192,7 +207,7 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
         "{} {} {}",
         controls,
         c.name.clone().unwrap_or_default(),
-        c.protocols
+        c.protocols_allowed
             .iter()
             .map(|p| format!(
                 "{} {}",
@@ -211,7 +226,10 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
         modbus: c.carries_modbus(),
         tls: c.modbus_is_secure(),
         client_auth: c.has_client_auth(),
-        roles: c.rules.iter().any(|r| !r.roles.is_empty()),
+        roles: c
+            .rules
+            .iter()
+            .any(|r| r.roles.as_ref().is_some_and(|r| !r.is_empty())),
         crypto_declared,
         fw_declared: controls.contains("firewall")
             || controls.contains("deny")
@@ -222,10 +240,10 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
             || controls.contains("diode"),
         untrusted: zones
             .iter()
-            .any(|z| site.zones[*z].purdue.is_some_and(|p| p.low() >= 4.0)),
+            .any(|z| site.zones[*z].purdue_level.is_some_and(|p| p.low() >= 4.0)),
         dmz: zones
             .iter()
-            .any(|z| site.zones[*z].purdue.is_some_and(|p| p.is_dmz())),
+            .any(|z| site.zones[*z].purdue_level.is_some_and(|p| p.is_dmz())),
         purdue_ok: !findings.iter().any(|f| f.id == "ZG-C009"),
         unrated: c
             .rules
@@ -233,10 +251,9 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
             .filter(|r| r.rate.is_none())
             .map(|r| r.id.clone())
             .collect(),
-        sensitive: c
-            .rules
+        sensitive: rules
             .iter()
-            .filter(|r| r.functions.iter().any(|f| SENSITIVE_FCS.contains(f)))
+            .filter(|r| r.functions().iter().any(|f| SENSITIVE_FCS.contains(f)))
             .map(|r| (r.id.clone(), r.is_justified()))
             .collect(),
         wireless: [
@@ -244,7 +261,8 @@ fn facts<'a>(site: &'a Site, c: &'a Conduit, findings: &[Finding]) -> Facts<'a> 
         ]
         .iter()
         .any(|w| all_text.contains(w)),
-        writes: c.rules.iter().any(|r| r.allows_write()),
+        writes: rules.iter().any(|r| r.allows_write()),
+        serial: Transport::of(c) == Transport::Serial,
     }
 }
 
@@ -298,6 +316,11 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
                 (
                     Declared,
                     "TLS sessions (Modbus/TCP Security) declared".into(),
+                )
+            } else if f.serial {
+                (
+                    Gap,
+                    "Modbus RTU has no sessions: any master on the bus can inject frames".into(),
                 )
             } else {
                 (
@@ -466,7 +489,7 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         }
         "SR 2.8 RE1" => {
             if f.gw {
-                if audit.is_some_and(|a| a.syslog) {
+                if audit.is_some_and(|a| a.syslog.is_some()) {
                     (
                         Met,
                         "audit records are copied to a central syslog/SIEM".into(),
@@ -483,7 +506,7 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         }
         "SR 2.9" => {
             if f.gw {
-                if audit.is_some_and(|a| a.rotation) {
+                if audit.is_some_and(|a| a.rotate_size.is_some()) {
                     (Met, "audit.rotate_size bounds and rotates the log".into())
                 } else {
                     (
@@ -497,15 +520,15 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         }
         "SR 2.10" => {
             if gw_audit {
-                let on = audit.and_then(|a| a.on_failure.clone()).unwrap_or_default();
-                if on == "continue" {
+                let on = audit.map_or(AuditOnFailure::BlockWrites, |a| a.on_failure);
+                if on == AuditOnFailure::Continue {
                     (
                         Gap,
                         "audit.on_failure: continue forwards commands that cannot be audited"
                             .into(),
                     )
                 } else {
-                    (Met, format!("audit.on_failure: {on}"))
+                    (Met, format!("audit.on_failure: {}", on.as_str()))
                 }
             } else if f.gw {
                 (Provided, "default on_failure: block_writes".into())
@@ -525,7 +548,7 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         }
         "SR 2.12" | "SR 2.12 RE1" => {
             if f.gw {
-                if f.client_auth && audit.is_some_and(|a| a.signing) {
+                if f.client_auth && audit.is_some_and(|a| a.signing_key.is_some()) {
                     (
                         Met,
                         "records bound to certificate identities, signed checkpoints".into(),
@@ -742,15 +765,13 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
             }
         }
         "SR 7.1" => {
-            if let Some(g) = &f.c.gateway {
+            if let Some(g) = f.c.gateway.as_ref().filter(|_| f.gw) {
                 (
                     Met,
                     format!(
                         "max_connections {}, request_timeout {} ms",
-                        g.max_connections
-                            .map_or("default".into(), |n| n.to_string()),
-                        g.request_timeout_ms
-                            .map_or("default".into(), |n| n.to_string())
+                        g.max_connections,
+                        g.request_timeout.as_millis()
                     ),
                 )
             } else {
@@ -847,7 +868,7 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
                 )
             } else if f.modbus {
                 (Gap, "every Modbus function passes this conduit".into())
-            } else if !f.c.protocols.is_empty() {
+            } else if !f.c.protocols_allowed.is_empty() {
                 (
                     Declared,
                     "only the listed protocols and ports are declared".into(),
@@ -859,92 +880,6 @@ fn evaluate(f: &Facts<'_>, req: &Requirement) -> (Status, String) {
         "SR 7.8" => (Declared, "the model lists the zones' assets".into()),
         _ => assumed(&req.title.to_ascii_lowercase()),
     }
-}
-
-fn threat_for(id: &str) -> Option<(&'static str, &'static str)> {
-    Some(match id {
-        "SR 1.2" | "SR 1.2 RE1" | "SR 1.8" | "SR 1.9" => (
-            "Spoofing: any host that reaches the conduit can pose as the HMI or engineering workstation (source addresses are not authentication)",
-            "Modbus/TCP Security (TLS, port 802) with client certificates issued per device",
-        ),
-        "SR 2.1 RE2" => (
-            "Misuse of privileges: operator and engineer permissions cannot be told apart by identity",
-            "Map certificate roles to rules (Modbus/TCP Security role extension)",
-        ),
-        "SR 3.1 RE1" => (
-            "Tampering: commands and values can be modified in transit on the cleartext link (man in the middle)",
-            "TLS (mbaps) end to end; otherwise gateway next to the device with a short, physically protected cable",
-        ),
-        "SR 4.1" | "SR 4.1 RE1" | "SR 4.1 RE2" => (
-            "Interception: process values and setpoints can be read on the wire",
-            "TLS (mbaps) on the conduit, or physical protection of the cabling",
-        ),
-        "SR 3.8" | "SR 3.8 RE1" | "SR 3.8 RE2" | "SR 3.8 RE3" => (
-            "Session hijacking: commands can be injected into an established Modbus TCP session",
-            "TLS sessions (mbaps)",
-        ),
-        "SR 2.1" | "SR 2.1 RE1" | "SR 5.2 RE1" => (
-            "Unauthorised commands: any client that reaches the devices can read and write",
-            "zonegate gateway in enforce mode with per-source allow rules (deny by default)",
-        ),
-        "SR 3.5" => (
-            "Malformed or malicious frames reach the devices",
-            "zonegate strict Modbus parsing in the path",
-        ),
-        "SR 2.8" | "SR 3.9" | "SR 2.9" => (
-            "Repudiation and undetected misuse: commands are not recorded, or records can be altered unnoticed",
-            "zonegate audit section: hash-chained log with rotation (`zonegate log verify`)",
-        ),
-        "SR 2.8 RE1" => (
-            "Local-only audit records can be lost or ignored",
-            "audit.syslog to the central SIEM",
-        ),
-        "SR 2.12" | "SR 2.12 RE1" => (
-            "Actions cannot be attributed to a person or device",
-            "Client certificates plus signed audit checkpoints (audit.signing_key)",
-        ),
-        "SR 6.2" => (
-            "No intrusion detection: scans, new masters and write floods go unnoticed",
-            "zonegate monitor detectors on the conduit, alarms to the SOC",
-        ),
-        "SR 7.1 RE1" => (
-            "Denial of service: a client can flood the devices with requests",
-            "rate limits on every rule",
-        ),
-        "SR 7.7" => (
-            "Reconnaissance and programming: diagnostics, identification and file functions reach the devices",
-            "Remove FC 8/17/20/21/43/90 from the rules, or justify them and restrict to the engineering workstation",
-        ),
-        "SR 5.1 RE2" | "SR 1.13" => (
-            "Enterprise or remote networks reach control zones without passing the DMZ",
-            "Route every IT/OT flow through the level 3.5 DMZ (replica, proxy, jump host)",
-        ),
-        "SR 5.2 RE2" => (
-            "No way to isolate the zone quickly during an incident",
-            "Island mode: an isolation switch or procedure that stops the conduit",
-        ),
-        "SR 5.1" | "SR 5.2" => (
-            "No boundary device between the zones",
-            "A firewall or zonegate gateway on the conduit",
-        ),
-        "SR 2.1 RE4" => (
-            "A single person can change critical values",
-            "Dual approval for critical writes (procedure or a second authorisation step)",
-        ),
-        "SR 3.3 RE2" => (
-            "Security functions may fail silently during operation",
-            "Run `zonegate probe` on a schedule and alarm on FAIL",
-        ),
-        "SR 3.9 RE1" => (
-            "Audit records on rewritable media",
-            "Export the audit log to write-once storage",
-        ),
-        "SR 2.10" => (
-            "Commands pass unaudited when the log fails",
-            "audit.on_failure: block_writes or block_all",
-        ),
-        _ => return None,
-    })
 }
 
 /// Assesses a whole model.
@@ -968,69 +903,75 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                 evidence,
             });
         }
-        let mut achieved = [0u8; 7];
-        let mut limited_by: Vec<(&'static str, Vec<String>)> = Vec::new();
-        for (fr, a) in achieved.iter_mut().enumerate() {
+        // The highest level whose requirements (at or below it) all pass `ok`.
+        let level_of = |fr: usize, ok: &dyn Fn(Status) -> bool| -> u8 {
             let mut level = 0;
             for l in 1..=4u8 {
-                let ok = items
+                let all = items
                     .iter()
                     .zip(&table)
                     .filter(|(_, r)| r.fr == fr && r.sl <= l)
-                    .all(|(i, _)| i.status != Gap);
-                if ok {
+                    .all(|(i, _)| ok(i.status));
+                if all {
                     level = l;
                 } else {
                     break;
                 }
             }
-            *a = level;
+            level
+        };
+        let mut achieved = [0u8; 7];
+        let mut declared = [0u8; 7];
+        let mut limited_by: Vec<(&'static str, Vec<String>)> = Vec::new();
+        for fr in 0..7 {
+            achieved[fr] = level_of(fr, &|st| !matches!(st, Gap | Declared));
+            declared[fr] = level_of(fr, &|st| st != Gap);
             if let Some(t) = target {
-                if level < t.0[fr] {
+                if achieved[fr] < t.0[fr] {
                     limited_by.push((
                         Fr::ALL[fr].as_str(),
                         items
                             .iter()
                             .zip(&table)
-                            .filter(|(i, r)| r.fr == fr && r.sl <= t.0[fr] && i.status == Gap)
-                            .map(|(i, _)| i.id.clone())
+                            .filter(|(i, r)| {
+                                r.fr == fr && r.sl <= t.0[fr] && matches!(i.status, Gap | Declared)
+                            })
+                            .map(|(i, _)| {
+                                if i.status == Declared {
+                                    format!("{} (declared only)", i.id)
+                                } else {
+                                    i.id.clone()
+                                }
+                            })
                             .collect(),
                     ));
                 }
             }
         }
+        let transport = Transport::of(c);
         let mut threats: Vec<Threat> = Vec::new();
         for (i, r) in items.iter().zip(&table) {
             let tgt = target.map_or(4, |t| t.0[r.fr]);
             if i.status != Gap || r.sl > tgt {
                 continue;
             }
-            let Some((threat, counter)) = threat_for(&i.id) else {
-                continue;
-            };
-            let serial = c
-                .gateway
-                .as_ref()
-                .is_some_and(|g| matches!(g.upstream, crate::model::Upstream::Rtu { .. }));
-            let counter = if serial && matches!(r.sr.as_str(), "1.2" | "3.1" | "4.1" | "3.8") {
-                format!("{counter}. The RS-485/RTU segment has no TLS: keep it short, inside locked cabinets (or an encrypted radio link), with zonegate at its end")
-            } else {
-                counter.to_owned()
-            };
-            match threats.iter_mut().find(|t| t.threat == threat) {
-                Some(t) => t.requirements.push(i.id.clone()),
-                None => threats.push(Threat {
-                    threat: threat.to_owned(),
-                    countermeasure: counter,
-                    requirements: vec![i.id.clone()],
-                }),
+            for (threat, counter) in threats_for(&i.id, transport) {
+                match threats.iter_mut().find(|t| t.threat == threat) {
+                    Some(t) => t.requirements.push(i.id.clone()),
+                    None => threats.push(Threat {
+                        threat: threat.to_owned(),
+                        countermeasure: counter.to_owned(),
+                        requirements: vec![i.id.clone()],
+                    }),
+                }
             }
         }
         conduits.push(ConduitAssessment {
             id: c.id.clone(),
-            connects: c.connects.iter().map(|(z, _)| z.clone()).collect(),
+            connects: c.connects.iter().map(|z| z.value.clone()).collect(),
             target,
             achieved: SlVector(achieved),
+            declared: SlVector(declared),
             limited_by,
             items,
             threats,
@@ -1045,14 +986,9 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                 .iter()
                 .filter(|c| c.connects.contains(&z.id))
                 .collect();
-            let achieved = mine.iter().map(|c| c.achieved).reduce(|a, b| {
-                let mut v = a.0;
-                for (x, y) in v.iter_mut().zip(b.0) {
-                    *x = (*x).min(y);
-                }
-                SlVector(v)
-            });
-            let shortfalls = match (z.sl_t, achieved) {
+            let achieved = mine.iter().map(|c| c.achieved).reduce(|a, b| a.meet(&b));
+            let declared = mine.iter().map(|c| c.declared).reduce(|a, b| a.meet(&b));
+            let shortfalls = match (z.sl_t(), achieved) {
                 (Some(t), Some(a)) => Fr::ALL
                     .iter()
                     .enumerate()
@@ -1061,33 +997,43 @@ pub fn assess(site: &Site) -> Result<Assessment, requirements::TableError> {
                     .collect(),
                 _ => Vec::new(),
             };
-            let ok = |st: Status| matches!(st, Met | Provided | Declared);
-            let meets: Vec<String> = if mine.is_empty() {
-                Vec::new()
+            let ok = |st: Status| matches!(st, Met | Provided);
+            let (meets, declared_only): (Vec<String>, Vec<String>) = if mine.is_empty() {
+                (Vec::new(), Vec::new())
             } else {
-                table
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| mine.iter().all(|c| ok(c.items[*i].status)))
-                    .map(|(_, r)| r.id.clone())
-                    .collect()
+                let all = |f: &dyn Fn(Status) -> bool| -> Vec<String> {
+                    table
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| mine.iter().all(|c| f(c.items[*i].status)))
+                        .map(|(_, r)| r.id.clone())
+                        .collect()
+                };
+                let met = all(&ok);
+                let prose: Vec<String> = all(&|st| ok(st) || st == Declared)
+                    .into_iter()
+                    .filter(|id| !met.contains(id))
+                    .collect();
+                (met, prose)
             };
             let gaps: Vec<String> = table
                 .iter()
                 .enumerate()
                 .filter(|(i, r)| {
-                    r.sl <= z.sl_t.map_or(4, |t| t.0[r.fr])
+                    r.sl <= z.sl_t().map_or(4, |t| t.0[r.fr])
                         && mine.iter().any(|c| c.items[*i].status == Gap)
                 })
                 .map(|(_, r)| r.id.clone())
                 .collect();
             ZoneAssessment {
                 id: z.id.clone(),
-                target: z.sl_t,
+                target: z.sl_t(),
                 achieved,
+                declared,
                 conduits: mine.iter().map(|c| c.id.clone()).collect(),
                 shortfalls,
                 meets,
+                declared_only,
                 gaps,
             }
         })
@@ -1119,7 +1065,7 @@ fn vec_row(v: Option<SlVector>) -> String {
     }
 }
 
-const LEGEND: &str = "Legend: MET = proven by the configuration zonegate enforces; PROVIDED = built into zonegate when its gateway is in the path (verify with `zonegate probe`); DECLARED = stated in the model's prose, not verified; ASSUMED = outside what the model can show, the asset owner must evidence it; GAP = in scope and not met.\nSL-A = highest level with no GAP at or below it in that FR. DECLARED and ASSUMED items count as met, so SL-A is an upper bound until they are evidenced.";
+const LEGEND: &str = "Legend: MET = proven by the configuration zonegate enforces; PROVIDED = built into zonegate when its gateway is in the path (verify with `zonegate probe`); DECLARED = stated in the model's prose, not verified; ASSUMED = outside what the model can show, the asset owner must evidence it; GAP = in scope and not met.\nSL-A = highest level with no GAP and no DECLARED item at or below it in that FR: prose never raises SL-A (the `declared` row shows what the prose would reach). ASSUMED items count as met, so SL-A is an upper bound until they are evidenced.";
 
 /// Plain-text assessment.
 pub fn render_text(a: &Assessment) -> String {
@@ -1157,12 +1103,28 @@ pub fn render_text(a: &Assessment) -> String {
                 format!("SHORT: {}", z.shortfalls.join(", "))
             }
         );
+        if z.declared.is_some() && z.declared != z.achieved {
+            let _ = writeln!(
+                w,
+                "  {:<22} decl{}   (prose counted; not achieved)",
+                "",
+                vec_row(z.declared)
+            );
+        }
         if !z.meets.is_empty() {
             let _ = writeln!(
                 w,
                 "  {:<22} meets on every conduit: {}",
                 "",
                 z.meets.join(", ")
+            );
+        }
+        if !z.declared_only.is_empty() {
+            let _ = writeln!(
+                w,
+                "  {:<22} declared only (not counted): {}",
+                "",
+                z.declared_only.join(", ")
             );
         }
         if !z.gaps.is_empty() {
@@ -1174,6 +1136,12 @@ pub fn render_text(a: &Assessment) -> String {
         let _ = writeln!(w, "  {:<22}{header}", "");
         let _ = writeln!(w, "  {:<22}{}", "target", vec_row(c.target));
         let _ = writeln!(w, "  {:<22}{}", "achieved", vec_row(Some(c.achieved)));
+        let _ = writeln!(
+            w,
+            "  {:<22}{}   (prose counted; not achieved)",
+            "declared",
+            vec_row(Some(c.declared))
+        );
         for (fr, gaps) in &c.limited_by {
             let _ = writeln!(w, "  {fr} below target because of: {}", gaps.join(", "));
         }
@@ -1286,6 +1254,10 @@ pub fn render_markdown(a: &Assessment) -> String {
         };
         let _ = writeln!(w, "| {} | SL-T |{t} |", md(&z.id));
         let _ = writeln!(w, "| | SL-A |{ac} {} |", md(&res));
+        if let Some(d) = z.declared.filter(|d| Some(*d) != z.achieved) {
+            let dc: String = d.0.iter().map(|l| format!(" {l} |")).collect();
+            let _ = writeln!(w, "| | declared |{dc} prose counted, not achieved |");
+        }
     }
     for c in &a.conduits {
         let _ = writeln!(
@@ -1300,9 +1272,10 @@ pub fn render_markdown(a: &Assessment) -> String {
                 v.0.iter().map(|l| format!(" {l} |")).collect()
             });
         let ac: String = c.achieved.0.iter().map(|l| format!(" {l} |")).collect();
+        let dc: String = c.declared.0.iter().map(|l| format!(" {l} |")).collect();
         let _ = writeln!(
             w,
-            "| |{head}\n|---|{sep}\n| target |{t}\n| achieved |{ac}\n"
+            "| |{head}\n|---|{sep}\n| target |{t}\n| achieved |{ac}\n| declared (prose, not achieved) |{dc}\n"
         );
         let _ = writeln!(
             w,

@@ -10,8 +10,13 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::model::{fc_name, fc_tables, is_write, Conduit, Rule, Site, Source, SENSITIVE_FCS};
-use zonegate_policy::{Cidr, Fr};
+use crate::allowed::code_tables;
+use crate::model::{
+    asset_label, fc_name, is_write, protocol_port, table_name, table_set, upstream_ip, ConduitExt,
+    GatewayExt, RuleView, Site, Source, ZoneExt, SENSITIVE_FCS, TABLES,
+};
+use zonegate_modbus::Table;
+use zonegate_policy::{AddressSet, AssetKind, Cidr, Conduit, Fr, FunctionSelector};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -135,12 +140,17 @@ checks! {
     "ZG-C028" "undeclared-flows" Warning "A conduit declares its flows: protocols_allowed or a gateway (IEC 62443-3-2 ZCR 6.4).";
     "ZG-C029" "missing-conduit-sl" Warning "Every conduit has a security_level.";
     "ZG-C030" "unit-not-on-asset" Warning "Every unit id a rule names is on an asset of the conduit's target zone (when that zone lists unit ids).";
-    "ZG-C031" "replication-reverse-flow" Error "Nothing flows back across a one-way replication: no rule with a source in its receiving zone, no protocols_allowed direction towards its sending zone, no replication the other way, on the same pair of zones.";
-    "ZG-C032" "replication-endpoints" Error "A replication connects two distinct zones that exist ([from, to]).";
-    "ZG-C033" "replication-max-age" Warning "A replication's max_age is longer than every block's period (else the replica answers 0x0B between reads).";
-    "ZG-C034" "replication-address-mismatch" Warning "A replication's transmit.to is the receive side's bind address and port.";
-    "ZG-C035" "replication-hmac" Info "A replication authenticated with HMAC-SHA256 gives the receive side a key that can forge data; Ed25519 keeps the secret on the transmit side.";
-    "ZG-C036" "replication-source-unsupported" Warning "This build's transmit agent can read a replication's source (tcp:// today; tls:// and rtu:// load but `zonegate run` refuses them).";
+    "ZG-C031" "gateway-not-runnable" Error "Every gateway can be run by this build of zonegate (today: tcp:// upstreams; tls:// and rtu:// not yet). zonegate run refuses a model with one that cannot, so none of its conduits is enforced.";
+    "ZG-C032" "class-without-table" Warning "A function class in a rule has a table to act on: some of its table functions has an address range in the rule (otherwise the class allows none of them).";
+    "ZG-C033" "file-record-by-class" Warning "FC 20/21 (file records) are allowed only by name: they touch no register table, so a class next to table ranges does not limit them to those ranges.";
+    "ZG-C034" "fifo-pointer-only" Warning "A rule allowing FC 24 (read FIFO queue) knows the gateway checks only the pointer address, not the up to 31 queued registers the device returns.";
+    "ZG-C035" "gateway-listens-everywhere" Warning "A gateway listens on the address of the interface its clients use, not on every interface (0.0.0.0 or ::).";
+    "ZG-C036" "replication-reverse-flow" Error "Nothing flows back across a one-way replication: no rule with a source in its receiving zone, no protocols_allowed direction towards its sending zone, no replication the other way, on the same pair of zones.";
+    "ZG-C037" "replication-endpoints" Error "A replication connects two distinct zones that exist ([from, to]).";
+    "ZG-C038" "replication-max-age" Warning "A replication's max_age is longer than every block's period (else the replica answers 0x0B between reads).";
+    "ZG-C039" "replication-address-mismatch" Warning "A replication's transmit.to is the receive side's bind address and port.";
+    "ZG-C040" "replication-hmac" Info "A replication authenticated with HMAC-SHA256 gives the receive side a key that can forge data; Ed25519 keeps the secret on the transmit side.";
+    "ZG-C041" "replication-source-unsupported" Warning "This build's transmit agent can read a replication's source (tcp:// today; tls:// and rtu:// load but `zonegate run` refuses them).";
 }
 
 /// The description of a check id.
@@ -198,6 +208,17 @@ pub fn check(site: &Site) -> Vec<Finding> {
     out.findings
         .sort_by(|a, b| (a.line, a.id, &a.element).cmp(&(b.line, b.id, &b.element)));
     out.findings
+}
+
+/// Runs every check on a model loaded by `zonegate-policy` (what `zonegate run` and `compile`
+/// call before they start: refuse on [`has_errors`], print the warnings).
+pub fn run(model: &zonegate_policy::Model) -> Vec<Finding> {
+    check(&Site::new(model.clone()))
+}
+
+/// True when some finding is an error: `check`, `report`, `run` and `compile` refuse then.
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
 }
 
 /// Counts per severity: (errors, warnings, infos).
@@ -295,7 +316,8 @@ fn duplicates(out: &mut Out<'_>) {
 fn references(out: &mut Out<'_>) {
     let site = out.site;
     for c in &site.conduits {
-        for (z, line) in &c.connects {
+        for z in &c.connects {
+            let line = &z.line;
             if site.zone(z).is_none() {
                 out.push(
                     "ZG-C002",
@@ -308,7 +330,8 @@ fn references(out: &mut Out<'_>) {
             }
         }
         for r in &c.rules {
-            for (name, line) in &r.from {
+            for s in &r.from {
+                let (name, line) = (&s.text, &s.line);
                 if site.resolve(name) == Source::Unknown {
                     out.push(
                         "ZG-C002",
@@ -326,7 +349,8 @@ fn references(out: &mut Out<'_>) {
         }
     }
     for z in &site.zones {
-        for (c, line) in z.allowed_conduits.iter().flatten() {
+        for c in z.allowed_conduits.iter().flatten() {
+            let line = &c.line;
             if site.conduit(c).is_none() {
                 out.push(
                     "ZG-C002",
@@ -345,7 +369,8 @@ fn endpoints(out: &mut Out<'_>) {
     let site = out.site;
     for c in &site.conduits {
         let mut seen = BTreeSet::new();
-        for (z, line) in &c.connects {
+        for z in &c.connects {
+            let line = &z.line;
             if !seen.insert(z.as_str()) {
                 out.push(
                     "ZG-C003",
@@ -380,9 +405,10 @@ fn allowed_conduits(out: &mut Out<'_>) {
         let Some(allowed) = &z.allowed_conduits else {
             continue;
         };
-        for (cid, line) in allowed {
+        for cid in allowed {
+            let line = &cid.line;
             if let Some(c) = site.conduit(cid) {
-                if !c.connects.iter().any(|(id, _)| id == &z.id) {
+                if !c.connects.iter().any(|id| id.value == z.id) {
                     out.push(
                         "ZG-C004",
                         Severity::Error,
@@ -398,8 +424,13 @@ fn allowed_conduits(out: &mut Out<'_>) {
             }
         }
         for c in &site.conduits {
-            if let Some((_, line)) = c.connects.iter().find(|(id, _)| id == &z.id) {
-                if !allowed.iter().any(|(a, _)| a == &c.id) {
+            if let Some(line) = c
+                .connects
+                .iter()
+                .find(|id| id.value == z.id)
+                .map(|s| &s.line)
+            {
+                if !allowed.iter().any(|a| a.value == c.id) {
                     out.push(
                         "ZG-C004",
                         Severity::Error,
@@ -420,9 +451,10 @@ fn allowed_conduits(out: &mut Out<'_>) {
 fn assets(out: &mut Out<'_>) {
     let site = out.site;
     let mut by_id: BTreeMap<&str, &str> = BTreeMap::new();
-    let mut by_addr: BTreeMap<std::net::IpAddr, (&str, &str)> = BTreeMap::new();
+    let mut by_addr: BTreeMap<std::net::IpAddr, (&str, String)> = BTreeMap::new();
     for z in &site.zones {
         for a in &z.assets {
+            let label = asset_label(a);
             if let Some(id) = a.id.as_deref() {
                 match by_id.get(id) {
                     Some(other) if *other != z.id => out.push(
@@ -445,23 +477,22 @@ fn assets(out: &mut Out<'_>) {
                         "ZG-C005",
                         Severity::Error,
                         Subject::Asset,
-                        &a.label,
+                        &label,
                         a.line,
                         format!(
-                            "address {addr} of {} is also asset {other_asset} of zone {other_zone}: one device in two zones",
-                            a.label
+                            "address {addr} of {label} is also asset {other_asset} of zone {other_zone}: one device in two zones",
                         ),
                     ),
                     Some(_) => {}
                     None => {
-                        by_addr.insert(addr, (&z.id, &a.label));
+                        by_addr.insert(addr, (&z.id, label.clone()));
                     }
                 }
-                let own = z.networks.iter().any(|(n, _)| n.contains(addr));
+                let own = z.networks.iter().any(|n| n.contains(addr));
                 let others: Vec<&str> = site
                     .zones
                     .iter()
-                    .filter(|o| o.id != z.id && o.networks.iter().any(|(n, _)| n.contains(addr)))
+                    .filter(|o| o.id != z.id && o.networks.iter().any(|n| n.contains(addr)))
                     .map(|o| o.id.as_str())
                     .collect();
                 if !own && !others.is_empty() {
@@ -469,11 +500,11 @@ fn assets(out: &mut Out<'_>) {
                         "ZG-C007",
                         Severity::Error,
                         Subject::Asset,
-                        &a.label,
+                        &label,
                         a.line,
                         format!(
                             "asset {} of zone {} has address {addr}, which lies in the networks of zone {}",
-                            a.label,
+                            label,
                             z.id,
                             others.join(", ")
                         ),
@@ -483,11 +514,11 @@ fn assets(out: &mut Out<'_>) {
                         "ZG-C007",
                         Severity::Warning,
                         Subject::Asset,
-                        &a.label,
+                        &label,
                         a.line,
                         format!(
                             "asset {} has address {addr}, outside the networks of its zone {}",
-                            a.label, z.id
+                            label, z.id
                         ),
                     );
                 }
@@ -499,9 +530,10 @@ fn assets(out: &mut Out<'_>) {
 fn networks(out: &mut Out<'_>) {
     let site = out.site;
     for (i, z) in site.zones.iter().enumerate() {
-        for (n, line) in &z.networks {
+        for n in &z.networks {
+            let line = &n.line;
             for other in &site.zones[..i] {
-                for (m, _) in &other.networks {
+                for m in &other.networks {
                     if n.overlaps(m) {
                         out.push(
                             "ZG-C006",
@@ -525,12 +557,12 @@ fn sis(out: &mut Out<'_>) {
     let site = out.site;
     for z in site.zones.iter().filter(|z| z.is_sis()) {
         for c in &site.conduits {
-            let Some((_, line)) = c.connects.iter().find(|(id, _)| id == &z.id) else {
+            if !c.connects.iter().any(|id| id.value == z.id) {
                 continue;
-            };
-            let _ = line;
-            for (other_id, oline) in &c.connects {
-                if other_id == &z.id {
+            }
+            for other_id in &c.connects {
+                let oline = &other_id.line;
+                if other_id.value == z.id {
                     continue;
                 }
                 let Some(o) = site.zone(other_id) else {
@@ -539,10 +571,12 @@ fn sis(out: &mut Out<'_>) {
                 if o.is_sis() {
                     continue;
                 }
-                let bpcs = o.purdue.is_some_and(|p| p.low() >= 1.0 && p.high() <= 2.0);
+                let bpcs = o
+                    .purdue_level
+                    .is_some_and(|p| p.low() >= 1.0 && p.high() <= 2.0);
                 if !bpcs {
                     let lvl = o
-                        .purdue
+                        .purdue_level
                         .map_or("an unknown level".to_owned(), |p| format!("level {}", p));
                     out.push(
                         "ZG-C008",
@@ -558,15 +592,11 @@ fn sis(out: &mut Out<'_>) {
                 }
             }
         }
-        let others: Vec<&str> = z
+        let others: Vec<String> = z
             .assets
             .iter()
-            .filter(|a| {
-                a.kind
-                    .as_deref()
-                    .is_some_and(|k| !k.eq_ignore_ascii_case("sis"))
-            })
-            .map(|a| a.label.as_str())
+            .filter(|a| a.kind.is_some_and(|k| k != AssetKind::Sis))
+            .map(asset_label)
             .collect();
         if !others.is_empty() {
             out.push(
@@ -602,7 +632,7 @@ fn purdue(out: &mut Out<'_>) {
     }
     let mut reported: BTreeSet<(usize, usize)> = BTreeSet::new();
     for (start, z) in site.zones.iter().enumerate() {
-        let Some(p) = z.purdue else { continue };
+        let Some(p) = z.purdue_level else { continue };
         if p.low() < 4.0 {
             continue;
         }
@@ -617,13 +647,14 @@ fn purdue(out: &mut Out<'_>) {
                     continue;
                 }
                 let nz = &site.zones[next];
-                if nz.purdue.is_some_and(|p| p.is_dmz()) {
+                if nz.purdue_level.is_some_and(|p| p.is_dmz()) {
                     continue;
                 }
                 seen[next] = true;
                 prev[next] = Some((cur, ci));
                 queue.push_back(next);
-                if nz.purdue.is_some_and(|p| p.low() <= 2.0) && reported.insert((start, next)) {
+                if nz.purdue_level.is_some_and(|p| p.low() <= 2.0) && reported.insert((start, next))
+                {
                     // Rebuild the path.
                     let mut path = vec![nz.id.clone()];
                     let mut at = next;
@@ -646,7 +677,7 @@ fn purdue(out: &mut Out<'_>) {
                             "level {} zone {} reaches level {} zone {} without passing a DMZ (3.5): {}",
                             p,
                             z.id,
-                            nz.purdue.map_or(String::new(), |p| p.to_string()),
+                            nz.purdue_level.map_or(String::new(), |p| p.to_string()),
                             nz.id,
                             path.join(" ")
                         ),
@@ -660,7 +691,7 @@ fn purdue(out: &mut Out<'_>) {
 fn levels(out: &mut Out<'_>) {
     let site = out.site;
     for z in &site.zones {
-        if z.sl_t.is_none() {
+        if z.sl_t().is_none() {
             out.push(
                 "ZG-C020",
                 Severity::Warning,
@@ -673,7 +704,7 @@ fn levels(out: &mut Out<'_>) {
                 ),
             );
         }
-        if z.purdue.is_none() {
+        if z.purdue_level.is_none() {
             out.push(
                 "ZG-C021",
                 Severity::Info,
@@ -688,7 +719,7 @@ fn levels(out: &mut Out<'_>) {
         }
     }
     for c in &site.conduits {
-        match c.sl {
+        match c.sl() {
             None => out.push(
                 "ZG-C029",
                 Severity::Warning,
@@ -700,7 +731,7 @@ fn levels(out: &mut Out<'_>) {
             Some(sl) => {
                 for zi in site.conduit_zones(c) {
                     let z = &site.zones[zi];
-                    let Some(t) = z.sl_t else { continue };
+                    let Some(t) = z.sl_t() else { continue };
                     let low: Vec<String> = Fr::ALL
                         .iter()
                         .enumerate()
@@ -727,7 +758,7 @@ fn levels(out: &mut Out<'_>) {
                 }
             }
         }
-        if c.protocols.is_empty() && c.gateway.is_none() {
+        if c.protocols_allowed.is_empty() && c.gateway.is_none() {
             out.push(
                 "ZG-C028",
                 Severity::Warning,
@@ -745,7 +776,7 @@ fn levels(out: &mut Out<'_>) {
         let hi: Vec<String> = site
             .conduit_zones(c)
             .into_iter()
-            .filter(|z| site.zones[*z].sl_t.is_some_and(|t| t.max() >= 3))
+            .filter(|z| site.zones[*z].sl_t().is_some_and(|t| t.max() >= 3))
             .map(|z| site.zones[z].id.clone())
             .collect();
         if !hi.is_empty() {
@@ -801,8 +832,9 @@ fn prose_writes(out: &mut Out<'_>, c: &Conduit) {
     if c.gateway.is_some() {
         return; // The rules say exactly what is allowed; checked there.
     }
-    for p in &c.protocols {
-        let modbus = p.protocol.to_ascii_lowercase().contains("modbus") || p.port == Some(502);
+    for p in &c.protocols_allowed {
+        let modbus =
+            p.protocol.to_ascii_lowercase().contains("modbus") || protocol_port(p) == Some(502);
         let Some(dir) = p.direction.as_deref() else {
             continue;
         };
@@ -812,12 +844,13 @@ fn prose_writes(out: &mut Out<'_>, c: &Conduit) {
         let Some((left, _)) = dir.split_once("->") else {
             continue;
         };
-        for (zid, _) in &c.connects {
-            if !left.contains(zid.as_str()) {
+        for zid in &c.connects {
+            let zid = zid.value.as_str();
+            if !left.contains(zid) {
                 continue;
             }
             let Some(z) = site.zone(zid) else { continue };
-            let Some(lvl) = z.purdue else { continue };
+            let Some(lvl) = z.purdue_level else { continue };
             let sev = if lvl.low() >= 3.5 {
                 Severity::Error
             } else if lvl.low() >= 3.0 {
@@ -841,81 +874,49 @@ fn prose_writes(out: &mut Out<'_>, c: &Conduit) {
     }
 }
 
-/// Resolved view of one rule used by the rule checks.
-struct RuleSet {
-    blocks: Vec<Cidr>,
-    units: Option<BTreeSet<u8>>,
-}
-
-fn rule_set(site: &Site, r: &Rule) -> RuleSet {
-    let mut blocks = Vec::new();
-    for (name, _) in &r.from {
-        blocks.extend(site.source_blocks(name));
-    }
-    RuleSet {
-        blocks,
-        units: r.unit_ids.as_ref().map(|u| u.iter().copied().collect()),
-    }
-}
-
-fn ranges_cover(outer: &[(u16, u16)], inner: &[(u16, u16)]) -> bool {
-    // Every address of every inner range lies in some outer range (ranges may touch or overlap).
-    inner.iter().all(|&(s, e)| {
-        let mut at = u32::from(s);
-        let end = u32::from(e);
-        loop {
-            let Some(&(_, oe)) = outer
-                .iter()
-                .filter(|(os, oe)| u32::from(*os) <= at && at <= u32::from(*oe))
-                .max_by_key(|(_, oe)| *oe)
-            else {
-                return false;
-            };
-            if u32::from(oe) >= end {
-                return true;
-            }
-            at = u32::from(oe) + 1;
-        }
-    })
+fn ranges_cover(outer: &AddressSet, inner: &AddressSet) -> bool {
+    // Both are merged, sorted lists: every inner range lies in one outer range.
+    inner
+        .merged()
+        .iter()
+        .all(|r| outer.contains_span(r.start, r.end))
 }
 
 /// True when every request `later` allows is allowed by `earlier` (which has no extra
-/// constraint), so `later` can never be the rule that decides.
-fn shadows(earlier: (&Rule, &RuleSet), later: (&Rule, &RuleSet)) -> bool {
-    let (a, sa) = earlier;
-    let (b, sb) = later;
-    if a.rate.is_some() || !a.roles.is_empty() && !b.roles.iter().all(|r| a.roles.contains(r)) {
+/// constraint), so `later` can never be the rule that decides. Sources, functions and rate
+/// come from the compiled rules; units, roles, ranges and values are the sets the compiled
+/// rules test.
+fn shadows(a: &RuleView<'_>, b: &RuleView<'_>) -> bool {
+    let roles = |r: &RuleView<'_>| r.roles.clone().unwrap_or_default();
+    let (ra, rb) = (roles(a), roles(b));
+    if a.rate.is_some() || !ra.is_empty() && !rb.iter().all(|r| ra.contains(r)) {
         return false;
     }
-    if sb.blocks.is_empty()
-        || !sb
-            .blocks
-            .iter()
-            .all(|x| sa.blocks.iter().any(|y| y.covers(x)))
-    {
+    let (sa, sb) = (a.sources(), b.sources());
+    if sb.is_empty() || !sb.iter().all(|x| sa.iter().any(|y| y.covers(x))) {
         return false;
     }
-    match (&sa.units, &sb.units) {
+    match (&a.unit_ids, &b.unit_ids) {
         (None, _) => {}
         (Some(_), None) => return false,
         (Some(ua), Some(ub)) => {
-            if !ub.is_subset(ua) {
+            if !ub.iter().all(|u| ua.contains(u)) {
                 return false;
             }
         }
     }
-    if !b.functions.is_subset(&a.functions) {
+    if !b.allowed.probes.is_subset(&a.allowed.probes) {
         return false;
     }
-    for t in 0..4 {
-        if !ranges_cover(&a.tables[t], &b.tables[t]) {
+    for t in TABLES {
+        if !ranges_cover(table_set(a, t), table_set(b, t)) {
             return false;
         }
     }
     match (a.values, b.values) {
         (None, _) => true,
         (Some(_), None) => !b.allows_write(),
-        (Some((amin, amax)), Some((bmin, bmax))) => amin <= bmin && bmax <= amax,
+        (Some(x), Some(y)) => x.min <= y.min && y.max <= x.max,
     }
 }
 
@@ -933,12 +934,13 @@ fn rules(out: &mut Out<'_>) {
                     .collect()
             })
             .unwrap_or_default();
-        let sets: Vec<RuleSet> = c.rules.iter().map(|r| rule_set(site, r)).collect();
-        for (ri, r) in c.rules.iter().enumerate() {
+        let views = site.rules(c);
+        for (ri, r) in views.iter().enumerate() {
             let el = format!("{}/{}", c.id, r.id);
             rule_sources(out, c, r, &el, &zones);
             // Any source.
-            for (name, line) in &r.from {
+            for s in &r.from {
+                let (name, line) = (&s.text, &s.line);
                 if let Source::Cidr(cidr) = site.resolve(name) {
                     if cidr.is_any() {
                         out.push(
@@ -956,8 +958,10 @@ fn rules(out: &mut Out<'_>) {
                 }
             }
             // Sensitive function codes.
+            // What the rule names: a sensitive code needs a reason even where the policy would
+            // not let it through (it documents intent).
             let sensitive: Vec<String> = r
-                .functions
+                .named_codes()
                 .iter()
                 .filter(|f| SENSITIVE_FCS.contains(f))
                 .map(|f| format!("FC {f} {}", fc_name(*f)))
@@ -980,7 +984,7 @@ fn rules(out: &mut Out<'_>) {
             if r.allows_write() {
                 for zi in site.source_zones(r) {
                     let z = &site.zones[zi];
-                    let Some(p) = z.purdue else { continue };
+                    let Some(p) = z.purdue_level else { continue };
                     if p.low() >= 3.5 {
                         out.push(
                             "ZG-C011",
@@ -1022,7 +1026,7 @@ fn rules(out: &mut Out<'_>) {
                         out.push("ZG-C018", sev, Subject::Rule, &el, r.line, msg);
                     }
                 }
-                let reg_write = r.functions.iter().any(|f| matches!(f, 6 | 16 | 22 | 23));
+                let reg_write = r.functions().iter().any(|f| matches!(f, 6 | 16 | 22 | 23));
                 let mut missing = Vec::new();
                 if r.rate.is_none() {
                     missing.push("rate limit");
@@ -1043,15 +1047,16 @@ fn rules(out: &mut Out<'_>) {
             }
             // Never matches.
             let mut never = Vec::new();
-            if sets[ri].blocks.is_empty() {
+            if r.sources().is_empty() {
                 never.push("its sources stand for no address".to_owned());
             }
-            if r.functions.is_empty() {
+            let named = r.named_codes();
+            if named.is_empty() {
                 never.push("it allows no function".to_owned());
             } else {
-                let usable = r.functions.iter().any(|f| {
-                    let t = fc_tables(*f);
-                    t.is_empty() || t.iter().all(|t| !r.tables[*t].is_empty())
+                let usable = named.iter().any(|f| {
+                    let t = code_tables(*f);
+                    t.is_empty() || t.iter().all(|t| !table_set(r, *t).is_empty())
                 });
                 if !usable {
                     never.push(
@@ -1060,8 +1065,12 @@ fn rules(out: &mut Out<'_>) {
                     );
                 }
             }
-            if let Some((min, max)) = r.values {
-                if min > max && r.allows_write() && r.functions.iter().all(|f| is_write(*f)) {
+            if let Some(b) = r.values {
+                let (min, max) = (b.min, b.max);
+                if min > max
+                    && named.iter().any(|f| is_write(*f))
+                    && named.iter().all(|f| is_write(*f))
+                {
                     never.push(format!("values min {min} > max {max}"));
                 }
             }
@@ -1105,9 +1114,10 @@ fn rules(out: &mut Out<'_>) {
                     format!("rule {} can never match: {}", r.id, never.join("; ")),
                 );
             }
+            function_classes(out, r, &el);
             // Shadowed by an earlier rule.
-            for (ei, e) in c.rules[..ri].iter().enumerate() {
-                if shadows((e, &sets[ei]), (r, &sets[ri])) {
+            for e in &views[..ri] {
+                if shadows(e, r) {
                     out.push(
                         "ZG-C015",
                         Severity::Warning,
@@ -1126,9 +1136,92 @@ fn rules(out: &mut Out<'_>) {
     }
 }
 
-fn rule_sources(out: &mut Out<'_>, c: &Conduit, r: &Rule, el: &str, zones: &[usize]) {
+/// ZG-C032, ZG-C033, ZG-C034: what the compiled rule allows next to what its classes name.
+fn function_classes(out: &mut Out<'_>, r: &RuleView<'_>, el: &str) {
+    let allowed = r.functions();
+    let named_explicitly = |code: u8| {
+        r.functions
+            .iter()
+            .any(|f| matches!(f.value, FunctionSelector::Function { code: c, .. } if c == code))
+    };
+    for f in &r.functions {
+        let FunctionSelector::Class(class) = f.value else {
+            continue;
+        };
+        let table_codes: Vec<u8> = class
+            .codes()
+            .iter()
+            .copied()
+            .filter(|c| !code_tables(*c).is_empty())
+            .collect();
+        // A class that still allows something (`[write]` with only `file:` allows FC 21) acts
+        // on what the rule gives it.
+        let allows_any = class.codes().iter().any(|c| allowed.contains(c));
+        if !table_codes.is_empty() && !allows_any {
+            let mut tables: Vec<&str> = table_codes
+                .iter()
+                .flat_map(|c| code_tables(*c))
+                .map(table_name)
+                .collect();
+            tables.dedup();
+            out.push(
+                "ZG-C032",
+                Severity::Warning,
+                Subject::Rule,
+                el,
+                f.line,
+                format!(
+                    "rule {}: class {} acts on {}, but the rule gives no range for the tables its functions touch, so it allows none of them",
+                    r.id,
+                    class.as_str(),
+                    tables.join(", ")
+                ),
+            );
+        }
+        for code in [20u8, 21] {
+            // With `file:` ranges the class is bound to those files and records.
+            if class.codes().contains(&code)
+                && allowed.contains(&code)
+                && !named_explicitly(code)
+                && r.file.is_none()
+            {
+                out.push(
+                    "ZG-C033",
+                    Severity::Warning,
+                    Subject::Rule,
+                    el,
+                    f.line,
+                    format!(
+                        "rule {}: class {} allows FC {code} {}, which touches no register table: the rule's ranges do not limit it to any file or record; name it explicitly if it is meant",
+                        r.id,
+                        class.as_str(),
+                        fc_name(code)
+                    ),
+                );
+            }
+        }
+    }
+    if allowed.contains(&24) {
+        let at = table_set(r, Table::HoldingRegisters).to_string();
+        out.push(
+            "ZG-C034",
+            Severity::Warning,
+            Subject::Rule,
+            el,
+            r.line,
+            format!(
+                "rule {} allows FC 24 {}: the gateway checks only the FIFO pointer address (holding {at}), not the up to 31 queued registers the device returns",
+                r.id,
+                fc_name(24)
+            ),
+        );
+    }
+}
+
+fn rule_sources(out: &mut Out<'_>, c: &Conduit, r: &RuleView<'_>, el: &str, zones: &[usize]) {
     let site = out.site;
-    for (name, line) in &r.from {
+    for s in &r.from {
+        let (name, line) = (&s.text, &s.line);
         let bad = match site.resolve(name) {
             Source::Zone(z) | Source::Asset(z, _) => {
                 if zones.contains(&z) {
@@ -1161,7 +1254,7 @@ fn rule_sources(out: &mut Out<'_>, c: &Conduit, r: &Rule, el: &str, zones: &[usi
                 c.id,
                 c.connects
                     .iter()
-                    .map(|(z, _)| z.as_str())
+                    .map(|z| z.value.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -1177,6 +1270,32 @@ fn gateways(out: &mut Out<'_>) {
     for c in &site.conduits {
         let Some(g) = &c.gateway else { continue };
         any_gateway = true;
+        if let Err(u) = g.runnable_now() {
+            out.push(
+                "ZG-C031",
+                Severity::Error,
+                Subject::Conduit,
+                &c.id,
+                g.line,
+                format!(
+                    "gateway of {} is configured, not enforceable by this build: {u}; zonegate run refuses this model, so none of its conduits is enforced",
+                    c.id
+                ),
+            );
+        }
+        if g.listen.ip().is_unspecified() {
+            out.push(
+                "ZG-C035",
+                Severity::Warning,
+                Subject::Conduit,
+                &c.id,
+                g.line,
+                format!(
+                    "gateway of {} listens on {}, every interface of the host: listen on the address of the interface in the client zone",
+                    c.id, g.listen
+                ),
+            );
+        }
         // Port 0 asks the OS for a free port: two such listeners never clash.
         if g.listen.port() == 0 {
             continue;
@@ -1194,7 +1313,7 @@ fn gateways(out: &mut Out<'_>) {
                 ),
             );
         }
-        if !g.enforce {
+        if !g.enforce() {
             out.push(
                 "ZG-C023",
                 Severity::Warning,
@@ -1207,7 +1326,7 @@ fn gateways(out: &mut Out<'_>) {
                 ),
             );
         }
-        if let Some(ip) = g.upstream.ip() {
+        if let Some(ip) = upstream_ip(&g.upstream) {
             let zones = site.conduit_zones(c);
             let known = site.zones_of_address(ip).iter().any(|z| zones.contains(z));
             let any_info = zones.iter().any(|z| !site.zone_blocks(*z).is_empty());

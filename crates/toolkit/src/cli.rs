@@ -18,7 +18,7 @@ pub const EXIT_INPUT: u8 = 2;
 /// with file:line:column) and returns how many there were.
 pub fn load_or_report(path: &Path) -> Result<Site, usize> {
     match crate::load(path) {
-        Ok((site, _model)) => Ok(site),
+        Ok(site) => Ok(site),
         Err(errors) => {
             eprintln!("{errors}");
             Err(errors.len())

@@ -17,8 +17,8 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Conduit, Site};
-use zonegate_policy::Cidr;
+use crate::model::{protocol_port, Site};
+use zonegate_policy::{Cidr, Conduit};
 
 /// Output syntax.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ fn direction(c: &Conduit, text: Option<&str>) -> Option<(String, String)> {
         let mut hits: Vec<(usize, &String)> = c
             .connects
             .iter()
-            .filter_map(|(z, _)| s.find(z.as_str()).map(|i| (i, z)))
+            .filter_map(|z| s.find(z.as_str()).map(|i| (i, &z.value)))
             .collect();
         hits.sort();
         let h = if last { hits.last() } else { hits.first() };
@@ -108,12 +108,10 @@ pub fn plan(site: &Site) -> Plan {
                     c.id, g.listen
                 ));
             }
-            for r in &c.rules {
-                let mut blocks = Vec::new();
-                for (name, _) in &r.from {
-                    blocks.extend(site.source_blocks(name));
-                }
-                let (v4, v6) = split_family(&blocks);
+            for r in site.rules(c) {
+                // The networks the policy compiled the rule's sources to.
+                let blocks = r.sources();
+                let (v4, v6) = split_family(blocks);
                 for fam in [v4, v6] {
                     if fam.is_empty() {
                         continue;
@@ -156,10 +154,10 @@ pub fn plan(site: &Site) -> Plan {
             continue;
         }
         let zones = site.conduit_zones(c);
-        for p in &c.protocols {
-            let Some(port) = p.port else {
+        for p in &c.protocols_allowed {
+            let Some(port) = protocol_port(p) else {
                 plan.notes.push(format!(
-                    "{}: {:?} has no port (serial or non-IP): nothing to open",
+                    "{}: {} has no port (serial or non-IP): nothing to open",
                     c.id, p.protocol
                 ));
                 continue;
@@ -212,7 +210,7 @@ pub fn plan(site: &Site) -> Plan {
                 }
             }
         }
-        if c.protocols.is_empty() {
+        if c.protocols_allowed.is_empty() {
             plan.notes.push(format!(
                 "{}: no protocols_allowed and no gateway: nothing is opened",
                 c.id
@@ -237,20 +235,24 @@ fn set(blocks: &[Cidr]) -> String {
     }
 }
 
-/// A comment safe for nft and iptables (printable ASCII, no quotes, at most 120 characters).
+/// A comment safe for nft and iptables: printable ASCII, at most 120 characters. Quotes and
+/// backslashes are dropped (a `_` in their place read as markdown emphasis, `_Modbus RTU_`), and
+/// the arrows and dashes prose uses are spelled in ASCII.
 fn comment(s: &str) -> String {
-    let c: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\'' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(120)
-        .collect();
-    c
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' | '\'' | '\\' | '`' => {}
+            '→' => out.push_str("->"),
+            '←' => out.push_str("<-"),
+            '↔' => out.push_str("<->"),
+            '–' | '—' => out.push('-'),
+            '…' => out.push_str("..."),
+            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
+            _ => out.push('?'),
+        }
+    }
+    out.chars().take(120).collect()
 }
 
 fn header(site: &Site, target: &str) -> String {

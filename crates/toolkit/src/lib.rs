@@ -2,8 +2,9 @@
 //! and `probe`.
 //!
 //! Start here:
-//! - [`load`] reads a model file with `zonegate-policy`'s strict loader and returns the toolkit's
-//!   [`model::Site`] view (every element with its YAML line) next to the loaded model.
+//! - [`load`] reads a model file with `zonegate-policy`'s strict loader and returns a
+//!   [`model::Site`]: the policy crate's [`zonegate_policy::Model`] (the one model) with what each
+//!   rule allows read from the compiled policy ([`allowed`]).
 //! - [`check`]: design checks with stable ids (`ZG-C001`...), text/JSON/SARIF output.
 //! - [`report`]: the IEC 62443 zone implementation report (text, markdown, JSON, HTML + SVG).
 //! - [`assess`]: IEC 62443-3-3 assessment against the embedded requirements table
@@ -16,33 +17,30 @@
 //! Everything except `probe` and `cli` is pure: it takes a [`model::Site`] and returns text or
 //! JSON.
 
-pub mod adapter;
+pub mod allowed;
 pub mod assess;
 pub mod check;
 pub mod cli;
 pub mod compile;
+pub mod diagram;
 pub mod model;
 pub mod probe;
 pub mod replication;
 pub mod report;
 pub mod requirements;
+pub mod threats;
 pub mod util;
 
 use std::path::Path;
 
 pub use zonegate_policy::{LoadError, LoadErrors};
 
-/// Loads a model file: the toolkit view and the loader's model.
-pub fn load(path: &Path) -> Result<(model::Site, zonegate_policy::Model), LoadErrors> {
-    let m = zonegate_policy::load_file(path)?;
-    Ok((adapter::site(&m), m))
+/// Loads a model file.
+pub fn load(path: &Path) -> Result<model::Site, LoadErrors> {
+    Ok(model::Site::new(zonegate_policy::load_file(path)?))
 }
 
 /// Loads a model from text (`file` names it in messages).
-pub fn load_str(
-    text: &str,
-    file: &str,
-) -> Result<(model::Site, zonegate_policy::Model), LoadErrors> {
-    let m = zonegate_policy::load_str(text, file)?;
-    Ok((adapter::site(&m), m))
+pub fn load_str(text: &str, file: &str) -> Result<model::Site, LoadErrors> {
+    Ok(model::Site::new(zonegate_policy::load_str(text, file)?))
 }

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use zonegate_modbus::{tcp, AddressRange, Request, Response, UnitId};
 
-use crate::model::{Conduit, Rule, Site};
+use crate::model::{table_set, GatewayExt, RuleView, Site, TABLES};
 use crate::util::now_utc;
+use zonegate_policy::Conduit;
 
 /// One probe run: what was tested and how it went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,32 +118,31 @@ impl PlannedTest {
     }
 }
 
-fn applies(site: &Site, r: &Rule, src: IpAddr) -> bool {
-    r.from
-        .iter()
-        .any(|(name, _)| site.source_blocks(name).iter().any(|c| c.contains(src)))
+/// True when the compiled rule's sources hold `src`.
+fn applies(r: &RuleView<'_>, src: IpAddr) -> bool {
+    r.sources().iter().any(|c| c.contains(src))
 }
 
-fn unit_ok(r: &Rule, unit: u8) -> bool {
+fn unit_ok(r: &RuleView<'_>, unit: u8) -> bool {
     r.unit_ids.as_ref().is_none_or(|u| u.contains(&unit))
 }
 
 /// True when some applicable rule allows function `fc` on `unit` at `table`/`addr`
 /// (`table` = None for functions that touch no table).
-fn allowed(rules: &[&Rule], unit: u8, fc: u8, table: Option<usize>, addr: u16) -> bool {
+fn allowed(rules: &[RuleView<'_>], unit: u8, fc: u8, table: Option<usize>, addr: u16) -> bool {
     rules.iter().any(|r| {
         unit_ok(r, unit)
-            && r.functions.contains(&fc)
-            && table.is_none_or(|t| r.tables[t].iter().any(|(a, b)| *a <= addr && addr <= *b))
+            && r.functions().contains(&fc)
+            && table.is_none_or(|t| table_set(r, TABLES[t]).contains(addr))
     })
 }
 
 /// Derives the tests for one source address.
 pub fn plan(site: &Site, conduit: &Conduit, src: IpAddr) -> Vec<PlannedTest> {
-    let rules: Vec<&Rule> = conduit
-        .rules
-        .iter()
-        .filter(|r| applies(site, r, src))
+    let rules: Vec<RuleView<'_>> = site
+        .rules(conduit)
+        .into_iter()
+        .filter(|r| applies(r, src))
         .collect();
     let mut tests = Vec::new();
     // A unit the source may use: the first unit of the first applicable rule, else the target
@@ -176,8 +176,8 @@ pub fn plan(site: &Site, conduit: &Conduit, src: IpAddr) -> Vec<PlannedTest> {
             (1, 0, Op::ReadCoils),
             (2, 1, Op::ReadDiscrete),
         ] {
-            if r.functions.contains(&fc) {
-                if let Some(&(start, _)) = r.tables[t].first() {
+            if r.functions().contains(&fc) {
+                if let Some(start) = table_set(r, TABLES[t]).merged().first().map(|x| x.start) {
                     if fc == 3 && readable_holding.is_none() && u == unit {
                         readable_holding = Some(start);
                     }
@@ -240,10 +240,11 @@ pub fn plan(site: &Site, conduit: &Conduit, src: IpAddr) -> Vec<PlannedTest> {
         (2, 1, Op::ReadDiscrete),
     ] {
         for r in &rules {
-            if !r.functions.contains(&fc) || !unit_ok(r, unit) {
+            if !r.functions().contains(&fc) || !unit_ok(r, unit) {
                 continue;
             }
-            for &(a, b) in &r.tables[t] {
+            for x in table_set(r, TABLES[t]).merged() {
+                let (a, b) = (x.start, x.end);
                 for cand in [b.checked_add(1), a.checked_sub(1)].into_iter().flatten() {
                     if !allowed(&rules, unit, fc, Some(t), cand) {
                         tests.push(PlannedTest {
@@ -677,7 +678,7 @@ pub fn run(site: &Site, opts: &ProbeOptions) -> Result<ProbeRun, String> {
     }
     let passed = results.iter().filter(|r| r.pass).count();
     let mut notes = Vec::new();
-    if !gateway.enforce {
+    if !gateway.enforce() {
         notes.push(format!(
             "the gateway of {} is in monitor mode: it forwards what it would deny, so the must-fail tests are expected to FAIL until it enforces",
             conduit.id

@@ -3,12 +3,12 @@
 //!
 //! A replication is a conduit whose data flows only from its first zone to its second. So:
 //! - a gateway rule whose source is in the receiving zone, on a conduit between the same two
-//!   zones, is a flow back across it (ZG-C031, error), as is a `protocols_allowed` entry whose
+//!   zones, is a flow back across it (ZG-C036, error), as is a `protocols_allowed` entry whose
 //!   direction names the receiving zone first, or a second replication the other way;
-//! - its zones must exist and differ (ZG-C032), its `max_age` must exceed the periods (ZG-C033),
-//!   `transmit.to` must be the receive side's `bind` (ZG-C034), and HMAC lets the receive side
-//!   forge data (ZG-C035, info: Ed25519 keeps the secret on the transmit side), and a source this
-//!   build cannot read (ZG-C036: `tls://`, `rtu://`) is said so.
+//! - its zones must exist and differ (ZG-C037), its `max_age` must exceed the periods (ZG-C038),
+//!   `transmit.to` must be the receive side's `bind` (ZG-C039), and HMAC lets the receive side
+//!   forge data (ZG-C040, info: Ed25519 keeps the secret on the transmit side), and a source this
+//!   build cannot read (ZG-C041: `tls://`, `rtu://`) is said so.
 //!
 //! The nftables (and iptables) rules come first in the forward chain, before `ct state established,related
 //! accept`: otherwise conntrack would let the receive side's replies (and ICMP errors) back
@@ -50,7 +50,7 @@ pub fn findings(site: &Site) -> Vec<Finding> {
             if site.zone(z).is_none() {
                 out.push(finding(
                     site,
-                    "ZG-C032",
+                    "ZG-C037",
                     Severity::Error,
                     &r.id,
                     connects_line,
@@ -61,7 +61,7 @@ pub fn findings(site: &Site) -> Vec<Finding> {
         if from == to {
             out.push(finding(
                 site,
-                "ZG-C032",
+                "ZG-C037",
                 Severity::Error,
                 &r.id,
                 connects_line,
@@ -74,7 +74,7 @@ pub fn findings(site: &Site) -> Vec<Finding> {
             if max_age <= b.period {
                 out.push(finding(
                     site,
-                    "ZG-C033",
+                    "ZG-C038",
                     Severity::Warning,
                     &r.id,
                     b.line,
@@ -93,7 +93,7 @@ pub fn findings(site: &Site) -> Vec<Finding> {
         {
             out.push(finding(
                 site,
-                "ZG-C034",
+                "ZG-C039",
                 Severity::Warning,
                 &r.id,
                 r.transmit.line,
@@ -106,7 +106,7 @@ pub fn findings(site: &Site) -> Vec<Finding> {
         if let Err(u) = r.source.runnable() {
             out.push(finding(
                 site,
-                "ZG-C036",
+                "ZG-C041",
                 Severity::Warning,
                 &r.id,
                 r.line_of("source"),
@@ -119,7 +119,7 @@ pub fn findings(site: &Site) -> Vec<Finding> {
         if r.auth == ReplicationAuth::HmacSha256 {
             out.push(finding(
                 site,
-                "ZG-C035",
+                "ZG-C040",
                 Severity::Info,
                 &r.id,
                 r.line_of("replication_id"),
@@ -143,26 +143,25 @@ fn reverse_flows(
 ) {
     let to_idx = site.zone_index(to);
     for c in &site.conduits {
-        let names: Vec<&str> = c.connects.iter().map(|(z, _)| z.as_str()).collect();
+        let names: Vec<&str> = c.connects.iter().map(|z| z.as_str()).collect();
         if !(names.contains(&from) && names.contains(&to)) {
             continue;
         }
         for rule in &c.rules {
-            for (src, line) in &rule.from {
+            for s in &rule.from {
+                let (src, line) = (&s.text, &s.line);
                 let from_receiving = match site.resolve(src) {
                     crate::model::Source::Zone(z) => Some(z) == to_idx,
                     crate::model::Source::Asset(z, _) => Some(z) == to_idx,
-                    _ => to_idx.is_some_and(|z| {
-                        let blocks = site.zone_blocks(z);
-                        site.source_blocks(src)
-                            .iter()
-                            .any(|s| blocks.iter().any(|b| overlaps(s, b)))
-                    }),
+                    crate::model::Source::Cidr(c) => {
+                        to_idx.is_some_and(|z| site.zone_blocks(z).iter().any(|b| overlaps(&c, b)))
+                    }
+                    crate::model::Source::Unknown => false,
                 };
                 if from_receiving {
                     out.push(finding(
                         site,
-                        "ZG-C031",
+                        "ZG-C036",
                         Severity::Error,
                         &format!("{}/{}", c.id, rule.id),
                         *line,
@@ -175,7 +174,7 @@ fn reverse_flows(
                 }
             }
         }
-        for p in &c.protocols {
+        for p in &c.protocols_allowed {
             let Some(d) = p.direction.as_deref() else {
                 continue;
             };
@@ -190,7 +189,7 @@ fn reverse_flows(
             if back {
                 out.push(finding(
                     site,
-                    "ZG-C031",
+                    "ZG-C036",
                     Severity::Error,
                     &c.id,
                     p.line,
@@ -207,7 +206,7 @@ fn reverse_flows(
         if other.from_zone() == Some(to) && other.to_zone() == Some(from) {
             out.push(finding(
                 site,
-                "ZG-C031",
+                "ZG-C036",
                 Severity::Error,
                 &other.id,
                 other.line_of("connects"),

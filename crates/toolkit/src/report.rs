@@ -10,10 +10,15 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::allowed::DIAGNOSTIC_SUBS;
 use crate::check::{self, Finding};
-use crate::model::{fc_name, Site, TABLES};
+use crate::model::{
+    asset_label, fc_name, table_name, table_set, upstream_short, ConduitExt, GatewayExt, RuleView,
+    Site, ZoneExt, TABLES,
+};
 use crate::probe::ProbeRun;
-use crate::util::{html, md, today_utc};
+use crate::util::{html, html_text, md, today_utc};
+use zonegate_policy::Conduit;
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -49,7 +54,7 @@ pub struct Summary {
     pub zones: usize,
     /// Conduits.
     pub conduits: usize,
-    /// Conduits with a zonegate gateway in enforce mode.
+    /// Conduits with a zonegate gateway in enforce mode that this build can run.
     pub enforced_conduits: usize,
     /// Allow rules over all conduits.
     pub rules: usize,
@@ -86,8 +91,8 @@ pub struct ZoneRow {
     pub networks: Vec<String>,
     /// Conduits that connect the zone.
     pub conduits: Vec<String>,
-    /// Controls and requirements (`security_requirements`).
-    pub controls: Vec<String>,
+    /// `security_requirements` as written.
+    pub security_requirements: Vec<String>,
 }
 
 /// One `protocols_allowed` line.
@@ -112,8 +117,11 @@ pub struct RuleRow {
     pub from: String,
     /// Unit ids ("any").
     pub units: String,
-    /// Functions.
+    /// Functions the compiled rule allows (what the gateway lets through).
     pub functions: String,
+    /// Functions the rule names that the compiled rule never allows (e.g. FC 1 under `read`
+    /// when the rule gives no coil range).
+    pub never_allowed: Vec<String>,
     /// Address ranges per table.
     pub ranges: String,
     /// Value bounds ("-").
@@ -139,7 +147,8 @@ pub struct ConduitRow {
     pub protocols: Vec<ProtocolRow>,
     /// `controls`.
     pub controls: Vec<String>,
-    /// "ON (zonegate enforce)", "MONITOR ONLY (zonegate monitor)" or "OFF (no gateway)".
+    /// "ON (zonegate, enforce)", "MONITOR ONLY (...)", "OFF: configured, not enforceable by
+    /// this build: ..." or "OFF (no zonegate gateway)".
     pub inspection: String,
     /// `listen -> upstream, deny action` when there is a gateway.
     pub gateway: Option<String>,
@@ -149,14 +158,121 @@ pub struct ConduitRow {
     pub default_action: String,
 }
 
+/// How the report describes a conduit's enforcement: the inspection line, the gateway line and
+/// what happens to everything else. Enforcement is credited only where this build's
+/// `zonegate run` can start the gateway ([`GatewayExt::runnable_now`]).
+fn enforcement(c: &Conduit) -> (String, Option<String>, String) {
+    let Some(g) = &c.gateway else {
+        return (
+            "OFF (no zonegate gateway)".to_owned(),
+            None,
+            "not enforced by zonegate (see controls)".to_owned(),
+        );
+    };
+    let line = format!(
+        "listen {} -> upstream {}, deny: {}",
+        g.listen,
+        upstream_short(&g.upstream),
+        g.deny.as_str()
+    );
+    match g.runnable_now() {
+        Err(u) => (
+            format!("OFF: configured, not enforceable by this build: {}", u.what),
+            Some(line),
+            format!(
+                "not enforced: zonegate run refuses this model ({u}); nothing on this conduit is inspected"
+            ),
+        ),
+        Ok(()) if g.enforce() => (
+            "ON (zonegate, enforce)".to_owned(),
+            Some(line),
+            format!(
+                "DENY everything else (implicit default deny, answered with deny: {})",
+                g.deny.as_str()
+            ),
+        ),
+        Ok(()) => (
+            "MONITOR ONLY (zonegate, monitor: logs, forwards everything)".to_owned(),
+            Some(line),
+            "everything else is LOGGED as would_deny and forwarded (monitor mode)".to_owned(),
+        ),
+    }
+}
+
+/// "read_holding_registers (3)", with the FC 8 sub-functions / FC 43 MEI types when the rule
+/// allows only some.
+fn function_label(r: &RuleView<'_>, fc: u8) -> String {
+    let base = format!("{} ({fc})", fc_name(fc));
+    let subs = r.allowed.subs(fc);
+    let all = match fc {
+        8 => subs.len() == DIAGNOSTIC_SUBS.len(),
+        43 => subs.len() == 2,
+        _ => true,
+    };
+    if all {
+        base
+    } else {
+        let word = if fc == 8 { "sub-function" } else { "MEI type" };
+        let list: Vec<String> = subs.iter().map(u16::to_string).collect();
+        format!("{base} {word} {}", list.join(","))
+    }
+}
+
+fn rule_row(r: &RuleView<'_>) -> RuleRow {
+    let allowed = r.functions();
+    let functions = if allowed.is_empty() {
+        "none (the compiled rule allows no request)".to_owned()
+    } else {
+        allowed
+            .iter()
+            .map(|f| function_label(r, *f))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let never: Vec<String> = r
+        .named_codes()
+        .iter()
+        .filter(|f| !allowed.contains(f))
+        .map(|f| format!("{} ({f})", fc_name(*f)))
+        .collect();
+    let ranges: Vec<String> = TABLES
+        .iter()
+        .map(|t| (*t, table_set(r, *t)))
+        .filter(|(_, set)| !set.is_empty())
+        .map(|(t, set)| format!("{} {set}", table_name(t)))
+        .collect();
+    RuleRow {
+        id: r.id.clone(),
+        from: r
+            .from
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        units: r.unit_ids.as_ref().map_or("any".into(), |u| join_u8(u)),
+        functions,
+        never_allowed: never,
+        ranges: if ranges.is_empty() {
+            "-".into()
+        } else {
+            ranges.join("; ")
+        },
+        values: r
+            .values
+            .map_or("-".into(), |b| format!("{}..{}", b.min, b.max)),
+        rate: r.rate.map_or("-".into(), |x| x.to_string()),
+        justification: r.justification.clone().unwrap_or_else(|| "-".into()),
+    }
+}
+
 /// Builds the report (findings computed here).
 pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
     let findings = check::check(site);
     let (errors, warnings, infos) = check::counts(&findings);
     let mut order: Vec<usize> = (0..site.zones.len()).collect();
     order.sort_by(|a, b| {
-        let la = site.zones[*a].purdue.map_or(-1.0, |p| p.high());
-        let lb = site.zones[*b].purdue.map_or(-1.0, |p| p.high());
+        let la = site.zones[*a].purdue_level.map_or(-1.0, |p| p.high());
+        let lb = site.zones[*b].purdue_level.map_or(-1.0, |p| p.high());
         lb.total_cmp(&la)
     });
     let zones = order
@@ -166,14 +282,14 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
             let conduits: Vec<String> = site
                 .conduits
                 .iter()
-                .filter(|c| c.connects.iter().any(|(id, _)| id == &z.id))
+                .filter(|c| c.connects.iter().any(|id| id.value == z.id))
                 .map(|c| c.id.clone())
                 .collect();
             ZoneRow {
                 id: z.id.clone(),
                 name: z.name.clone().unwrap_or_default(),
-                purdue: z.purdue.map_or("-".into(), |p| p.to_string()),
-                sl_t: z.sl_t.map_or("not set".into(), |s| s.display()),
+                purdue: z.purdue_level.map_or("-".into(), |p| p.to_string()),
+                sl_t: z.sl_t().map_or("not set".into(), |s| s.display()),
                 criticality: z.criticality.clone().unwrap_or_else(|| "-".into()),
                 safety: z.is_sis(),
                 assets: z
@@ -181,8 +297,8 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
                     .iter()
                     .map(|a| {
                         let mut bits = Vec::new();
-                        if let Some(k) = &a.kind {
-                            bits.push(k.clone());
+                        if let Some(k) = a.kind {
+                            bits.push(k.as_str().to_owned());
                         }
                         if let Some(ip) = a.address {
                             bits.push(ip.to_string());
@@ -190,16 +306,17 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
                         if !a.unit_ids.is_empty() {
                             bits.push(format!("unit {}", join_u8(&a.unit_ids)));
                         }
+                        let label = asset_label(a);
                         if bits.is_empty() {
-                            a.label.clone()
+                            label
                         } else {
-                            format!("{} ({})", a.label, bits.join(", "))
+                            format!("{label} ({})", bits.join(", "))
                         }
                     })
                     .collect(),
-                networks: z.networks.iter().map(|(n, _)| n.to_string()).collect(),
+                networks: z.networks.iter().map(|n| n.value.to_string()).collect(),
                 conduits,
-                controls: z.security_requirements.clone(),
+                security_requirements: z.security_requirements.clone(),
             }
         })
         .collect();
@@ -207,41 +324,18 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
         .conduits
         .iter()
         .map(|c| {
-            let (inspection, gateway) = match &c.gateway {
-                Some(g) => (
-                    if g.enforce {
-                        "ON (zonegate, enforce)".to_owned()
-                    } else {
-                        "MONITOR ONLY (zonegate, monitor: logs, forwards everything)".to_owned()
-                    },
-                    Some(format!(
-                        "listen {} -> upstream {}, deny: {}",
-                        g.listen,
-                        g.upstream.display(),
-                        g.deny
-                    )),
-                ),
-                None => ("OFF (no zonegate gateway)".to_owned(), None),
-            };
-            let default_action = match &c.gateway {
-                Some(g) if g.enforce => {
-                    "DENY everything else (implicit default deny, answered per `deny`)".to_owned()
-                }
-                Some(_) => "everything else is LOGGED as would_deny and forwarded (monitor mode)"
-                    .to_owned(),
-                None => "not enforced by zonegate (see controls)".to_owned(),
-            };
+            let (inspection, gateway, default_action) = enforcement(c);
             ConduitRow {
                 id: c.id.clone(),
                 name: c.name.clone().unwrap_or_default(),
-                connects: c.connects.iter().map(|(z, _)| z.clone()).collect(),
-                sl: c.sl.map_or("not set".into(), |s| s.display()),
+                connects: c.connects.iter().map(|z| z.value.clone()).collect(),
+                sl: c.sl().map_or("not set".into(), |s| s.display()),
                 protocols: c
-                    .protocols
+                    .protocols_allowed
                     .iter()
                     .map(|p| ProtocolRow {
                         protocol: p.protocol.clone(),
-                        port: p.port.map_or("-".into(), |n| n.to_string()),
+                        port: p.port.clone().unwrap_or_else(|| "-".into()),
                         direction: p.direction.clone().unwrap_or_else(|| "-".into()),
                         security_mode: p.security_mode.clone().unwrap_or_else(|| "-".into()),
                     })
@@ -249,54 +343,7 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
                 controls: c.controls.clone(),
                 inspection,
                 gateway,
-                rules: c
-                    .rules
-                    .iter()
-                    .map(|r| RuleRow {
-                        id: r.id.clone(),
-                        from: r
-                            .from
-                            .iter()
-                            .map(|(s, _)| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        units: r.unit_ids.as_ref().map_or("any".into(), |u| join_u8(u)),
-                        functions: r
-                            .functions
-                            .iter()
-                            .map(|f| format!("{} ({f})", fc_name(*f)))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        ranges: {
-                            let v: Vec<String> = TABLES
-                                .iter()
-                                .zip(&r.tables)
-                                .filter(|(_, r)| !r.is_empty())
-                                .map(|(t, r)| {
-                                    let rs: Vec<String> = r
-                                        .iter()
-                                        .map(|(a, b)| {
-                                            if a == b {
-                                                a.to_string()
-                                            } else {
-                                                format!("{a}-{b}")
-                                            }
-                                        })
-                                        .collect();
-                                    format!("{t} {}", rs.join(","))
-                                })
-                                .collect();
-                            if v.is_empty() {
-                                "-".into()
-                            } else {
-                                v.join("; ")
-                            }
-                        },
-                        values: r.values.map_or("-".into(), |(a, b)| format!("{a}..{b}")),
-                        rate: r.rate.clone().unwrap_or_else(|| "-".into()),
-                        justification: r.justification.clone().unwrap_or_else(|| "-".into()),
-                    })
-                    .collect(),
+                rules: site.rules(c).iter().map(rule_row).collect(),
                 default_action,
             }
         })
@@ -319,11 +366,7 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
         summary: Summary {
             zones: site.zones.len(),
             conduits: site.conduits.len(),
-            enforced_conduits: site
-                .conduits
-                .iter()
-                .filter(|c| c.gateway.as_ref().is_some_and(|g| g.enforce))
-                .count(),
+            enforced_conduits: site.conduits.iter().filter(|c| c.enforced()).count(),
             rules: site.conduits.iter().map(|c| c.rules.len()).sum(),
             errors,
             warnings,
@@ -335,6 +378,22 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
         conduits,
         findings,
         probes,
+    }
+}
+
+impl Report {
+    /// True when `zonegate check` finds errors in the model: `zonegate report` exits 1 then.
+    pub fn has_errors(&self) -> bool {
+        self.summary.errors > 0
+    }
+
+    /// The verdict every form of the report ends with.
+    pub fn overall(&self) -> &'static str {
+        if self.summary.errors == 0 && self.summary.probe_failed == 0 {
+            "PASS: no design errors, no failed probe"
+        } else {
+            "ATTENTION: design errors or failed probes above"
+        }
     }
 }
 
@@ -405,9 +464,9 @@ pub fn render_text(r: &Report) -> String {
                 z.conduits.join(", ")
             }
         );
-        if !z.controls.is_empty() {
-            let _ = writeln!(w, "  Controls:");
-            for c in &z.controls {
+        if !z.security_requirements.is_empty() {
+            let _ = writeln!(w, "  Security requirements:");
+            for c in &z.security_requirements {
                 let _ = writeln!(w, "    - {c}");
             }
         }
@@ -428,8 +487,11 @@ pub fn render_text(r: &Report) -> String {
             for p in &c.protocols {
                 let _ = writeln!(
                     w,
-                    "    - {} (port {}): {} [{}]",
-                    p.protocol, p.port, p.direction, p.security_mode
+                    "    - {}{}: {} [{}]",
+                    p.protocol,
+                    port_text(&p.port),
+                    p.direction,
+                    p.security_mode
                 );
             }
         }
@@ -440,12 +502,26 @@ pub fn render_text(r: &Report) -> String {
             }
         }
         if !c.rules.is_empty() {
-            let _ = writeln!(w, "  Allow rules (first match wins):");
+            if c.inspection.starts_with("OFF") {
+                let _ = writeln!(
+                    w,
+                    "  Allow rules (configured, NOT enforced by this build; first match wins):"
+                );
+            } else {
+                let _ = writeln!(w, "  Allow rules (first match wins):");
+            }
             for (i, rr) in c.rules.iter().enumerate() {
                 let _ = writeln!(w, "    {}. ALLOW {}", i + 1, rr.id);
                 let _ = writeln!(w, "         from:      {}", rr.from);
                 let _ = writeln!(w, "         units:     {}", rr.units);
                 let _ = writeln!(w, "         functions: {}", rr.functions);
+                if !rr.never_allowed.is_empty() {
+                    let _ = writeln!(
+                        w,
+                        "         named but never allowed: {}",
+                        rr.never_allowed.join(", ")
+                    );
+                }
                 let _ = writeln!(w, "         ranges:    {}", rr.ranges);
                 if rr.values != "-" {
                     let _ = writeln!(w, "         values:    {}", rr.values);
@@ -507,13 +583,8 @@ pub fn render_text(r: &Report) -> String {
             );
         }
     }
-    let verdict = if sm.errors == 0 && sm.probe_failed == 0 {
-        "PASS: no design errors, no failed probe"
-    } else {
-        "ATTENTION: design errors or failed probes above"
-    };
     let _ = writeln!(w);
-    let _ = writeln!(w, "Overall: {verdict}");
+    let _ = writeln!(w, "Overall: {}", r.overall());
     let _ = writeln!(w, "{RULE}");
     s
 }
@@ -556,12 +627,16 @@ pub fn render_markdown(r: &Report) -> String {
     }
     let _ = writeln!(w);
     for z in &r.zones {
-        if z.assets.is_empty() && z.controls.is_empty() {
+        if z.assets.is_empty() && z.security_requirements.is_empty() {
             continue;
         }
         let _ = writeln!(w, "**{}** assets: {}", md(&z.id), md(&z.assets.join("; ")));
-        if !z.controls.is_empty() {
-            let _ = writeln!(w, " — controls: {}", md(&z.controls.join("; ")));
+        if !z.security_requirements.is_empty() {
+            let _ = writeln!(
+                w,
+                " — security requirements: {}",
+                md(&z.security_requirements.join("; "))
+            );
         }
         let _ = writeln!(w);
     }
@@ -577,9 +652,9 @@ pub fn render_markdown(r: &Report) -> String {
         for p in &c.protocols {
             let _ = writeln!(
                 w,
-                "- Protocol: {} (port {}): {} [{}]",
+                "- Protocol: {}{}: {} [{}]",
                 md(&p.protocol),
-                p.port,
+                md(&port_text(&p.port)),
                 md(&p.direction),
                 md(&p.security_mode)
             );
@@ -600,7 +675,7 @@ pub fn render_markdown(r: &Report) -> String {
                     md(&rr.id),
                     md(&rr.from),
                     md(&rr.units),
-                    md(&rr.functions),
+                    md(&functions_cell(rr)),
                     md(&rr.ranges),
                     md(&rr.values),
                     md(&rr.rate),
@@ -662,7 +737,30 @@ pub fn render_markdown(r: &Report) -> String {
         }
         let _ = writeln!(w);
     }
+    let _ = writeln!(w, "**Overall: {}**", r.overall());
     s
+}
+
+/// " (port 502)", or nothing for an entry without a port (a serial line).
+fn port_text(port: &str) -> String {
+    if port == "-" || port.is_empty() {
+        String::new()
+    } else {
+        format!(" (port {port})")
+    }
+}
+
+/// The functions cell of a rule table: what is allowed, then what is named but never allowed.
+fn functions_cell(rr: &RuleRow) -> String {
+    if rr.never_allowed.is_empty() {
+        rr.functions.clone()
+    } else {
+        format!(
+            "{}; named but never allowed: {}",
+            rr.functions,
+            rr.never_allowed.join(", ")
+        )
+    }
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#1b1f24;max-width:1200px}\
@@ -682,7 +780,7 @@ pub fn render_html(r: &Report, site: &Site) -> String {
         html(&r.title),
         html(&r.facility)
     );
-    let _ = writeln!(w, "<h1>{}</h1>", html(&r.title));
+    let _ = writeln!(w, "<h1>{}</h1>", html_text(&r.title));
     let _ = writeln!(w, "<table><tbody>");
     for (k, v) in [
         ("Facility", &r.facility),
@@ -691,7 +789,7 @@ pub fn render_html(r: &Report, site: &Site) -> String {
         ("Model", &r.model_file),
         ("Generated", &r.generated),
     ] {
-        let _ = writeln!(w, "<tr><th>{k}</th><td>{}</td></tr>", html(v));
+        let _ = writeln!(w, "<tr><th>{k}</th><td>{}</td></tr>", html_text(v));
     }
     let sm = &r.summary;
     let _ = writeln!(
@@ -700,25 +798,25 @@ pub fn render_html(r: &Report, site: &Site) -> String {
         sm.zones, sm.conduits, sm.enforced_conduits, sm.rules, sm.errors, sm.warnings
     );
     let _ = writeln!(w, "<h2>Zone and conduit diagram</h2>");
-    w.push_str(&svg(site));
+    w.push_str(&crate::diagram::svg(site));
     let _ = writeln!(w, "<h2>Zone architecture</h2>");
     let _ = writeln!(
         w,
-        "<table><thead><tr><th>Zone</th><th>Name</th><th>Purdue</th><th>SL-T</th><th>Criticality</th><th>Assets</th><th>Networks</th><th>Conduits</th><th>Controls</th></tr></thead><tbody>"
+        "<table><thead><tr><th>Zone</th><th>Name</th><th>Purdue</th><th>SL-T</th><th>Criticality</th><th>Assets</th><th>Networks</th><th>Conduits</th><th>Security requirements</th></tr></thead><tbody>"
     );
     for z in &r.zones {
         let _ = writeln!(
             w,
             "<tr><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html(&z.id),
-            html(&z.name),
-            html(&z.purdue),
-            html(&z.sl_t),
-            html(&z.criticality),
+            html_text(&z.id),
+            html_text(&z.name),
+            html_text(&z.purdue),
+            html_text(&z.sl_t),
+            html_text(&z.criticality),
             list(&z.assets),
-            html(&z.networks.join(", ")),
-            html(&z.conduits.join(", ")),
-            list(&z.controls)
+            html_text(&z.networks.join(", ")),
+            html_text(&z.conduits.join(", ")),
+            list(&z.security_requirements)
         );
     }
     let _ = writeln!(w, "</tbody></table>");
@@ -734,14 +832,14 @@ pub fn render_html(r: &Report, site: &Site) -> String {
         let _ = writeln!(
             w,
             "<h3>{} {}</h3><p>Connects {} &middot; security level {} &middot; Modbus inspection <span class=\"{class}\">{}</span></p>",
-            html(&c.id),
-            html(&c.name),
-            html(&c.connects.join(" ↔ ")),
-            html(&c.sl),
-            html(&c.inspection)
+            html_text(&c.id),
+            html_text(&c.name),
+            html_text(&c.connects.join(" ↔ ")),
+            html_text(&c.sl),
+            html_text(&c.inspection)
         );
         if let Some(g) = &c.gateway {
-            let _ = writeln!(w, "<p>Gateway: <code>{}</code></p>", html(g));
+            let _ = writeln!(w, "<p>Gateway: <code>{}</code></p>", html_text(g));
         }
         if !c.protocols.is_empty() {
             let _ = writeln!(w, "<table><thead><tr><th>Protocol</th><th>Port</th><th>Direction</th><th>Security mode</th></tr></thead><tbody>");
@@ -749,10 +847,10 @@ pub fn render_html(r: &Report, site: &Site) -> String {
                 let _ = writeln!(
                     w,
                     "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                    html(&p.protocol),
-                    html(&p.port),
-                    html(&p.direction),
-                    html(&p.security_mode)
+                    html_text(&p.protocol),
+                    html_text(&p.port),
+                    html_text(&p.direction),
+                    html_text(&p.security_mode)
                 );
             }
             let _ = writeln!(w, "</tbody></table>");
@@ -767,19 +865,19 @@ pub fn render_html(r: &Report, site: &Site) -> String {
                     w,
                     "<tr><td>{}</td><td><b>{}</b></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                     i + 1,
-                    html(&rr.id),
-                    html(&rr.from),
-                    html(&rr.units),
-                    html(&rr.functions),
-                    html(&rr.ranges),
-                    html(&rr.values),
-                    html(&rr.rate),
-                    html(&rr.justification)
+                    html_text(&rr.id),
+                    html_text(&rr.from),
+                    html_text(&rr.units),
+                    html_text(&functions_cell(rr)),
+                    html_text(&rr.ranges),
+                    html_text(&rr.values),
+                    html_text(&rr.rate),
+                    html_text(&rr.justification)
                 );
             }
             let _ = writeln!(w, "</tbody></table>");
         }
-        let _ = writeln!(w, "<p>Default: {}</p>", html(&c.default_action));
+        let _ = writeln!(w, "<p>Default: {}</p>", html_text(&c.default_action));
     }
     let _ = writeln!(w, "<h2>Validation results</h2>");
     let _ = writeln!(
@@ -804,8 +902,8 @@ pub fn render_html(r: &Report, site: &Site) -> String {
                 f.severity.as_str(),
                 f.id,
                 f.line,
-                html(&f.element),
-                html(&f.message)
+                html_text(&f.element),
+                html_text(&f.message)
             );
         }
         let _ = writeln!(w, "</tbody></table>");
@@ -814,10 +912,10 @@ pub fn render_html(r: &Report, site: &Site) -> String {
         let _ = writeln!(
             w,
             "<h3>Probe of {} via {} from {}</h3><p>{} &middot; {} passed, {} failed</p>",
-            html(&p.conduit),
-            html(&p.gateway),
-            html(&p.source),
-            html(&p.started),
+            html_text(&p.conduit),
+            html_text(&p.gateway),
+            html_text(&p.source),
+            html_text(&p.started),
             p.passed,
             p.failed
         );
@@ -828,14 +926,24 @@ pub fn render_html(r: &Report, site: &Site) -> String {
                 "<tr><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 if t.pass { "pass" } else { "fail" },
                 if t.pass { "PASS" } else { "FAIL" },
-                html(&t.name),
-                html(&t.expect),
-                html(&t.request),
-                html(&t.outcome)
+                html_text(&t.name),
+                html_text(&t.expect),
+                html_text(&t.request),
+                html_text(&t.outcome)
             );
         }
         let _ = writeln!(w, "</tbody></table>");
     }
+    let _ = writeln!(
+        w,
+        "<p class=\"{}\"><b>Overall: {}</b></p>",
+        if r.summary.errors == 0 && r.summary.probe_failed == 0 {
+            "pass"
+        } else {
+            "err"
+        },
+        html_text(r.overall())
+    );
     let _ = writeln!(w, "</body></html>");
     s
 }
@@ -846,165 +954,10 @@ fn list(items: &[String]) -> String {
     }
     let mut s = String::from("<ul>");
     for i in items {
-        let _ = write!(s, "<li>{}</li>", html(i));
+        let _ = write!(s, "<li>{}</li>", html_text(i));
     }
     s.push_str("</ul>");
     s
 }
 
-/// The zone/conduit graph as inline SVG: zones as boxes in rows by Purdue level (highest level
-/// at the top), conduits as lines labelled with their id and security level.
-pub fn svg(site: &Site) -> String {
-    const BOX_W: f32 = 190.0;
-    const BOX_H: f32 = 58.0;
-    const ROW_H: f32 = 120.0;
-    const GAP: f32 = 70.0;
-    // Rows: distinct levels, highest first; zones without a level at the bottom.
-    let mut levels: Vec<Option<i32>> = site
-        .zones
-        .iter()
-        .map(|z| z.purdue.map(|p| (p.high() * 10.0).round() as i32))
-        .collect();
-    levels.sort_by(|a, b| b.cmp(a));
-    levels.dedup();
-    let mut pos: Vec<(f32, f32)> = vec![(0.0, 0.0); site.zones.len()];
-    let mut max_in_row = 1usize;
-    let mut rows: Vec<Vec<usize>> = Vec::new();
-    for lvl in &levels {
-        let row: Vec<usize> = site
-            .zones
-            .iter()
-            .enumerate()
-            .filter(|(_, z)| z.purdue.map(|p| (p.high() * 10.0).round() as i32) == *lvl)
-            .map(|(i, _)| i)
-            .collect();
-        max_in_row = max_in_row.max(row.len());
-        rows.push(row);
-    }
-    let width = (max_in_row as f32) * (BOX_W + GAP) + GAP + 60.0;
-    let height = (rows.len() as f32) * ROW_H + 40.0;
-    for (ri, row) in rows.iter().enumerate() {
-        let row_w = (row.len() as f32) * (BOX_W + GAP) - GAP;
-        let x0 = 60.0 + (width - 60.0 - row_w) / 2.0;
-        for (k, &zi) in row.iter().enumerate() {
-            pos[zi] = (x0 + (k as f32) * (BOX_W + GAP), 20.0 + (ri as f32) * ROW_H);
-        }
-    }
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" role=\"img\" aria-label=\"zone and conduit diagram\" font-family=\"sans-serif\" font-size=\"12\">"
-    );
-    for (ri, lvl) in levels.iter().enumerate() {
-        let label = lvl.map_or("L?".to_owned(), |l| {
-            if l % 10 == 0 {
-                format!("L{}", l / 10)
-            } else {
-                format!("L{}.{}", l / 10, l % 10)
-            }
-        });
-        let _ = writeln!(
-            s,
-            "<text x=\"8\" y=\"{:.0}\" fill=\"#57606a\" font-weight=\"bold\">{label}</text>",
-            20.0 + (ri as f32) * ROW_H + BOX_H / 2.0 + 4.0
-        );
-    }
-    // Conduit lines first (boxes cover their ends), their labels last (always readable).
-    let mut labels: Vec<String> = Vec::new();
-    for c in &site.conduits {
-        let zs = site.conduit_zones(c);
-        let color = match &c.gateway {
-            Some(g) if g.enforce => "#1a7f37",
-            Some(_) => "#a15c00",
-            None => "#57606a",
-        };
-        let dash = if c.gateway.is_some() {
-            ""
-        } else {
-            " stroke-dasharray=\"6 4\""
-        };
-        for pair in zs.windows(2) {
-            let (a, b) = (pos[pair[0]], pos[pair[1]]);
-            let (x1, y1) = (a.0 + BOX_W / 2.0, a.1 + BOX_H / 2.0);
-            let (x2, y2) = (b.0 + BOX_W / 2.0, b.1 + BOX_H / 2.0);
-            let _ = writeln!(
-                s,
-                "<line x1=\"{x1:.0}\" y1=\"{y1:.0}\" x2=\"{x2:.0}\" y2=\"{y2:.0}\" stroke=\"{color}\" stroke-width=\"2.5\"{dash}><title>{}</title></line>",
-                html(&c.id)
-            );
-            let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
-            let label = format!(
-                "{} ({}){}",
-                c.id,
-                c.sl.map_or("SL ?".to_owned(), |l| l.display()),
-                if c.gateway.is_some() {
-                    " [zonegate]"
-                } else {
-                    ""
-                }
-            );
-            // A conduit within one row runs between two boxes: label it under them.
-            // Otherwise label it in the first gap below the upper box, where no box can be.
-            let (lx, ly, anchor) = if (y1 - y2).abs() < 1.0 {
-                (mx, my + BOX_H / 2.0 + 14.0, "middle")
-            } else {
-                let ((ux, uy), (dx, dy)) = if y1 < y2 {
-                    ((x1, y1), (x2, y2))
-                } else {
-                    ((x2, y2), (x1, y1))
-                };
-                let gy = uy + ROW_H / 2.0;
-                let t = (gy - uy) / (dy - uy);
-                (ux + t * (dx - ux) + 6.0, gy + 4.0, "start")
-            };
-            labels.push(format!(
-                "<text x=\"{lx:.0}\" y=\"{ly:.0}\" text-anchor=\"{anchor}\" fill=\"{color}\" stroke=\"#fafbfc\" stroke-width=\"4\" paint-order=\"stroke\">{}</text>",
-                html(&label)
-            ));
-        }
-    }
-    for (zi, z) in site.zones.iter().enumerate() {
-        let (x, y) = pos[zi];
-        let (fill, stroke) = if z.is_sis() {
-            ("#fde8e8", "#b00020")
-        } else if z.purdue.is_some_and(|p| p.is_dmz()) {
-            ("#fff4d6", "#a15c00")
-        } else if z.purdue.is_some_and(|p| p.low() >= 4.0) {
-            ("#e8f0fe", "#1f4e79")
-        } else {
-            ("#e9f5ec", "#1a7f37")
-        };
-        let _ = writeln!(
-            s,
-            "<g><rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{BOX_W:.0}\" height=\"{BOX_H:.0}\" rx=\"6\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"1.5\"/><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\" fill=\"#57606a\">{}</text><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\" fill=\"#57606a\">SL-T {}</text></g>",
-            x + BOX_W / 2.0,
-            y + 18.0,
-            html(&z.id),
-            x + BOX_W / 2.0,
-            y + 34.0,
-            html(&truncate(z.name.as_deref().unwrap_or(""), 28)),
-            x + BOX_W / 2.0,
-            y + 50.0,
-            html(&z.sl_t.map_or("?".to_owned(), |t| if t.is_uniform() {
-                t.0[0].to_string()
-            } else {
-                format!("up to {} (per FR)", t.max())
-            }))
-        );
-    }
-    for l in labels {
-        let _ = writeln!(s, "{l}");
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
+pub use crate::diagram::svg;

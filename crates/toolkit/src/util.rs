@@ -61,6 +61,27 @@ pub fn html(s: &str) -> String {
     out
 }
 
+/// Escapes text for HTML element content, and shows `code` spans (paired backticks, as the
+/// model's prose and the findings write them) as `<code>` instead of literal backticks.
+pub fn html_text(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    // An odd number of parts means every backtick is paired.
+    if parts.len() < 3 || parts.len() % 2 == 0 {
+        return html(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for (i, p) in parts.iter().enumerate() {
+        if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(&html(p));
+            out.push_str("</code>");
+        } else {
+            out.push_str(&html(p));
+        }
+    }
+    out
+}
+
 /// Escapes the characters that break a markdown table cell.
 pub fn md(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -86,5 +107,10 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
         assert_eq!(md("a|b\nc"), "a\\|b c");
+        assert_eq!(
+            html_text("run `zonegate log verify` <now>"),
+            "run <code>zonegate log verify</code> &lt;now&gt;"
+        );
+        assert_eq!(html_text("a ` lone"), "a ` lone");
     }
 }

@@ -9,9 +9,11 @@ mod it {
     pub(crate) mod assess;
     pub(crate) mod check;
     pub(crate) mod compile;
+    pub(crate) mod diagram;
     pub(crate) mod live;
     pub(crate) mod probe;
     pub(crate) mod replication;
     pub(crate) mod report;
+    pub(crate) mod truth;
     pub(crate) mod util;
 }

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod gate;
 
 /// Enforce an IEC 62443 zone-and-conduit model on Modbus traffic.
 ///

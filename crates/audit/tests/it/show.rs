@@ -36,7 +36,7 @@ fn filters_combine_and_follow_chain_order() {
     assert_eq!(hits.len(), 5);
 
     let mut f = Filter::default();
-    f.src = Some("10.0.0.7".into());
+    f.src = Some(zonegate_audit::show::SrcFilter::parse("10.0.0.7").unwrap());
     assert_eq!(shown(dir.path(), &f).len(), 1);
 
     let mut f = Filter::default();
@@ -70,7 +70,7 @@ fn human_lines_are_aligned_and_informative() {
         "rule=ews-setpoints",
         "exception=0x01",
         "values=[200,201]",
-        "52us",
+        "52 us",
     ] {
         assert!(l.contains(part), "{part} missing in {l}");
     }

@@ -381,3 +381,52 @@ fn an_endless_line_is_refused_without_reading_it_all() {
     let (line, _, p) = first_problem(&path, &VerifyOptions::default());
     assert_eq!((line, p), (4, Problem::Malformed));
 }
+
+/// Replaces the bytes of one U+FFFD (EF BF BD) in line `idx` by a single FF byte.
+fn replacement_char_to_ff(path: &Path, idx: usize) {
+    let mut ls = lines(path);
+    let mut e: Event = serde_json::from_str(&ls[idx]).unwrap();
+    e.message = Some("operator note \u{FFFD}".into());
+    e.hash = None;
+    // A record as the writer would have made it, with the replacement character in it.
+    let (line, _) = encode_line(&e).unwrap();
+    ls[idx] = line.trim_end().to_owned();
+    rehash_from(&mut ls, idx + 1);
+    write_lines(path, &ls);
+    assert!(verify(&[path.to_path_buf()], &VerifyOptions::default())
+        .unwrap()
+        .is_ok());
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(3)
+        .position(|w| w == [0xEF, 0xBF, 0xBD])
+        .unwrap();
+    bytes.splice(at..at + 3, [0xFF]);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn lossy_decoding_replacing_ef_bf_bd_with_ff_still_verified() {
+    let (_d, path) = unsigned_log();
+    replacement_char_to_ff(&path, 5);
+    let r = verify(std::slice::from_ref(&path), &VerifyOptions::default()).unwrap();
+    let p = r
+        .problem
+        .expect("an FF byte in place of EF BF BD must not verify");
+    assert_eq!((p.line, p.problem), (6, Problem::Malformed), "{}", p);
+    assert!(p.message.contains("UTF-8"), "{}", p.message);
+}
+
+#[test]
+fn writer_refuses_to_continue_a_log_whose_last_line_is_not_utf8() {
+    let (d, path) = unsigned_log();
+    let n = lines(&path).len();
+    replacement_char_to_ff(&path, n - 1);
+    match zonegate_audit::AuditLog::start(config(d.path())) {
+        Err(zonegate_audit::AuditError::Corrupt { line, message, .. }) => {
+            assert_eq!(line, n as u64);
+            assert!(message.contains("UTF-8"), "{message}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}

@@ -555,7 +555,10 @@ fn nowait_appends_fail_fast_on_a_full_queue() {
     assert_eq!(stats.queue_full, 1);
     assert_eq!(stats.lost, 1);
     // The full queue ended the linger: the writer drains it, and the shutdown gets through.
-    assert_eq!(h.shutdown().wait(), Ok(7));
+    assert_eq!(h.shutdown().wait(), Ok(8));
     let ev = events(&dir.path().join("audit.log"));
-    assert_eq!(ev.len(), 8, "genesis, start, 5 records, stop");
+    assert_eq!(ev.len(), 9, "genesis, start, 5 records, audit_lost, stop");
+    // The dropped record is not a silent counter: the chain says so.
+    let lost = ev.iter().find(|e| e.kind == Kind::AuditLost).unwrap();
+    assert_eq!(lost.lost, Some(1));
 }

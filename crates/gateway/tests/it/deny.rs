@@ -1,4 +1,4 @@
-//! Denied requests: the exception DESIGN.md names, or nothing (drop), or a closed connection;
+//! Denied requests: the exception docs/DESIGN.md names, or nothing (drop), or a closed connection;
 //! never the device. Monitor mode forwards and records `would_deny`.
 
 use std::time::Duration;
@@ -12,17 +12,18 @@ use super::util::*;
 async fn each_denial_reason_has_its_exception() {
     let rig = Rig::start("", None).await;
 
-    // 01: no rule allows this function for this source.
+    // A source no rule names is refused at accept (accept.rs has the details).
     let mut stranger = rig.client(STRANGER).await;
-    let pdu = stranger.call(1, &read_holding(100, 1)).await;
-    assert_eq!(pdu, [0x83, 0x01]);
+    assert!(stranger.closed_within(WAIT).await, "stranger refused");
+
+    // 01: no rule allows this function for this source.
     let values = [0x01u8, 0x2C, 0x01, 0x2C];
     let fc16 = Request::WriteMultipleRegisters {
         range: AddressRange::new(100, 2).unwrap(),
         values: RegisterValues::new(&values).unwrap(),
     };
-    assert_eq!(stranger.call(1, &fc16).await, [0x90, 0x01]);
     let mut hist = rig.client(HISTORIAN).await;
+    assert_eq!(hist.call(1, &fc16).await, [0x90, 0x01]);
     assert_eq!(hist.call(1, &write_one(100, 200)).await, [0x86, 0x01]);
 
     // 02: the function is allowed, the address is not.
@@ -100,8 +101,8 @@ async fn deny_drop_sends_nothing_and_keeps_the_connection() {
 #[tokio::test]
 async fn deny_close_closes_the_connection() {
     let rig = Rig::start("      deny: close\n", None).await;
-    let mut c = rig.client(STRANGER).await;
-    let (_, bytes) = c.adu(1, &read_holding(100, 1));
+    let mut c = rig.client(HISTORIAN).await;
+    let (_, bytes) = c.adu(1, &write_one(100, 200));
     c.send(&bytes).await;
     assert!(c.closed_within(WAIT).await, "connection closed");
     rig.stop().await;

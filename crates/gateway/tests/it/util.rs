@@ -159,7 +159,9 @@ impl Rig {
         .await
     }
 
-    async fn launch_inner(
+    /// Everything at once: gateway lines, rules, audit lines, a storage factory and a hook
+    /// that learns the audit path before the gateway starts.
+    pub(crate) async fn launch_inner(
         sim: Sim,
         upstream: SocketAddr,
         gateway_lines: &str,
@@ -168,6 +170,36 @@ impl Rig {
         storage: Option<AuditStorageFactory>,
         hook: impl FnOnce(&Path),
     ) -> Self {
+        let drain = Duration::from_secs(2);
+        Self::launch_all(
+            sim,
+            upstream,
+            gateway_lines,
+            rules,
+            audit_lines,
+            storage,
+            hook,
+            drain,
+        )
+        .await
+    }
+
+    /// A gateway whose upstream is `upstream`, with `drain` as its shutdown drain timeout.
+    pub(crate) async fn start_draining(sim: Sim, upstream: SocketAddr, drain: Duration) -> Self {
+        Self::launch_all(sim, upstream, "", None, "", None, |_| {}, drain).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch_all(
+        sim: Sim,
+        upstream: SocketAddr,
+        gateway_lines: &str,
+        rules: Option<&str>,
+        audit_lines: &str,
+        storage: Option<AuditStorageFactory>,
+        hook: impl FnOnce(&Path),
+        drain: Duration,
+    ) -> Self {
         let dir = temp_dir();
         let audit = dir.join("audit.log");
         hook(&audit);
@@ -175,9 +207,12 @@ impl Rig {
         let text = model(upstream, &audit, gateway_lines, rules) + audit_lines;
         std::fs::write(&model_path, text).unwrap();
         let options = GatewayOptions {
-            drain_timeout: Duration::from_secs(2),
+            drain_timeout: drain,
             watch_interval: Duration::from_millis(50),
             audit_storage: storage,
+            // Some test devices accept exactly one connection: the start-up probe would take
+            // it (the probe has its own test, probe.rs).
+            probe_upstreams: false,
             ..GatewayOptions::default()
         };
         let gateway = match Gateway::start_file(&model_path, options).await {
@@ -354,4 +389,58 @@ pub(crate) fn registers_of(pdu: &[u8]) -> Vec<u16> {
         .chunks(2)
         .map(|c| u16::from_be_bytes([c[0], c[1]]))
         .collect()
+}
+
+/// A TCP relay in front of a device that counts the connections open through it at once.
+pub(crate) struct CountingProxy {
+    pub(crate) addr: SocketAddr,
+    /// Connections open right now, and the most ever open at once.
+    pub(crate) open: std::sync::Arc<AtomicUsize>,
+    pub(crate) most: std::sync::Arc<AtomicUsize>,
+    /// Connections accepted in all.
+    pub(crate) accepted: std::sync::Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CountingProxy {
+    /// Relays every connection to `target` (at most `limit` connections in the proxy's life).
+    pub(crate) async fn start(target: SocketAddr, limit: usize) -> Self {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let open = std::sync::Arc::new(AtomicUsize::new(0));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let (o, m, a) = (open.clone(), most.clone(), accepted.clone());
+        let task = tokio::spawn(async move {
+            for _ in 0..limit {
+                let Ok((mut inbound, _)) = l.accept().await else {
+                    return;
+                };
+                a.fetch_add(1, Ordering::SeqCst);
+                let now = o.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                let o = o.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = outbound.set_nodelay(true);
+                        let _ = inbound.set_nodelay(true);
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self {
+            addr,
+            open,
+            most,
+            accepted,
+            task,
+        }
+    }
+
+    /// Stops accepting (relays already open run until their peers close).
+    pub(crate) fn stop(self) {
+        self.task.abort();
+    }
 }

@@ -233,10 +233,11 @@ fn address_outside_is_0x02() {
     assert_eq!(r, denied(Denial::AddressOutOfRange));
     assert_eq!(rule.as_deref(), Some("historian-read"));
     assert_eq!(ExceptionCode::from(Denial::AddressOutOfRange).to_u8(), 0x02);
-    // A table the rule gives no range allows no address.
-    let fc2 = [0x02, 0, 0, 0, 1];
+    // A table the rule gives no range allows no address (ews-setpoints names FC 5 and gives
+    // one coil; FC 2 under `[read]` without discrete ranges is not granted at all, see
+    // classes_grant_only_codes_bound_to_the_rules_tables).
     assert_eq!(
-        decide(&p, "10.30.0.5", 1, &fc2, None).0,
+        decide(&p, "10.30.0.20", 1, &fc5(1, true), None).0,
         denied(Denial::AddressOutOfRange)
     );
     assert_eq!(

@@ -1,4 +1,4 @@
-//! Loader tests: the DESIGN.md example, a descriptive IEC 62443-3-2 document, and a file with
+//! Loader tests: the docs/DESIGN.md example, a descriptive IEC 62443-3-2 document, and a file with
 //! many mistakes that must all be reported with their lines and key paths.
 
 use std::path::Path;
@@ -57,7 +57,7 @@ fn design_example_loads() {
 
 #[test]
 fn design_excerpt_names_its_missing_zone_and_asset() {
-    // DESIGN.md's snippet shows one zone; its rules name Z2-OPS and EWS-01, defined elsewhere.
+    // docs/DESIGN.md's snippet shows one zone; its rules name Z2-OPS and EWS-01, defined elsewhere.
     let e = load_file(&data("design.yaml")).unwrap_err();
     let msgs: Vec<String> = e.iter().map(|e| e.to_string()).collect();
     assert_eq!(msgs.len(), 2, "{msgs:#?}");

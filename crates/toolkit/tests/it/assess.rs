@@ -121,3 +121,125 @@ fn zones_take_the_weakest_conduit() {
     let j = serde_json::to_value(&a).unwrap();
     assert_eq!(j["conduits"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn assess_marks_sr_met_for_a_gateway_run_refuses() {
+    // The bug: an rtu:// gateway (which `zonegate run` refuses) got SR 2.1 and SR 2.8 MET.
+    let y = with(&[(
+        "upstream: tcp://10.1.0.10:502",
+        "upstream: rtu:///dev/ttyUSB0?baud=9600&parity=even",
+    )]);
+    let a = assess::assess(&site(&y)).unwrap();
+    let c = a.conduits.iter().find(|c| c.id == "C1").unwrap();
+    for id in ["SR 2.1", "SR 2.8", "SR 5.2 RE1", "SR 7.1"] {
+        assert_ne!(item(c, id).status, Status::Met, "{id}: {:?}", item(c, id));
+        assert_ne!(item(c, id).status, Status::Provided, "{id}");
+    }
+    let a = assess::assess(&site(BASE)).unwrap();
+    let c = a.conduits.iter().find(|c| c.id == "C1").unwrap();
+    assert_eq!(item(c, "SR 2.1").status, Status::Met);
+}
+
+#[test]
+fn assess_declared_prose_raises_sl_a() {
+    // The bug: zones got SL-A 4 on every FR from DECLARED prose alone.
+    let mut raised = 0;
+    for p in super::util::clean_examples() {
+        let a = assess::assess(&load(&p)).unwrap();
+        let table = requirements::table().unwrap();
+        for c in &a.conduits {
+            for (fr, &l) in c.achieved.0.iter().enumerate() {
+                assert!(l <= c.declared.0[fr], "{}: achieved above declared", c.id);
+                // Nothing at or below the achieved level of this FR is prose only.
+                for (i, r) in c.items.iter().zip(&table) {
+                    if r.fr == fr && r.sl <= l {
+                        assert!(
+                            !matches!(i.status, Status::Declared | Status::Gap),
+                            "{} {}: {} {:?} counted into SL-A {l}",
+                            p.display(),
+                            c.id,
+                            i.id,
+                            i.status
+                        );
+                    }
+                }
+            }
+            raised += usize::from(c.achieved != c.declared);
+        }
+        for z in &a.zones {
+            if let (Some(ach), Some(dec)) = (z.achieved, z.declared) {
+                assert!(ach.0.iter().zip(dec.0).all(|(a, d)| *a <= d), "{}", z.id);
+            }
+        }
+    }
+    assert!(
+        raised > 0,
+        "no example has prose-only requirements: the test proves nothing"
+    );
+    // The refinery's enterprise zone: all its conduits' protection is prose.
+    let a = assess::assess(&load(&examples().join("refinery-unit.yaml"))).unwrap();
+    let z4 = a.zones.iter().find(|z| z.id == "Z4-ENT").unwrap();
+    assert!(z4.achieved.unwrap().0[0] < 4, "{z4:?}");
+    assert_eq!(z4.declared.unwrap().0[0], 4, "{z4:?}");
+    let t = assess::render_text(&a);
+    assert!(t.contains("declared") && t.contains("prose counted; not achieved"));
+}
+
+#[test]
+fn rs485_conduit_gets_tcp_threats() {
+    // The bug: the RS-485 conduit got session hijacking and "Modbus/TCP Security, port 802".
+    let a = assess::assess(&load(&examples().join("cleanroom-hvac.yaml"))).unwrap();
+    let c = a.conduits.iter().find(|c| c.id == "C0-CTRL-FIELD").unwrap();
+    let all: String = c
+        .threats
+        .iter()
+        .map(|t| format!("{} | {}\n", t.threat, t.countermeasure))
+        .collect();
+    for bad in [
+        "hijack",
+        "port 802",
+        "Modbus/TCP Security",
+        "mbaps",
+        "TCP session",
+    ] {
+        assert!(
+            !all.contains(bad),
+            "{bad:?} in the serial conduit's threats:\n{all}"
+        );
+    }
+    for good in [
+        "Bus access",
+        "Rogue master",
+        "No confidentiality on the wire",
+        "Encryption in transit where the path leaves the cabinet",
+        "Monitoring of the bus",
+    ] {
+        assert!(all.contains(good), "{good:?} missing:\n{all}");
+    }
+    assert_ne!(
+        item(c, "SR 3.8").evidence,
+        "cleartext Modbus TCP sessions can be hijacked or injected"
+    );
+    // A TCP conduit keeps its TCP threats.
+    let tcp = a.conduits.iter().find(|c| c.id == "C1-SUP-CTRL").unwrap();
+    assert!(tcp
+        .threats
+        .iter()
+        .any(|t| t.countermeasure.contains("port 802")));
+}
+
+#[test]
+fn serial_threats_include_degraded_mode_operation() {
+    use zonegate_toolkit::threats::{threats_for, Transport};
+    let t = threats_for("SR 7.1 RE1", Transport::Serial);
+    assert!(
+        t.iter().any(|(_, c)| c.contains("Degraded-mode operation")),
+        "{t:?}"
+    );
+    // Both legs: the TCP threat and the bus threat.
+    assert_eq!(threats_for("SR 4.1", Transport::Both).len(), 2);
+    assert_eq!(threats_for("SR 4.1", Transport::Tcp).len(), 1);
+    assert!(threats_for("SR 3.8", Transport::Serial)[0]
+        .0
+        .starts_with("Rogue master"));
+}

@@ -102,8 +102,8 @@ fn one_edit_fires_its_check() {
             Info,
         ),
         (
-            "unit_ids: [1]\n        functions: [read]",
-            "unit_ids: [1, 5]\n        functions: [read]",
+            "unit_ids: [1]\n        functions: [read_holding_registers]",
+            "unit_ids: [1, 5]\n        functions: [read_holding_registers]",
             "ZG-C030",
             Warning,
         ),
@@ -277,11 +277,14 @@ fn c013_plaintext_modbus_at_sl3() {
 
 #[test]
 fn c014_sensitive_functions_need_justification() {
-    let y = with(&[("functions: [read]", "functions: [read, 8]")]);
+    let y = with(&[(
+        "functions: [read_holding_registers]",
+        "functions: [read_holding_registers, 8]",
+    )]);
     fires(&y, "ZG-C014", Error);
     let y = with(&[(
-        "functions: [read]",
-        "functions: [read, 43]\n        justification: \"asset inventory scan by the EWS\"",
+        "functions: [read_holding_registers]",
+        "functions: [read_holding_registers, 43]\n        justification: \"asset inventory scan by the EWS\"",
     )]);
     assert!(with_id(&findings(&y), "ZG-C014").is_empty());
 }
@@ -313,8 +316,8 @@ fn c015_shadowed_rule() {
 fn c016_rule_that_never_matches() {
     let f = fires(
         &with(&[(
-            "unit_ids: [1]\n        functions: [read]",
-            "unit_ids: [7]\n        functions: [read]",
+            "unit_ids: [1]\n        functions: [read_holding_registers]",
+            "unit_ids: [7]\n        functions: [read_holding_registers]",
         )]),
         "ZG-C016",
         Warning,
@@ -322,7 +325,7 @@ fn c016_rule_that_never_matches() {
     assert!(with_id(&f, "ZG-C016")[0].message.contains("unit id 7"));
     let f = fires(
         &with(&[(
-            "functions: [read]\n        holding: 0-99",
+            "functions: [read_holding_registers]\n        holding: 0-99",
             "functions: [read_coils]\n        holding: 0-99",
         )]),
         "ZG-C016",

@@ -36,7 +36,7 @@ fn a_clean_replication_has_no_replication_findings() {
     let ids = ids(BASE);
     assert!(
         !ids.iter().any(
-            |i| ["ZG-C031", "ZG-C032", "ZG-C033", "ZG-C034", "ZG-C035", "ZG-C036"].contains(i)
+            |i| ["ZG-C036", "ZG-C037", "ZG-C038", "ZG-C039", "ZG-C040", "ZG-C041"].contains(i)
         ),
         "{ids:?}"
     );
@@ -58,7 +58,7 @@ fn a_rule_from_the_receiving_zone_back_across_is_an_error() {
       - {protocol: modbus-tcp, port: 502, direction: "Z4-DMZ -> Z3-OPS"}"#,
     );
     let f = findings(&yaml);
-    let back: Vec<_> = f.iter().filter(|f| f.id == "ZG-C031").collect();
+    let back: Vec<_> = f.iter().filter(|f| f.id == "ZG-C036").collect();
     assert_eq!(back.len(), 2, "{f:#?}");
     assert!(back.iter().any(|f| f.element == "C-BACK/dmz-reads-plc"));
     assert!(back.iter().any(|f| f.element == "C-PROSE"));
@@ -71,7 +71,7 @@ fn a_rule_from_the_receiving_zone_back_across_is_an_error() {
     protocols_allowed:
       - {protocol: udp, port: 5450, direction: "Z3-OPS -> Z4-DMZ"}"#,
     );
-    assert!(!ids(&fwd).contains(&"ZG-C031"));
+    assert!(!ids(&fwd).contains(&"ZG-C036"));
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn a_replication_the_other_way_is_an_error() {
     let f = findings(&yaml);
     assert!(
         f.iter()
-            .any(|f| f.id == "ZG-C031" && f.element == "R2-BACK"),
+            .any(|f| f.id == "ZG-C036" && f.element == "R2-BACK"),
         "{f:#?}"
     );
 }
@@ -96,7 +96,7 @@ fn endpoints_max_age_addresses_and_hmac_are_checked() {
         .replace("    auth: ed25519\n", "")
         .replace("tcp://10.30.1.10:502", "rtu:///dev/ttyUSB0");
     let ids = ids(&yaml);
-    for id in ["ZG-C032", "ZG-C033", "ZG-C034", "ZG-C035", "ZG-C036"] {
+    for id in ["ZG-C037", "ZG-C038", "ZG-C039", "ZG-C040", "ZG-C041"] {
         assert!(ids.contains(&id), "{id} missing in {ids:?}");
     }
 }

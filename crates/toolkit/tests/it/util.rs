@@ -78,7 +78,7 @@ conduits:
       - id: hmi-read
         from: [HMI]
         unit_ids: [1]
-        functions: [read]
+        functions: [read_holding_registers]
         holding: 0-99
         rate: 10/s
       - id: ews-write
@@ -106,7 +106,7 @@ pub(crate) fn with(edits: &[(&str, &str)]) -> String {
 /// Loads YAML text (panics with the loader's errors).
 pub(crate) fn site(yaml: &str) -> Site {
     match zonegate_toolkit::load_str(yaml, "test.yaml") {
-        Ok((s, _)) => s,
+        Ok(s) => s,
         Err(e) => panic!("model does not load:\n{e}\n---\n{yaml}"),
     }
 }
@@ -164,7 +164,7 @@ pub(crate) fn flawed_examples() -> Vec<PathBuf> {
 /// Loads a model file (panics with the loader's errors).
 pub(crate) fn load(path: &std::path::Path) -> Site {
     match zonegate_toolkit::load(path) {
-        Ok((s, _)) => s,
+        Ok(s) => s,
         Err(e) => panic!("{} does not load:\n{e}", path.display()),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A thin shell over the `zonegate-modbus` codec (Modbus Application Protocol V1.1b3, TCP guide
 //! V1.0b, Serial Line V1.02): it parses the hex, frames it as one Modbus/TCP ADU or one RTU frame,
-//! parses the PDU strictly and prints one JSON object with the field names of DESIGN.md's event
+//! parses the PDU strictly and prints one JSON object with the field names of docs/DESIGN.md's event
 //! record. Exit status: 0 valid, 1 invalid frame or PDU, 2 bad hex.
 
 use serde_json::{json, Map, Value};
@@ -143,18 +143,24 @@ fn decode_tcp(bytes: &[u8], direction: Direction) -> (bool, Map<String, Value>) 
     let adu = match tcp::decode_adu(bytes) {
         Ok(Some(adu)) => adu,
         Ok(None) => {
-            let needed = match bytes.get(4..6) {
-                Some(&[hi, lo]) => 6 + usize::from(u16::from_be_bytes([hi, lo])),
-                _ => MBAP_HEADER_LEN,
-            };
-            return invalid(
-                object,
-                format!(
-                    "incomplete ADU: {} bytes given, the header needs {needed}",
+            // The MBAP header is 7 bytes; its length field (bytes 4-5) counts the unit id and
+            // the PDU, so the whole ADU is 6 + length bytes.
+            let message = match bytes.get(4..6) {
+                Some(&[hi, lo]) => {
+                    let length = u16::from_be_bytes([hi, lo]);
+                    format!(
+                        "incomplete ADU: {} bytes given, the MBAP length field ({length}) asks for \
+                         {} bytes (6 + {length})",
+                        bytes.len(),
+                        6 + usize::from(length)
+                    )
+                }
+                _ => format!(
+                    "incomplete ADU: {} bytes given, the MBAP header alone is {MBAP_HEADER_LEN} bytes",
                     bytes.len()
                 ),
-                "incomplete",
-            );
+            };
+            return invalid(object, message, "incomplete");
         }
         Err(e) => return frame_error(object, e),
     };

@@ -26,9 +26,7 @@ pub(crate) struct Args {
 /// Runs the subcommand and returns the exit status.
 pub(crate) fn run(args: Args) -> u8 {
     if args.print_model {
-        let listen = SocketAddr::from(([127, 0, 0, 1], 5020));
-        let device = SocketAddr::from(([127, 0, 0, 1], 5021));
-        print!("{}", demo::model_yaml(listen, device));
+        print!("{}", demo::printed_model());
         return 0;
     }
     let audit_log = match args.audit_log {

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use zonegate_audit::show::{self, Filter, OffsetDateTime};
+use zonegate_audit::show::{self, Filter, OffsetDateTime, SrcFilter};
 use zonegate_audit::{keys, verify, Anchor, Decision, Kind, VerifyOptions};
 
 /// Subcommands of `zonegate log`.
@@ -54,11 +54,11 @@ pub(crate) enum Command {
         /// Conduit id.
         #[arg(long)]
         conduit: Option<String>,
-        /// Source address: IP (any port) or ip:port.
-        #[arg(long)]
-        src: Option<String>,
+        /// Source: IP (any port), IP:PORT, or a network (10.1.0.0/16, fd00::/64).
+        #[arg(long, value_parser = SrcFilter::parse)]
+        src: Option<SrcFilter>,
         /// Function code: number or name (16, write_multiple_registers).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_fc)]
         fc: Option<String>,
         /// allow | deny | would_deny.
         #[arg(long, value_parser = parse_decision)]
@@ -90,18 +90,63 @@ fn parse_time_arg(s: &str) -> Result<OffsetDateTime, String> {
     show::parse_time(s)
 }
 
+const DECISIONS: [&str; 3] = ["allow", "deny", "would_deny"];
+
 fn parse_decision(s: &str) -> Result<Decision, String> {
-    Decision::from_name(s).ok_or_else(|| format!("{s:?}: expected allow, deny or would_deny"))
+    Decision::from_name(s).ok_or_else(|| unknown_name("decision", s, DECISIONS.iter().copied()))
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
-    Kind::from_name(s).ok_or_else(|| {
-        format!(
-            "{s:?}: unknown kind (request, outcome, genesis, start, stop, policy_load, \
-             policy_reload, policy_rejected, checkpoint, audit_failure, audit_recovered, \
-             connection, alert)"
-        )
-    })
+    Kind::from_name(s).ok_or_else(|| unknown_name("kind", s, Kind::ALL.iter().map(|k| k.as_str())))
+}
+
+/// `--fc`: a number 0-255 or a public function's name, so that a typo is an error (exit 2)
+/// rather than a filter that silently matches nothing. Kept as given: records name the function.
+fn parse_fc(s: &str) -> Result<String, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return if n <= 255 {
+            Ok(n.to_string())
+        } else {
+            Err(format!("{s:?}: a function code is 0-255"))
+        };
+    }
+    if zonegate_policy::function_code(s).is_some() {
+        return Ok(s.to_owned());
+    }
+    let names = (0..=255u8).filter_map(zonegate_policy::function_name);
+    Err(unknown_name("function", s, names))
+}
+
+/// "unknown kind "x" (did you mean y?); expected one of ...".
+fn unknown_name<'a>(what: &str, s: &str, names: impl Iterator<Item = &'a str> + Clone) -> String {
+    let best = names
+        .clone()
+        .map(|n| (edit_distance(s, n), n))
+        .min_by_key(|(d, _)| *d)
+        .filter(|(d, n)| *d <= (n.len() / 3).max(2));
+    let all: Vec<&str> = names.collect();
+    match best {
+        Some((_, n)) => format!(
+            "unknown {what} {s:?} (did you mean {n}?); expected one of: {}",
+            all.join(", ")
+        ),
+        None => format!("unknown {what} {s:?}; expected one of: {}", all.join(", ")),
+    }
+}
+
+/// Levenshtein distance (for "did you mean").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Runs the subcommand and returns the exit status.
@@ -230,8 +275,14 @@ fn run_show(files: &[PathBuf], filter: &Filter, json: bool) -> u8 {
     match result {
         Ok(c) => {
             if c.unreadable > 0 {
+                let at = c
+                    .first_unreadable
+                    .as_ref()
+                    .map(|(f, l)| format!(", the first at {}:{l}", f.display()))
+                    .unwrap_or_default();
                 eprintln!(
-                    "warning: {} line(s) are not audit records (run `zonegate log verify`)",
+                    "warning: {} line(s) are not audit records (not UTF-8 or not JSON{at}; run \
+                     `zonegate log verify`)",
                     c.unreadable
                 );
             }

@@ -2,12 +2,14 @@
 //! Zone Implementation Report (header, zone architecture, conduit configuration, validation
 //! results). The logic lives in `zonegate_toolkit::report`.
 //!
-//! Exit status: 0 the report was written (even when it lists findings), 2 the model or a probe
-//! file cannot be read.
+//! Exit status: 0 the report was written and the model has no error finding; 1 the report was
+//! written but the model has error findings (the checks of `zonegate check`, listed in the
+//! report's validation results): a report of a design with errors is not evidence of a sound one;
+//! 2 the model or a probe file cannot be read, or the report cannot be written.
 
 use std::path::PathBuf;
 
-use zonegate_toolkit::{cli, probe, report};
+use zonegate_toolkit::{check, cli, probe, report};
 
 /// Output format of `zonegate report`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -73,5 +75,17 @@ pub(crate) fn run(args: Args) -> u8 {
             Err(code) => return code,
         },
     };
-    cli::write_output("report", args.out.as_deref(), &text)
+    let written = cli::write_output("report", args.out.as_deref(), &text);
+    if written != 0 {
+        return written;
+    }
+    let (errors, _, _) = check::counts(&check::check(&site));
+    if errors > 0 {
+        eprintln!(
+            "zonegate report: {}: the model has {errors} error finding(s) (see `zonegate check`)",
+            args.model.display()
+        );
+        return 1;
+    }
+    0
 }

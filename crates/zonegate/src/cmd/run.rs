@@ -1,15 +1,23 @@
 //! `zonegate run -c MODEL`: run the gateway for every conduit of the model with a `gateway:`
 //! block, until SIGINT/SIGTERM. SIGHUP, or saving the model file, reloads it.
 //!
-//! Exit status: 0 after a clean shutdown; 2 when the model has errors (each printed as
+//! Before anything listens, the model passes the checks of `zonegate check` ([`crate::gate`]):
+//! an error finding refuses to start unless its id is named in `--accept-findings` (the accepted
+//! findings are recorded in the audit trail's `policy_load` record); warnings are printed. Every
+//! reload passes the same gate, and a refused reload keeps the old policy in force.
+//!
+//! Exit status: 0 after a clean shutdown; 1 when the model has error findings (each printed as
+//! `zonegate check` prints it); 2 when the model does not load (each error printed as
 //! `file:line:col: key: message`), no conduit has a gateway, an upstream is not supported yet,
 //! a listener cannot bind, or the audit log cannot be opened. The gateway itself lives in
 //! `zonegate_gateway`.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use zonegate_gateway::{Gateway, GatewayOptions, StartError};
+
+use crate::gate::{self, Accepted};
 
 /// Arguments of `zonegate run`.
 #[derive(Debug, clap::Args)]
@@ -27,10 +35,55 @@ pub(crate) struct Args {
     /// `receive` in the DMZ); the gateway is not started. Default: both halves when local.
     #[arg(long, value_enum)]
     pub(crate) side: Option<super::replicate::Side>,
+    /// Start even though the model has error findings with these check ids (comma-separated,
+    /// e.g. ZG-C017,ZG-C011): a deliberate exception, recorded in the audit log.
+    #[arg(
+        long,
+        value_name = "IDS",
+        value_delimiter = ',',
+        value_parser = gate::parse_check_id
+    )]
+    pub(crate) accept_findings: Vec<&'static str>,
+}
+
+/// Where the audit log of `model` goes: the absolute path of its file, or `None` for stdout.
+fn audit_file(model: &zonegate_policy::Model) -> Option<PathBuf> {
+    let path = model.audit.as_ref()?.path.as_deref()?;
+    let path = model.resolve(path);
+    // The gateway's working directory is not the operator's: print and use one absolute path.
+    Some(std::path::absolute(&path).unwrap_or(path))
+}
+
+/// Loads the model and runs the design gate; `Err(status)` after printing why not.
+fn review(path: &Path, accepted: &Accepted) -> Result<Option<PathBuf>, u8> {
+    let site = match zonegate_toolkit::load(path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "zonegate run: {}: {} load error(s); nothing started",
+                path.display(),
+                errors.len()
+            );
+            return Err(2);
+        }
+    };
+    let review = gate::review(&site, accepted);
+    review.print("run", &path.display().to_string());
+    if review.refuses() {
+        eprintln!("zonegate run: nothing started");
+        return Err(1);
+    }
+    Ok(audit_file(&site))
 }
 
 /// Runs the subcommand and returns the exit status.
 pub(crate) fn run(args: Args) -> u8 {
+    let accepted = Accepted::new(&args.accept_findings);
+    let audit = match review(&args.model, &accepted) {
+        Ok(audit) => audit,
+        Err(status) => return status,
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if args.threads > 0 {
         builder.worker_threads(args.threads);
@@ -42,8 +95,15 @@ pub(crate) fn run(args: Args) -> u8 {
             return 2;
         }
     };
+    let audit_label = audit.as_ref().map_or_else(
+        || "stdout (the model sets no audit.path)".to_owned(),
+        |p| p.display().to_string(),
+    );
     let options = GatewayOptions {
         drain_timeout: std::time::Duration::from_secs_f64(args.drain_timeout.clamp(0.0, 3600.0)),
+        // The path printed below is the path written, whatever the working directory.
+        audit_path: audit.map(Some),
+        model_gate: Some(gate::model_gate(accepted)),
         ..GatewayOptions::default()
     };
     runtime.block_on(async move {
@@ -62,11 +122,17 @@ pub(crate) fn run(args: Args) -> u8 {
             Err(StartError::Model(errors)) => {
                 eprintln!("{errors}");
                 eprintln!(
-                    "zonegate run: {}: {} error(s); nothing started",
+                    "zonegate run: {}: {} load error(s); nothing started",
                     args.model.display(),
                     errors.len()
                 );
                 return 2;
+            }
+            // The file changed between the review above and the start, and now fails it.
+            Err(StartError::Rejected(why)) => {
+                eprintln!("zonegate run: {}: {why}", args.model.display());
+                eprintln!("zonegate run: nothing started");
+                return 1;
             }
             Err(e) => {
                 eprintln!("zonegate run: {e}");
@@ -78,6 +144,7 @@ pub(crate) fn run(args: Args) -> u8 {
         let summary = gateway
             .run_until_signal_then(|listeners| {
                 let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "audit log: {audit_label}");
                 for l in listeners {
                     let _ = writeln!(
                         out,

@@ -12,7 +12,7 @@ use zonegate_gateway::sim::{Device, Sim};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:5020")]
+    #[arg(long, default_value = zonegate_gateway::sim::DEFAULT_LISTEN)]
     pub(crate) listen: SocketAddr,
     /// Answer only this unit id (and 0 and 255); requests to other units get no answer.
     #[arg(long)]

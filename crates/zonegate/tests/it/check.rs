@@ -148,3 +148,20 @@ fn list_checks() {
     // Without --list the model is required: usage error.
     assert_eq!(zonegate(&["check"]).status.code(), Some(2));
 }
+
+#[test]
+fn examples_readme_says_check_help_where_check_list_is_meant() {
+    let text = std::fs::read_to_string(repo_root().join("examples/README.md")).unwrap();
+    assert!(!text.contains("check --help"), "examples/README.md");
+    assert!(text.contains("zonegate check --list"));
+}
+
+#[test]
+fn the_demo_model_passes_check() {
+    let dir = Scratch::new("demo-model");
+    let out = zonegate(&["demo", "--print-model"]);
+    let model = dir.join("demo.yaml");
+    std::fs::write(&model, &out.stdout).unwrap();
+    let stdout = expect_exit(&zonegate(&["check", model.to_str().unwrap()]), 0);
+    assert!(stdout.contains("0 error(s), 0 warning(s)"), "{stdout}");
+}

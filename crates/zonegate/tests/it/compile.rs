@@ -62,3 +62,52 @@ fn iptables_target_and_errors() {
         Some(2)
     );
 }
+
+#[test]
+fn compile_emits_rules_for_a_model_that_check_rejects() {
+    let dir = Scratch::new("compile-gate");
+    let flawed = ex("flawed/cleanroom-hvac.yaml");
+    let file = dir.join("out.nft");
+    let out = zonegate(&[
+        "compile",
+        "--target",
+        "nftables",
+        "-o",
+        file.to_str().unwrap(),
+        &flawed,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error[ZG-C017]"),
+        "every finding named: {stderr}"
+    );
+    assert!(stderr.contains("no rules written"), "{stderr}");
+    assert!(!file.exists(), "nothing written for a refused model");
+    assert!(out.stdout.is_empty());
+
+    // Accepting every refused id lets it through, and the rules say what was accepted.
+    let ids: std::collections::BTreeSet<String> = stderr
+        .lines()
+        .filter_map(|l| l.split("error[").nth(1))
+        .filter_map(|r| r.split(']').next())
+        .map(str::to_owned)
+        .collect();
+    let ids = ids.into_iter().collect::<Vec<_>>().join(",");
+    let text = expect_exit(
+        &zonegate(&[
+            "compile",
+            "--target",
+            "nftables",
+            "--accept-findings",
+            &ids,
+            &flawed,
+        ]),
+        0,
+    );
+    assert!(
+        text.starts_with("# zonegate compile --accept-findings: accepted finding "),
+        "{text}"
+    );
+    assert!(text.contains("ZG-C017") && text.contains("policy drop;"));
+}

@@ -190,3 +190,22 @@ fn help_has_examples() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Examples") && text.contains("--rtu") && text.contains("Exit status"));
 }
+
+#[test]
+fn decode_says_the_header_needs_12() {
+    // 9 bytes of an ADU whose length field says 6: the ADU is 12 bytes, the header 7.
+    let (code, j) = decode(&["00 01 00 00 00 06 01 03 00"]);
+    assert_eq!(code, 1);
+    let error = j["error"].as_str().unwrap();
+    assert_eq!(
+        error,
+        "incomplete ADU: 9 bytes given, the MBAP length field (6) asks for 12 bytes (6 + 6)"
+    );
+    assert!(!error.contains("header needs"), "{error}");
+    // Too short to hold the length field: the header's own size.
+    let (_, j) = decode(&["00 01 00"]);
+    assert_eq!(
+        j["error"],
+        "incomplete ADU: 3 bytes given, the MBAP header alone is 7 bytes"
+    );
+}

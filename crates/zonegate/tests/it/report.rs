@@ -11,7 +11,7 @@ fn text_report_sections() {
         "ZONE ARCHITECTURE",
         "CONDUIT CONFIGURATION",
         "VALIDATION RESULTS",
-        "upstream rtu:///dev/ttyUSB0",
+        "upstream tcp://10.50.3.10:502",
     ] {
         assert!(t.contains(s), "{s:?} missing:\n{t}");
     }
@@ -70,4 +70,23 @@ fn missing_model_exits_2() {
         zonegate(&["report", "/nonexistent.yaml"]).status.code(),
         Some(2)
     );
+}
+
+#[test]
+fn report_exits_0_on_a_model_with_errors() {
+    for f in [
+        "cleanroom-hvac.yaml",
+        "refinery-unit.yaml",
+        "water-treatment.yaml",
+    ] {
+        let out = zonegate(&["report", &ex(&format!("flawed/{f}"))]);
+        let stdout = expect_exit(&out, 1);
+        assert!(
+            stdout.contains("VALIDATION RESULTS"),
+            "the report is still written"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("error finding(s)"));
+    }
+    // A sound model: 0.
+    expect_exit(&zonegate(&["report", &ex("cleanroom-hvac.yaml")]), 0);
 }

@@ -1,0 +1,316 @@
+//! The conduit's connections to its device: a pool with a limit (`max_upstream_connections`),
+//! lent to client sessions while they have requests at the device.
+//!
+//! Many PLCs accept only 4-16 Modbus/TCP connections; one device connection per client session
+//! would let a crowd of clients (or one host opening many) take them all. A session borrows a
+//! connection when it forwards a request and gives it back once every answer is in. When all
+//! are lent, the session waits (at most `request_timeout`, then 0x0B). A connection that broke
+//! is never given back: the session drops it and the next borrow opens a new one.
+//!
+//! The cost on the hot path is one semaphore permit (an atomic when one is free) and two short
+//! `Mutex` sections (pop, push of an idle connection); nothing is allocated per request.
+//!
+//! A connection remembers the transaction ids of its requests answered 0x0B: the device may
+//! still be working on them, so it is not sent the next request until the late answer came or
+//! a quiet period passed ([`DeviceConn::busy_until`]).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::state::Settings;
+
+/// How long the pool waits before it tries to connect to a device that just refused it.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Why no connection could be lent.
+#[derive(Debug)]
+pub(crate) enum Unavailable {
+    /// Every connection stayed lent for `request_timeout` (answered 0x0B).
+    Busy,
+    /// The device cannot be reached (answered 0x0A).
+    Unreachable,
+}
+
+/// One open connection to the device.
+pub(crate) struct DeviceConn {
+    pub(crate) stream: TcpStream,
+    /// The `host:port` it was opened to (a reload may point the conduit elsewhere).
+    target: Arc<str>,
+    next_utid: u16,
+    /// Transaction ids of the last requests answered 0x0B (a late answer from an unsolicited
+    /// one).
+    expired: [Option<u16>; 8],
+    expired_pos: usize,
+    /// Late answers still owed, and until when the connection waits for them.
+    late_owed: u32,
+    quiet_until: Option<Instant>,
+}
+
+impl DeviceConn {
+    fn new(stream: TcpStream, target: Arc<str>) -> Self {
+        Self {
+            stream,
+            target,
+            next_utid: 1,
+            expired: [None; 8],
+            expired_pos: 0,
+            late_owed: 0,
+            quiet_until: None,
+        }
+    }
+
+    /// The transaction id of the next request sent on this connection.
+    pub(crate) fn next_utid(&mut self) -> u16 {
+        let utid = self.next_utid;
+        self.next_utid = self.next_utid.wrapping_add(1);
+        utid
+    }
+
+    /// Request `utid` was answered 0x0B: its answer may still come until `quiet_until`.
+    pub(crate) fn expired(&mut self, utid: u16, quiet_until: Instant) {
+        self.expired[self.expired_pos % self.expired.len()] = Some(utid);
+        self.expired_pos = self.expired_pos.wrapping_add(1);
+        self.late_owed = self.late_owed.saturating_add(1);
+        self.quiet_until = Some(quiet_until);
+    }
+
+    /// Whether `utid` is a request already answered 0x0B (then its late answer is settled).
+    pub(crate) fn take_late(&mut self, utid: u16) -> bool {
+        let Some(i) = self.expired.iter().position(|e| *e == Some(utid)) else {
+            return false;
+        };
+        self.expired[i] = None;
+        self.late_owed = self.late_owed.saturating_sub(1);
+        if self.late_owed == 0 {
+            self.quiet_until = None;
+        }
+        true
+    }
+
+    /// While the device may still be working on an expired request: until when to wait
+    /// before sending it anything else.
+    pub(crate) fn busy_until(&self) -> Option<Instant> {
+        self.quiet_until.filter(|_| self.late_owed > 0)
+    }
+
+    /// The quiet period passed: whatever still comes is unsolicited.
+    pub(crate) fn quiet(&mut self) {
+        self.late_owed = 0;
+        self.quiet_until = None;
+    }
+
+    /// True when an idle connection still looks usable: no EOF, no stray bytes. Costs no
+    /// system call unless the socket became readable while it was idle.
+    fn still_usable(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
+}
+
+/// A connection lent to a session; give it back with [`UpstreamPool::give_back`].
+pub(crate) struct Link {
+    pub(crate) conn: DeviceConn,
+    permit: OwnedSemaphorePermit,
+}
+
+/// The pool of one conduit (see the module docs).
+pub(crate) struct UpstreamPool {
+    permits: Arc<Semaphore>,
+    /// The limit the permits were sized for (follows `max_upstream_connections` on reload).
+    size: AtomicUsize,
+    /// Serializes resizing (rare: the first borrow and reloads that change the limit).
+    resizing: Mutex<()>,
+    /// Permits to retire as lent connections come back (a reload lowered the limit).
+    shrink: AtomicUsize,
+    idle: Mutex<Vec<DeviceConn>>,
+    /// When connecting last failed (reconnect backoff, and one warning per outage).
+    failed_at: Mutex<Option<Instant>>,
+}
+
+impl Default for UpstreamPool {
+    /// An empty pool; the first borrow sizes it to `max_upstream_connections`.
+    fn default() -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(0)),
+            size: AtomicUsize::new(0),
+            resizing: Mutex::new(()),
+            shrink: AtomicUsize::new(0),
+            idle: Mutex::new(Vec::new()),
+            failed_at: Mutex::new(None),
+        }
+    }
+}
+
+impl UpstreamPool {
+    /// Lends a connection: an idle one, or a new one while under the limit; waits at most
+    /// `request_timeout` for one to come back when all are lent.
+    pub(crate) async fn borrow(
+        &self,
+        settings: &Settings,
+        conduit: &str,
+    ) -> Result<Link, Unavailable> {
+        self.resize(settings.max_upstream_connections);
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(TryAcquireError::NoPermits) => {
+                let waiting = Arc::clone(&self.permits).acquire_owned();
+                match tokio::time::timeout(settings.request_timeout, waiting).await {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) | Err(_) => return Err(Unavailable::Busy),
+                }
+            }
+            Err(TryAcquireError::Closed) => return Err(Unavailable::Busy),
+        };
+        let target = &settings.upstream.label;
+        while let Some(conn) = self.pop_idle() {
+            // A connection to the old target after a reload, or one the device closed while
+            // it was idle, is dropped here rather than failing a request.
+            if conn.target == *target && conn.still_usable() {
+                return Ok(Link { conn, permit });
+            }
+        }
+        let stream = self.connect(settings, conduit).await?;
+        Ok(Link {
+            conn: DeviceConn::new(stream, Arc::clone(target)),
+            permit,
+        })
+    }
+
+    /// Whether a borrow would have to wait for a connection to come back.
+    pub(crate) fn all_lent(&self) -> bool {
+        self.permits.available_permits() == 0
+    }
+
+    /// Takes back a connection whose answers are all in (never one that broke: drop that).
+    pub(crate) fn give_back(&self, link: Link) {
+        let Link { conn, permit } = link;
+        let retire = self
+            .shrink
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if retire {
+            permit.forget();
+            return;
+        }
+        // The connection goes back before the permit, so the waiter the permit wakes finds it.
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        drop(permit);
+    }
+
+    fn pop_idle(&self) -> Option<DeviceConn> {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    /// Follows the configured limit: adds permits, or retires them (free ones at once, lent
+    /// ones as they come back).
+    fn resize(&self, limit: usize) {
+        if self.size.load(Ordering::Acquire) == limit {
+            return;
+        }
+        let _guard = self.resizing.lock().unwrap_or_else(PoisonError::into_inner);
+        let size = self.size.load(Ordering::Acquire);
+        if limit > size {
+            let mut add = limit - size;
+            // Cancel retirements still owed before adding new permits.
+            while add > 0
+                && self
+                    .shrink
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                add -= 1;
+            }
+            self.permits.add_permits(add);
+        } else if limit < size {
+            let cut = size - limit;
+            let gone = self.permits.forget_permits(cut);
+            self.shrink.fetch_add(cut - gone, Ordering::AcqRel);
+            // Idle connections beyond the new limit are closed.
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            idle.truncate(limit);
+        }
+        self.size.store(limit, Ordering::Release);
+    }
+
+    async fn connect(&self, settings: &Settings, conduit: &str) -> Result<TcpStream, Unavailable> {
+        if let Some(t) = *self
+            .failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            if t.elapsed() < RECONNECT_BACKOFF {
+                return Err(Unavailable::Unreachable);
+            }
+        }
+        let target = &settings.upstream;
+        let connecting = TcpStream::connect((target.host.as_str(), target.port));
+        let why = match tokio::time::timeout(settings.connect_timeout, connecting).await {
+            Ok(Ok(stream)) => {
+                if let Err(e) = stream.set_nodelay(true) {
+                    debug!("cannot set TCP_NODELAY on the upstream socket: {e}");
+                }
+                *self
+                    .failed_at
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                return Ok(stream);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", settings.connect_timeout),
+        };
+        let mut failed = self
+            .failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if failed.is_none() {
+            warn!(
+                conduit, upstream = %target.label,
+                "device unreachable ({why}); answering 0x0A"
+            );
+        }
+        *failed = Some(Instant::now());
+        Err(Unavailable::Unreachable)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_answer_settles_the_busy_connection() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let stream = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+            let mut c = DeviceConn::new(stream, Arc::from("x"));
+            let until = Instant::now() + Duration::from_secs(1);
+            assert_eq!(c.next_utid(), 1);
+            c.expired(1, until);
+            assert_eq!(c.busy_until(), Some(until));
+            assert!(!c.take_late(9), "not an expired id");
+            assert!(c.take_late(1));
+            assert_eq!(c.busy_until(), None);
+            assert!(!c.take_late(1), "settled once");
+            c.expired(2, until);
+            c.quiet();
+            assert_eq!(c.busy_until(), None);
+        });
+    }
+}

@@ -1,0 +1,150 @@
+"""Issue 14, the session side: a host no rule names cannot hold connections open with denied
+requests, and many clients share a bounded pool of device connections."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import zg
+
+
+class CountingRelay:
+    """A TCP relay in front of a device that counts the connections open through it at once."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.lock = threading.Lock()
+        self.open = 0
+        self.most = 0
+        self.accepted = 0
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind((zg.LOOP, 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+        self.port = self._sock.getsockname()[1]
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            with self.lock:
+                self.accepted += 1
+                self.open += 1
+                self.most = max(self.most, self.open)
+            t = threading.Thread(target=self._relay, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                data = a.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                b.sendall(data)
+            except OSError:
+                break
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _relay(self, inbound: socket.socket) -> None:
+        try:
+            outbound = socket.create_connection(self.target, timeout=2)
+        except OSError:
+            inbound.close()
+            return
+        inbound.settimeout(0.2)
+        outbound.settimeout(0.2)
+        back = threading.Thread(target=self._pump, args=(outbound, inbound), daemon=True)
+        back.start()
+        self._pump(inbound, outbound)
+        back.join(2)
+        inbound.close()
+        outbound.close()
+        with self.lock:
+            self.open -= 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(2)
+        self._sock.close()
+
+
+def test_32_clients_share_a_pool_of_2(
+    gateway_factory: Callable[..., zg.Gateway], sim_device: zg.SimDevice
+) -> None:
+    relay = CountingRelay((sim_device.host, sim_device.port))
+    try:
+        gw = gateway_factory(
+            f"tcp://{zg.LOOP}:{relay.port}", extra_gateway={"max_upstream_connections": 2}
+        )
+        direct = sim_device.read_holding(0, 40)
+        errors: list[str] = []
+
+        def client(i: int) -> int:
+            try:
+                with zg.Raw(gw.port, src=zg.HIST, timeout=30) as raw:
+                    for _ in range(5):
+                        pdu = raw.request(1, zg.read_pdu(3, i, 1), timeout=30)
+                        if zg.registers_of(pdu) != [direct[i]]:
+                            errors.append(f"client {i}: {pdu.hex()}")
+                return 5
+            except Exception as e:  # noqa: BLE001 - collected and asserted below
+                errors.append(f"client {i}: {type(e).__name__}: {e}")
+                return 0
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            done = sum(pool.map(client, range(32), timeout=120))
+        assert errors == [], errors[:5]
+        assert done == 32 * 5
+        with relay.lock:
+            most = relay.most
+        assert 1 <= most <= 2, f"the device saw {most} connections at once"
+    finally:
+        relay.stop()
+
+
+def test_denied_reads_do_not_hold_a_connection(
+    gateway_factory: Callable[..., zg.Gateway], sim_device: zg.SimDevice
+) -> None:
+    """A source no rule names, one denied read every 100 ms: closed after
+    unauthenticated_idle_timeout (1 s here), although idle_timeout is 30 s."""
+    gw = gateway_factory(sim_device.upstream, extra_gateway={"unauthenticated_idle_timeout": "1s"})
+    with zg.Raw(gw.port, src=zg.ROGUE) as raw:
+        t0 = time.monotonic()
+        closed_after = None
+        while time.monotonic() - t0 < 5:
+            try:
+                raw.send(zg.adu(raw.next_tid(), 1, zg.read_pdu(3, 0, 1)))
+                outcome = raw.outcome(0.1)
+            except OSError:
+                outcome = "closed"
+            if outcome == "closed":
+                closed_after = time.monotonic() - t0
+                break
+            raw.buf = b""
+        assert closed_after is not None, "the denied client's connection stayed open for 5 s"
+        assert 0.8 <= closed_after < 3, f"closed after {closed_after:.2f} s"
+    # An operator who made an allowed request keeps the connection past the short timeout.
+    with zg.Raw(gw.port, src=zg.HIST) as raw:
+        assert zg.exception_of(raw.request(1, zg.read_pdu(3, 0, 1))) is None
+        time.sleep(1.5)
+        assert zg.exception_of(raw.request(1, zg.read_pdu(3, 0, 1))) is None
