@@ -38,8 +38,8 @@ test-e2e: $(VENV)/.installed
 
 # What the tests need from outside Cargo (Debian + PyPI); .ci/run calls this.
 deps:
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
+	apt-get -o DPkg::Lock::Timeout=300 update -qq
+	apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null
 	$(MAKE) venv
 
 # The e2e suite's Python packages (tests/e2e/requirements.txt: pymodbus, pytest) in $(VENV).

@@ -10,14 +10,43 @@ import pytest
 import zg
 
 
-def test_no_rule_for_source_is_illegal_function(gateway: zg.Gateway, device: zg.Device) -> None:
+def test_no_rule_for_source_is_closed_at_accept(gateway: zg.Gateway, device: zg.Device) -> None:
+    """In `mode: enforce` a source no rule names could only ever be denied: its connection is
+    closed at accept, nothing reaches the device, and the refusal is a `connection` record with
+    reason `no_rule_for_source` and the source IP without its port. (A named source asking for a
+    function no rule grants it gets 0x01: test_function_not_allowed_is_illegal_function.)"""
+    before = device.read_holding(100, 10)
     client = zg.pymodbus_client(gateway.port, src=zg.ROGUE)
     try:
-        r = client.read_holding_registers(100, count=10, device_id=1)
-        assert r.isError(), f"read from a source with no rule was answered {r}"
-        assert r.exception_code == zg.ILLEGAL_FUNCTION
+        try:
+            r = client.read_holding_registers(100, count=10, device_id=1)
+        except Exception as e:  # noqa: BLE001 - pymodbus raises on a closed connection
+            r = e
+        assert not hasattr(r, "registers") and getattr(r, "exception_code", None) is None, (
+            f"a source with no rule got an answer: {r}"
+        )
     finally:
         client.close()
+    with zg.Raw(gateway.port, src=zg.ROGUE) as raw:  # a raw socket: closed, never answered
+        try:
+            raw.send(zg.adu(1, 1, zg.read_pdu(3, 100, 1)))
+            outcome = raw.outcome(3)
+        except OSError:
+            outcome = "closed"
+        assert outcome == "closed", f"connection from a source with no rule: {outcome}"
+    refusals = zg.wait_until(
+        lambda: [
+            e for e in gateway.events()
+            if e.get("kind") == "connection" and e.get("reason") == "no_rule_for_source"
+        ],
+        5,
+        "a connection record no_rule_for_source",
+    )
+    for e in refusals:
+        assert e.get("src") == zg.ROGUE, f"src is the IP without the port: {e}"
+        assert e.get("conduit") == zg.CONDUIT, e
+    assert not [e for e in gateway.request_events() if str(e.get("src", "")).startswith(zg.ROGUE)]
+    assert device.read_holding(100, 10) == before
 
 
 def test_function_not_allowed_is_illegal_function(gateway: zg.Gateway, device: zg.Device) -> None:
@@ -103,7 +132,8 @@ def test_rate_limit_is_server_busy(gateway: zg.Gateway, device: zg.Device) -> No
 def test_deny_drop_sends_nothing(
     gateway_factory: Callable[..., zg.Gateway], py_device: zg.PyDevice
 ) -> None:
-    gw = gateway_factory(py_device.upstream, deny="drop")
+    # one record per denied request is the point here: no aggregation of repeated denials
+    gw = gateway_factory(py_device.upstream, deny="drop", extra_audit={"aggregate_interval": "0s"})
     py_device.clear()
     with zg.Raw(gw.port, src=zg.HIST) as raw:
         # a denied write then an allowed read, pipelined: only the read is answered
@@ -115,12 +145,12 @@ def test_deny_drop_sends_nothing(
         raw.send(zg.adu(3, 1, zg.write_single_pdu(100, 200)))
         assert raw.outcome(1.5) == "silent"
         assert zg.registers_of(raw.request(1, zg.read_pdu(3, 100, 1))) == [1100]
-    # a real client (pymodbus) sees a timeout, not an answer
-    client = zg.pymodbus_client(gw.port, src=zg.ROGUE, timeout=1)
+    # a real client (pymodbus) sees a timeout, not an answer (the historian may not write)
+    client = zg.pymodbus_client(gw.port, src=zg.HIST, timeout=1)
     try:
         t0 = time.monotonic()
         try:
-            r = client.read_holding_registers(100, count=1, device_id=1)
+            r = client.write_register(100, 200, device_id=1)
             answered = not r.isError() or getattr(r, "exception_code", None) is not None
         except Exception:  # noqa: BLE001 - pymodbus raises ModbusIOException on a timeout
             answered = False

@@ -16,7 +16,6 @@ def test_one_event_per_request_with_design_fields(sim_gateway: zg.Gateway) -> No
     cases = [
         (zg.HIST, zg.read_pdu(3, 100, 10), "allow", "historian-read", "allowed", None),
         (zg.EWS, zg.write_multiple_pdu(100, [200, 201]), "allow", "ews-setpoints", "allowed", None),
-        (zg.ROGUE, zg.read_pdu(3, 100, 10), "deny", None, "no_rule_for_source", 1),
         (zg.HIST, zg.write_single_pdu(100, 200), "deny", None, "no_rule_for_function", 1),
         (zg.HIST, zg.read_pdu(3, 250, 1), "deny", None, "address_out_of_range", 2),
         (zg.EWS, zg.write_single_pdu(101, 250), "deny", "ews-setpoints", "value_out_of_bounds", 3),
@@ -34,6 +33,23 @@ def test_one_event_per_request_with_design_fields(sim_gateway: zg.Gateway) -> No
         raw.recv_adu(5)
     cases.append(unit2)
     tids.append(4299)
+    # a source no rule names is closed at accept: a `connection` record, no `request` record
+    with zg.Raw(gw.port, src=zg.ROGUE) as raw:
+        try:
+            raw.send(zg.adu(4300, 1, zg.read_pdu(3, 100, 10)))
+            assert raw.outcome(3) == "closed", f"stranger answered: {raw.buf.hex()}"
+        except OSError:
+            pass
+    (refused, *_) = zg.wait_until(
+        lambda: [
+            e for e in gw.events()
+            if e.get("kind") == "connection" and e.get("reason") == "no_rule_for_source"
+        ],
+        5,
+        "a connection record no_rule_for_source",
+    )
+    assert refused.get("src") == zg.ROGUE and refused.get("conduit") == zg.CONDUIT, refused
+    assert TS.match(refused["ts"]) and isinstance(refused.get("seq"), int), refused
     events = gw.wait_request_events(len(cases))
     time.sleep(0.5)
     events = gw.request_events()
@@ -85,23 +101,34 @@ def test_one_event_per_request_with_design_fields(sim_gateway: zg.Gateway) -> No
 
 
 def test_rate_limited_and_malformed_events(sim_gateway: zg.Gateway) -> None:
+    """Every rate-limited request is accounted for: repeated denials of one (source, reason) are
+    aggregated (the first in full, the rest in a summary record with `count`, `first_ts`,
+    `last_ts`, written at the end of the interval or at shutdown)."""
     gw = sim_gateway
     with zg.Raw(gw.port, src=zg.RATE) as raw:
         codes = [zg.exception_of(raw.request(1, zg.read_pdu(3, 0, 1))) for _ in range(5)]
     assert zg.BUSY in codes
     with zg.Raw(gw.port, src=zg.HIST) as raw:
         raw.request(1, zg.read_pdu(3, 0, 0))  # invalid quantity -> 0x03
-    events = gw.wait_request_events(6)
-    time.sleep(0.3)
+    gw.wait_request_events(codes.count(None) + 2)
+    assert gw.stop() == 0, "the gateway did not exit 0 on SIGTERM"  # flushes the summaries
     events = gw.request_events()
-    assert len(events) == 6, events
-    limited = [e for e in events[:5] if e["decision"] == "deny"]
-    assert len(limited) == codes.count(zg.BUSY)
+    rate = [e for e in events if str(e["src"]).split(":")[0] == zg.RATE]
+    assert len([e for e in rate if e["decision"] == "allow"]) == codes.count(None), rate
+    limited = [e for e in rate if e["decision"] == "deny"]
+    full = [e for e in limited if "count" not in e]
+    summaries = [e for e in limited if "count" in e]
+    assert len(full) == 1, f"the first rate-limited request is written in full: {limited}"
+    assert len(full) + sum(e["count"] for e in summaries) == codes.count(zg.BUSY), limited
     for e in limited:
         assert e["reason"] == "rate_limited", e
         assert e.get("rule") == "rate-read", e
         assert zg.exception_value(e.get("exception")) == zg.BUSY
-    bad = events[5]
+    for e in summaries:
+        assert TS.match(e["first_ts"]) and TS.match(e["last_ts"]), e
+        assert e["first_ts"] <= e["last_ts"], e
+        assert "request_id" not in e, e
+    (bad,) = [e for e in events if str(e["src"]).split(":")[0] == zg.HIST]
     assert bad["decision"] == "deny", bad
     assert zg.exception_value(bad.get("exception")) == zg.ILLEGAL_VALUE, bad
 

@@ -106,18 +106,41 @@ def test_reloads_are_audit_records(sim_gateway: zg.Gateway) -> None:
 
 
 def test_mode_switch_to_monitor_by_reload(sim_gateway: zg.Gateway, sim_device: zg.SimDevice) -> None:
-    """The maintenance-window switch, in reverse: enforce -> monitor on a live connection."""
+    """The maintenance-window switch, in reverse: enforce -> monitor on a live connection. (A
+    source no rule names cannot hold a live connection in enforce mode, it is closed at accept;
+    once in monitor mode it is accepted and forwarded.)"""
     gw = sim_gateway
     before = sim_device.read_holding(150, 1)
-    with zg.Raw(gw.port, src=zg.ROGUE) as raw:
-        assert zg.exception_of(raw.request(1, zg.read_pdu(3, 150, 1))) == zg.ILLEGAL_FUNCTION
+    with zg.Raw(gw.port, src=zg.ROGUE) as raw:  # enforce: refused at accept
+        try:
+            raw.send(zg.adu(1, 1, zg.read_pdu(3, 150, 1)))
+            assert raw.outcome(3) == "closed", f"stranger answered in enforce: {raw.buf.hex()}"
+        except OSError:
+            pass
+    with zg.Raw(gw.port, src=zg.EWS) as raw:
+        assert zg.registers_of(raw.request(1, zg.read_pdu(3, 150, 1))) == before  # allowed
+        # FC 4 input 0: the workstation's zone may read input 100-109 only (ops-status)
+        assert zg.exception_of(raw.request(1, zg.read_pdu(4, 0, 1))) == zg.ILLEGAL_ADDRESS
         gw.write_model(mode="monitor")
         zg.wait_until(
-            lambda: zg.exception_of(raw.request(1, zg.read_pdu(3, 150, 1))) is None,
+            lambda: zg.exception_of(raw.request(1, zg.read_pdu(4, 0, 1))) is None,
             10,
             "monitor mode after reload",
             step=0.2,
         )
-        pdu = raw.request(1, zg.read_pdu(3, 150, 1))
-        assert zg.registers_of(pdu) == before
-    assert any(e.get("decision") == "would_deny" for e in gw.request_events())
+        pdu = raw.request(1, zg.read_pdu(4, 0, 1))  # forwarded: the device's answer
+        assert pdu[0] == 4 and len(zg.registers_of(pdu)) == 1, pdu.hex()
+    with zg.Raw(gw.port, src=zg.ROGUE) as raw:  # monitor: accepted and forwarded
+        assert zg.registers_of(raw.request(1, zg.read_pdu(3, 150, 1))) == before
+    assert gw.stop() == 0  # writes the summaries of aggregated denials
+    ews = [e for e in gw.request_events() if str(e["src"]).split(":")[0] == zg.EWS]
+    for e in ews:  # a summary never mixes blocked (enforce) and forwarded (monitor) requests
+        if e["decision"] == "deny":
+            assert e["mode"] == "enforce" and zg.exception_value(e.get("exception")) == 2, e
+        elif e["decision"] == "would_deny":
+            assert e["mode"] == "monitor" and e.get("exception") is None, e
+    would = [e for e in gw.request_events() if e.get("decision") == "would_deny"]
+    assert any(str(e["src"]).split(":")[0] == zg.EWS for e in would), would
+    assert any(
+        str(e["src"]).split(":")[0] == zg.ROGUE and e.get("reason") == "no_rule_for_source" for e in would
+    ), would

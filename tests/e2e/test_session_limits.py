@@ -94,9 +94,20 @@ def test_32_clients_share_a_pool_of_2(
     relay = CountingRelay((sim_device.host, sim_device.port))
     try:
         gw = gateway_factory(
-            f"tcp://{zg.LOOP}:{relay.port}", extra_gateway={"max_upstream_connections": 2}
+            f"tcp://{zg.LOOP}:{relay.port}",
+            # 32 clients from one address: above the default max_connections_per_source (16)
+            extra_gateway={"max_upstream_connections": 2, "max_connections_per_source": 32},
         )
         direct = sim_device.read_holding(0, 40)
+        # The gateway's start probe (one connect-and-close, outside the pool) must be through
+        # the relay and gone before the count that matters starts.
+        def probe_done() -> bool:
+            with relay.lock:
+                return relay.accepted >= 1 and relay.open == 0
+
+        zg.wait_until(probe_done, 5, "the gateway's start probe through the relay to end")
+        with relay.lock:
+            relay.most = 0
         errors: list[str] = []
 
         def client(i: int) -> int:
@@ -125,24 +136,39 @@ def test_32_clients_share_a_pool_of_2(
 def test_denied_reads_do_not_hold_a_connection(
     gateway_factory: Callable[..., zg.Gateway], sim_device: zg.SimDevice
 ) -> None:
-    """A source no rule names, one denied read every 100 ms: closed after
-    unauthenticated_idle_timeout (1 s here), although idle_timeout is 30 s."""
+    """A named source that sends only denied requests (one every 100 ms) is closed after
+    unauthenticated_idle_timeout (1 s here), although idle_timeout is 30 s: denied requests never
+    refresh the idle timer. A source no rule names does not even get that far: it is closed at
+    accept."""
     gw = gateway_factory(sim_device.upstream, extra_gateway={"unauthenticated_idle_timeout": "1s"})
     with zg.Raw(gw.port, src=zg.ROGUE) as raw:
+        try:
+            raw.send(zg.adu(raw.next_tid(), 1, zg.read_pdu(3, 0, 1)))
+            outcome = raw.outcome(0.5)
+        except OSError:
+            outcome = "closed"
+        assert outcome == "closed", f"a source no rule names was not closed at accept: {outcome}"
+    with zg.Raw(gw.port, src=zg.HIST) as raw:
         t0 = time.monotonic()
         closed_after = None
+        answers = 0
         while time.monotonic() - t0 < 5:
             try:
-                raw.send(zg.adu(raw.next_tid(), 1, zg.read_pdu(3, 0, 1)))
+                # the historian may not write: 0x01 each time
+                raw.send(zg.adu(raw.next_tid(), 1, zg.write_single_pdu(100, 200)))
                 outcome = raw.outcome(0.1)
             except OSError:
                 outcome = "closed"
             if outcome == "closed":
                 closed_after = time.monotonic() - t0
                 break
+            if outcome == "data":
+                answers += 1
+                assert zg.exception_of(raw.buf[7:]) == zg.ILLEGAL_FUNCTION, raw.buf.hex()
             raw.buf = b""
         assert closed_after is not None, "the denied client's connection stayed open for 5 s"
         assert 0.8 <= closed_after < 3, f"closed after {closed_after:.2f} s"
+        assert answers >= 3, f"only {answers} denials answered before the close"
     # An operator who made an allowed request keeps the connection past the short timeout.
     with zg.Raw(gw.port, src=zg.HIST) as raw:
         assert zg.exception_of(raw.request(1, zg.read_pdu(3, 0, 1))) is None

@@ -151,7 +151,10 @@ def test_idle_timeout_closes_connection(
 def test_200_concurrent_clients(
     gateway_factory: Callable[..., zg.Gateway], sim_device: zg.SimDevice
 ) -> None:
-    gw = gateway_factory(sim_device.upstream, max_connections=256)
+    # 100 clients from each of two addresses: above the default max_connections_per_source (16)
+    gw = gateway_factory(
+        sim_device.upstream, max_connections=256, extra_gateway={"max_connections_per_source": 128}
+    )
     direct = sim_device.read_holding(0, 10)
     n, per_client = 200, 5
     barrier = threading.Barrier(n, timeout=60)
@@ -286,7 +289,11 @@ def test_long_pipeline_is_bounded_not_lost(sim_gateway: zg.Gateway, sim_device: 
 def test_client_leaving_mid_request_does_not_hurt_others(
     gateway_factory: Callable[..., zg.Gateway], silent_device: zg.SilentDevice, sim_device: zg.SimDevice
 ) -> None:
-    gw = gateway_factory(silent_device.upstream, request_timeout="1s")
+    # 21 connections from one address within request_timeout (a vanished client's session stays
+    # until its request is answered or times out): above the default max_connections_per_source
+    gw = gateway_factory(
+        silent_device.upstream, request_timeout="1s", extra_gateway={"max_connections_per_source": 32}
+    )
     for _ in range(20):  # clients that send and vanish while the device is silent
         raw = zg.Raw(gw.port, src=zg.HIST)
         raw.send(zg.adu(1, 1, zg.read_pdu(3, 0, 1)))

@@ -677,6 +677,7 @@ def model(
     max_connections: int = 256,
     rules: list[dict[str, Any]] | None = None,
     extra_gateway: dict[str, Any] | None = None,
+    extra_audit: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     gateway: dict[str, Any] = {
         "listen": listen,
@@ -728,7 +729,7 @@ def model(
                 "rules": standard_rules() if rules is None else rules,
             }
         ],
-        "audit": {"path": str(events)},
+        "audit": {"path": str(events), **(extra_audit or {})},
     }
 
 

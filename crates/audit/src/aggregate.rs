@@ -2,7 +2,9 @@
 //! make the gateway record without limit becomes a bounded number of records that still
 //! account for every event.
 //!
-//! Events are grouped by key = (conduit, source IP, kind, reason). Per key and interval:
+//! Events are grouped by key = (conduit, source IP, kind, reason, decision). Per key and
+//! interval (the decision keeps a blocked `deny` apart from a forwarded `would_deny`, e.g. across
+//! a reload from enforce to monitor mode):
 //!
 //! - the FIRST event is written in full, as any record (all request fields);
 //! - the following ones are only counted;
@@ -11,7 +13,8 @@
 //!   `first_ts`/`last_ts` = when the first and last of them happened.
 //!
 //! So `sum(count or 1)` over the records of a key is exactly the number of events. Memory is
-//! bounded: beyond `max_keys` live keys an event folds into one overflow key per (conduit, kind),
+//! bounded: beyond `max_keys` live keys an event folds into one overflow key per (conduit, kind,
+//! decision),
 //! whose summary has no `src` and no `reason` (it mixes them) and is only counted. While the
 //! log's storage is low ([`Aggregator::admit`] with `shed`), nothing is written in full: every
 //! event is counted, so only summaries reach the disk.
@@ -27,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::event::{format_ts, Event, Kind};
+use crate::event::{format_ts, Decision, Event, Kind};
 
 /// Number of independently locked shards.
 const SHARDS: usize = 16;
@@ -43,6 +46,8 @@ struct Key {
     kind: Kind,
     /// `None` for the overflow key.
     reason: Option<Cow<'static, str>>,
+    /// `deny` (blocked) and `would_deny` (forwarded, monitor mode) never share a summary.
+    decision: Option<Decision>,
     overflow: bool,
 }
 
@@ -53,6 +58,7 @@ impl Key {
             ip: e.src.as_deref().and_then(source_ip),
             kind: e.kind,
             reason: e.reason.clone(),
+            decision: e.decision,
             overflow: false,
         }
     }
@@ -63,6 +69,7 @@ impl Key {
             ip: None,
             kind: self.kind,
             reason: None,
+            decision: self.decision,
             overflow: true,
         }
     }
@@ -304,7 +311,6 @@ impl Aggregator {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::event::Decision;
 
     fn denial(src: &str, reason: &'static str, tid: u16) -> Event {
         Event {
@@ -383,5 +389,34 @@ mod tests {
         }
         let (s, _) = a.take_due(Instant::now(), true);
         assert_eq!(s[0].count, Some(3));
+    }
+
+    #[test]
+    fn deny_and_would_deny_of_one_source_and_reason_are_kept_apart() {
+        // A reload from enforce to monitor mode: the same source and reason, first blocked,
+        // then forwarded. One summary of both would say all were forwarded (or all blocked).
+        let a = Aggregator::new(Duration::from_secs(60), 100);
+        assert!(a.admit(denial("10.0.0.1:1", "r", 1), false).is_some());
+        assert!(a.admit(denial("10.0.0.1:1", "r", 2), false).is_none());
+        let monitor = |tid| Event {
+            decision: Some(Decision::WouldDeny),
+            ..denial("10.0.0.1:1", "r", tid)
+        };
+        assert!(
+            a.admit(monitor(3), false).is_some(),
+            "the first would_deny is written in full"
+        );
+        assert!(a.admit(monitor(4), false).is_none());
+        assert!(a.admit(monitor(5), false).is_none());
+        let (mut s, _) = a.take_due(Instant::now(), true);
+        s.sort_by_key(|e| e.count);
+        let got: Vec<_> = s.iter().map(|e| (e.decision, e.count)).collect();
+        assert_eq!(
+            got,
+            [
+                (Some(Decision::Deny), Some(1)),
+                (Some(Decision::WouldDeny), Some(2))
+            ]
+        );
     }
 }

@@ -182,7 +182,7 @@ pub struct AuditConfig {
     pub retry_interval: Duration,
     /// Records kept in memory during an outage and written late on recovery (default 10000).
     pub backlog: usize,
-    /// Repeated denials (and refused connections) per (conduit, source IP, kind, reason)
+    /// Repeated denials (and refused connections) per (conduit, source IP, kind, reason, decision)
     /// within this interval become the first record in full plus one summary record with
     /// `count` (see [`crate::AuditHandle::record_aggregated`]; default 10 s; zero = write each
     /// in full, except while storage is low).

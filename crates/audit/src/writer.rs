@@ -45,7 +45,7 @@
 //!
 //! # Denials, reserve and loss
 //! [`AuditHandle::record_aggregated`] takes denials and refused connections: aggregated per
-//! (conduit, source IP, kind, reason) and interval, queued only outside the reserve of
+//! (conduit, source IP, kind, reason, decision) and interval, queued only outside the reserve of
 //! [`AuditConfig::queue_reserve`], only counted while storage is low. Anything dropped before
 //! the queue is chained as an `audit_lost` record. Retention (`max_bytes`, `max_segments`)
 //! deletes the oldest segments after a chained `segment_removed` record.
@@ -644,7 +644,7 @@ impl AuditHandle {
     /// Records a denial or a refused connection: what a host that no rule names can make the
     /// gateway record without limit. Never blocks and never loses the event:
     ///
-    /// - repeated events of one (conduit, source IP, kind, reason) within
+    /// - repeated events of one (conduit, source IP, kind, reason, decision) within
     ///   [`AuditConfig::aggregate_interval`] are written as the first one in full plus one
     ///   summary record with `count` (see [`crate::aggregate`]);
     /// - the full record is queued only outside the reserve ([`AuditConfig::queue_reserve`]);

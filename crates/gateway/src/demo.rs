@@ -143,7 +143,8 @@ pub fn instructions(gateway: SocketAddr, device: SocketAddr, audit: &str) -> Str
          \n  127.0.0.3  engineering workstation   write setpoints holding 100-109,\
          \n                                       values 180-240 (18.0-24.0 C), at most 2/s\
          \n  127.0.0.1  operator panel            read input registers 0-99\
-         \n  anyone else                          nothing (exception 01)\n\
+         \n  anyone else (127.0.0.9, ...)         nothing: the connection is closed at accept\
+         \n                                       (event connection, no_rule_for_source)\n\
          \nTry it from another terminal (pip install pymodbus; apt install mbpoll).\
          \npymodbus picks its source address with source_address (any 127.0.0.x works\
          \non Linux):\n"
@@ -155,9 +156,9 @@ pub fn instructions(gateway: SocketAddr, device: SocketAddr, audit: &str) -> Str
             "registers=[200, 180, 220, 210]",
         ),
         (
-            "2. blocked write: FC 16 from an unlisted source (127.0.0.9)",
-            pymodbus(gateway, STRANGER, "write_registers(100, [300, 300])"),
-            "ExceptionResponse(... exception_code=1)  illegal function: no rule for this source",
+            "2. blocked write: FC 16 from the historian, which may only read",
+            pymodbus(gateway, HISTORIAN, "write_registers(100, [300, 300])"),
+            "ExceptionResponse(... exception_code=1)  illegal function: no rule for this function",
         ),
         (
             "3. out-of-bounds setpoint: the workstation writes 30.0 C (300 > 240)",

@@ -71,9 +71,9 @@ impl Recorder {
     ///
     /// Such records are the ones an unauthenticated host can produce without limit, so they go
     /// through the audit crate's aggregation ([`AuditHandle::record_aggregated`]: the first of
-    /// a (conduit, source IP, kind, reason) in the interval in full, the rest in one record with
-    /// a `count`), never take the queue's reserve for allowed records, and are the first to be
-    /// shed (only counted) when the disk runs low. Never blocks and never loses one silently.
+    /// a (conduit, source IP, kind, reason, decision) in the interval in full, the rest in one
+    /// record with a `count`), never take the queue's reserve for allowed records, and are the
+    /// first to be shed (only counted) when the disk runs low. Never blocks and never loses one silently.
     pub(crate) fn record_denial(&self, event: Event) {
         if let Err(e) = self.handle.record_aggregated(event) {
             self.alarm(

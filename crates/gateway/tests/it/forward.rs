@@ -37,7 +37,10 @@ async fn allowed_read_reaches_the_device() {
 }
 
 #[tokio::test]
-async fn allowed_write_changes_the_device_and_is_durable_first() {
+// That the write's record is fsynced before the device sees the write is proved by
+// `audit::write_record_is_fsynced_before_the_device_sees_the_write` (timestamped fsyncs and
+// arrivals); this test checks the records a forwarded write leaves.
+async fn allowed_write_changes_the_device_and_gets_a_request_and_an_outcome_record() {
     let rig = Rig::start("", None).await;
     let mut c = rig.client(EWS).await;
     let pdu = c.call(1, &write_one(100, 215)).await;
@@ -54,6 +57,11 @@ async fn allowed_write_changes_the_device_and_is_durable_first() {
     assert_eq!(req.decision, Some(Decision::Allow));
     let outcome = events.iter().find(|e| e.kind == Kind::Outcome).unwrap();
     assert_eq!(outcome.ref_seq, req.seq, "outcome names its request");
+    assert_eq!(
+        outcome.request_id, req.request_id,
+        "and shares its request id"
+    );
+    assert!(req.request_id.is_some());
     assert!(outcome.seq > req.seq);
     assert_eq!(outcome.exception, None);
     rig.stop().await;
