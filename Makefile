@@ -14,13 +14,16 @@ VENV_PYTHON := $(VENV)/bin/python
 #   mbpoll          a Modbus client nobody here wrote (e2e: tests/e2e/test_forwarding.py ...)
 #   rsyslog         a real syslog receiver for the audit trail's syslog export (audit tests)
 #   rsyslog-gnutls  rsyslog's TLS listener, for syslog over TLS (audit tests)
-#   nftables        `nft -c -f` checks the rules `zonegate compile` writes (toolkit, CLI tests)
+#   nftables        `nft -c -f` checks the rules `zonegate compile` writes (toolkit, CLI tests),
+#                   and loads the one-way rules of tests/e2e/test_replicate_netns.py
+#   iproute2        `ip netns`/`ip link`: the two network namespaces of the one-way replication
+#                   test (tests/e2e/test_replicate_netns.py)
 #   iptables        `iptables-restore --test` checks the iptables target (toolkit tests)
 #   chromium        headless screenshot of the HTML report (toolkit report test)
 #   haproxy         the baseline of the gateway benchmark (`make bench`; no test needs it)
 #   openssl         mints certificates and runs handshake cases for the Modbus/TCP Security e2e tests
 #   python3, python3-venv   the e2e suite's interpreter and its virtual environment
-APT_PACKAGES := mbpoll rsyslog rsyslog-gnutls nftables iptables chromium haproxy openssl python3 python3-venv
+APT_PACKAGES := mbpoll rsyslog rsyslog-gnutls nftables iptables iproute2 chromium haproxy openssl python3 python3-venv
 
 demo:
 	cargo run --release -p zonegate -- demo

@@ -114,6 +114,7 @@ mod model;
 mod net;
 mod policy;
 mod rate;
+mod replication;
 pub mod role;
 mod syntax;
 mod tls;
@@ -133,6 +134,9 @@ pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};
 pub use rate::{RateLimiter, DEFAULT_BUCKETS};
 pub use tls::{TlsListener, TlsVersion};
+pub use replication::{
+    ReceiveSettings, ReplicaTable, Replication, ReplicationAuth, ReplicationBlock, TransmitSettings,
+};
 pub use verdict::{Decision, Denial, Reason, Verdict};
 pub use zonegate_modbus::{ExceptionCode, Request, UnitId};
 

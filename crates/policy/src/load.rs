@@ -131,6 +131,9 @@ fn decode_model(cx: &mut Cx, root: &Node) -> Option<Model> {
         })
         .unwrap_or_default();
     let audit = f.opt(cx, "audit", decode_audit);
+    let replications = f
+        .opt(cx, "replications", crate::replication::decode_replications)
+        .unwrap_or_default();
     let keys = f.finish(cx);
     for c in &mut conduits {
         for r in &mut c.rules {
@@ -150,6 +153,7 @@ fn decode_model(cx: &mut Cx, root: &Node) -> Option<Model> {
         zones,
         conduits,
         audit,
+        replications,
         dir: None,
         keys,
         sha256: [0; 32],

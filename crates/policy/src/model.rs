@@ -101,6 +101,8 @@ pub struct Model {
     pub conduits: Vec<Conduit>,
     /// The `audit:` section, if present.
     pub audit: Option<AuditSection>,
+    /// The `replications:` section: one-way replications (data diodes), in file order.
+    pub replications: Vec<crate::Replication>,
     /// Directory of the model file (set by [`crate::load_file`]); relative paths resolve against it.
     pub dir: Option<PathBuf>,
     /// Lines of the top-level keys.
@@ -127,6 +129,11 @@ impl Model {
     /// The conduit with this `conduit_id`.
     pub fn conduit(&self, id: &str) -> Option<&Conduit> {
         self.conduits.iter().find(|c| c.id == id)
+    }
+
+    /// The replication with this `replication_id`.
+    pub fn replication(&self, id: &str) -> Option<&crate::Replication> {
+        self.replications.iter().find(|r| r.id == id)
     }
 
     /// The structured asset with this `id`, with its zone.

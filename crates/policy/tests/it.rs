@@ -11,4 +11,5 @@ mod it {
     mod load;
     mod paths;
     mod props;
+    mod replication;
 }

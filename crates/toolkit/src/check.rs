@@ -145,6 +145,12 @@ checks! {
     "ZG-C033" "file-record-by-class" Warning "FC 20/21 (file records) are allowed only by name: they touch no register table, so a class next to table ranges does not limit them to those ranges.";
     "ZG-C034" "fifo-pointer-only" Warning "A rule allowing FC 24 (read FIFO queue) knows the gateway checks only the pointer address, not the up to 31 queued registers the device returns.";
     "ZG-C035" "gateway-listens-everywhere" Warning "A gateway listens on the address of the interface its clients use, not on every interface (0.0.0.0 or ::).";
+    "ZG-C036" "replication-reverse-flow" Error "Nothing flows back across a one-way replication: no rule with a source in its receiving zone, no protocols_allowed direction towards its sending zone, no replication the other way, on the same pair of zones.";
+    "ZG-C037" "replication-endpoints" Error "A replication connects two distinct zones that exist ([from, to]).";
+    "ZG-C038" "replication-max-age" Warning "A replication's max_age is longer than every block's period (else the replica answers 0x0B between reads).";
+    "ZG-C039" "replication-address-mismatch" Warning "A replication's transmit.to is the receive side's bind address and port.";
+    "ZG-C040" "replication-hmac" Info "A replication authenticated with HMAC-SHA256 gives the receive side a key that can forge data; Ed25519 keeps the secret on the transmit side.";
+    "ZG-C041" "replication-source-unsupported" Warning "This build's transmit agent can read a replication's source (tcp:// today; tls:// and rtu:// load but `zonegate run` refuses them).";
 }
 
 /// The description of a check id.
@@ -198,6 +204,7 @@ pub fn check(site: &Site) -> Vec<Finding> {
     levels(&mut out);
     rules(&mut out);
     gateways(&mut out);
+    out.findings.extend(crate::replication::findings(site));
     out.findings
         .sort_by(|a, b| (a.line, a.id, &a.element).cmp(&(b.line, b.id, &b.element)));
     out.findings

@@ -279,12 +279,16 @@ fn nftables(site: &Site, p: &Plan) -> String {
         let _ = writeln!(s, "# note: {}", comment(n));
     }
     s.push_str("\ntable inet zonegate\ndelete table inet zonegate\n\ntable inet zonegate {\n");
+    let (diode_first, diode_accepts) = crate::replication::nft_forward(site);
     for (chain, hook, to_gw) in [("input", "input", true), ("forward", "forward", false)] {
         let _ = writeln!(s, "\tchain {chain} {{");
         let _ = writeln!(
             s,
             "\t\ttype filter hook {hook} priority filter; policy drop;"
         );
+        for r in diode_first.iter().filter(|_| !to_gw) {
+            let _ = writeln!(s, "\t\t{r}");
+        }
         let _ = writeln!(s, "\t\tct state established,related accept");
         let _ = writeln!(
             s,
@@ -315,6 +319,9 @@ fn nftables(site: &Site, p: &Plan) -> String {
                 comment(&format!("{} {}", f.conduit, f.label))
             );
         }
+        for r in diode_accepts.iter().filter(|_| !to_gw) {
+            let _ = writeln!(s, "\t\t{r}");
+        }
         let _ = writeln!(s, "\t\tlog prefix \"{LOG_PREFIX} \" counter drop");
         let _ = writeln!(s, "\t}}");
     }
@@ -337,6 +344,9 @@ fn iptables(site: &Site, p: &Plan) -> String {
     );
     s.push_str("-A ZONEGATE-DROP -j DROP\n");
     s.push_str("-A INPUT -i lo -j ACCEPT\n");
+    for line in crate::replication::iptables_forward(site) {
+        let _ = writeln!(s, "{line}");
+    }
     for chain in ["INPUT", "FORWARD"] {
         let _ = writeln!(
             s,

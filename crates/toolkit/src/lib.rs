@@ -25,6 +25,7 @@ pub mod compile;
 pub mod diagram;
 pub mod model;
 pub mod probe;
+pub mod replication;
 pub mod report;
 pub mod requirements;
 pub mod threats;

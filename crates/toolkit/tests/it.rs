@@ -12,6 +12,7 @@ mod it {
     pub(crate) mod diagram;
     pub(crate) mod live;
     pub(crate) mod probe;
+    pub(crate) mod replication;
     pub(crate) mod report;
     pub(crate) mod truth;
     pub(crate) mod util;

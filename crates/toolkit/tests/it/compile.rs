@@ -9,7 +9,12 @@ use zonegate_toolkit::compile::{self, Target};
 use super::util::{clean_examples, flawed_examples, load, site, BASE};
 
 /// Runs `tool args... FILE` on the text; None when the tool is missing or not permitted here.
-fn external_check(tool: &str, args: &[&str], text: &str, name: &str) -> Option<(bool, String)> {
+pub(crate) fn external_check(
+    tool: &str,
+    args: &[&str],
+    text: &str,
+    name: &str,
+) -> Option<(bool, String)> {
     let dir = std::env::temp_dir().join(format!("zonegate-compile-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("rules");

@@ -9,6 +9,7 @@ pub(crate) mod decode;
 pub(crate) mod demo;
 pub(crate) mod log;
 pub(crate) mod probe;
+pub(crate) mod replicate;
 pub(crate) mod report;
 pub(crate) mod run;
 pub(crate) mod sim;

@@ -18,8 +18,15 @@ pub(crate) struct Args {
     /// The zone/conduit model (YAML).
     pub(crate) model: PathBuf,
     /// The conduit to probe (it must have a `gateway:` block).
-    #[arg(long)]
+    #[arg(long, required_unless_present = "replication", default_value_t = String::new())]
     pub(crate) conduit: String,
+    /// Probe a one-way replication instead: forward flow, latency, reverse flow blocked.
+    #[arg(long, value_name = "ID", conflicts_with = "conduit")]
+    pub(crate) replication: Option<String>,
+    /// With --replication: write a marker into this spare holding register of the source
+    /// (UNIT:ADDRESS, inside a replicated block), time it to the replica, restore the value.
+    #[arg(long, value_name = "UNIT:ADDRESS", requires = "replication")]
+    pub(crate) mark: Option<String>,
     /// Source address to send from (the client socket is bound to it).
     #[arg(long, value_name = "ADDR")]
     pub(crate) from: Option<IpAddr>,
@@ -36,6 +43,17 @@ pub(crate) struct Args {
 
 /// Runs the subcommand and returns the exit status.
 pub(crate) fn run(args: Args) -> u8 {
+    if let Some(id) = &args.replication {
+        return super::replicate::probe(&super::replicate::ProbeArgs {
+            model: &args.model,
+            id,
+            timeout: Duration::from_millis(args.timeout_ms.max(1)),
+            from: args.from,
+            mark: args.mark.as_deref(),
+            connect: args.connect,
+            out: args.out.as_deref(),
+        });
+    }
     let Ok(site) = cli::load_or_report(&args.model) else {
         return cli::EXIT_INPUT;
     };

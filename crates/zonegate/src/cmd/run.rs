@@ -31,6 +31,10 @@ pub(crate) struct Args {
     /// Worker threads of the data path (0 = one per CPU). The audit writer has its own thread.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) threads: usize,
+    /// Run only this half of the model's one-way replications (`transmit` on the OT side,
+    /// `receive` in the DMZ); the gateway is not started. Default: both halves when local.
+    #[arg(long, value_enum)]
+    pub(crate) side: Option<super::replicate::Side>,
     /// Start even though the model has error findings with these check ids (comma-separated,
     /// e.g. ZG-C017,ZG-C011): a deliberate exception, recorded in the audit log.
     #[arg(
@@ -103,6 +107,16 @@ pub(crate) fn run(args: Args) -> u8 {
         ..GatewayOptions::default()
     };
     runtime.block_on(async move {
+        let replications = match super::replicate::start(&args.model, args.side).await {
+            Ok(r) => r,
+            Err(code) => return code,
+        };
+        // Without replications the gateway runs (or says why it cannot) as before.
+        if replications.only && !replications.is_empty() {
+            super::replicate::wait_for_signal().await;
+            replications.stop().await;
+            return 0;
+        }
         let gateway = match Gateway::start_file(&args.model, options).await {
             Ok(g) => g,
             Err(StartError::Model(errors)) => {
@@ -141,6 +155,7 @@ pub(crate) fn run(args: Args) -> u8 {
                 let _ = out.flush();
             })
             .await;
+        replications.stop().await;
         if summary.sessions_cut > 0 {
             eprintln!(
                 "zonegate run: {} session(s) were cut at the drain deadline",
