@@ -117,7 +117,7 @@ pub struct Channel {
     pub last_seen_us: u64,
     /// Request count per function key (`3`, `8:4`).
     pub functions: BTreeMap<String, u64>,
-    /// Addresses read, per table (`coils`, `discrete_inputs`, `holding`, `input`).
+    /// Addresses read, per table (`coils`, `discrete`, `holding`, `input`, as the model names them).
     pub reads: BTreeMap<String, RangeSet>,
     /// Addresses written, per table.
     pub writes: BTreeMap<String, RangeSet>,
@@ -135,7 +135,7 @@ pub struct Channel {
 pub fn table_key(table: Table) -> &'static str {
     match table {
         Table::Coils => "coils",
-        Table::DiscreteInputs => "discrete_inputs",
+        Table::DiscreteInputs => "discrete",
         Table::HoldingRegisters => "holding",
         Table::InputRegisters => "input",
         _ => "unknown",

@@ -66,6 +66,7 @@ kinds! {
     MismatchedResponse = "mismatched_response", false, 4, "a response whose unit id or function differs from its request, or that is invalid for it";
     MalformedFrame = "malformed_frame", false, 4, "an ADU that does not decode: impossible MBAP length, invalid PDU, a gap in the TCP stream";
     NonModbusTraffic = "non_modbus_traffic", false, 4, "bytes on a Modbus port that are not Modbus/TCP (MBAP protocol id other than 0)";
+    StreamGap = "stream_gap", false, 5, "bytes missing from a TCP stream in the capture (lost segments); framing restarts after them";
     TruncatedCapture = "truncated_capture", false, 5, "the capture file ends inside a record or has an unreadable block";
 }
 

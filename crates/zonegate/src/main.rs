@@ -46,6 +46,8 @@ enum Command {
     Compile(cmd::compile::Args),
     /// Probe a live conduit: check that what must work works and what must fail fails.
     Probe(cmd::probe::Args),
+    /// Analyse pcap/pcapng captures: detectors, inventory, policy replay (`--model`).
+    Analyze(cmd::analyze::Args),
     /// Work with the tamper-evident audit log: verify, show, keygen.
     #[command(subcommand)]
     Log(cmd::log::Command),
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => cmd::compile::run(args),
         Command::Probe(args) => cmd::probe::run(args),
         Command::Log(command) => cmd::log::run(command),
+        Command::Analyze(args) => cmd::analyze::run(args),
     };
     ExitCode::from(status)
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> u8`, the exit status:
 //! 0 = fine, 1 = findings or failed verification, 2 = usage or input error.
 
+pub(crate) mod analyze;
 pub(crate) mod assess;
 pub(crate) mod check;
 pub(crate) mod compile;
