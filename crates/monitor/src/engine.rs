@@ -17,6 +17,9 @@ const MAX_PENDING: usize = 256;
 const MAX_FLOWS: usize = 16_384;
 /// Detector state maps (suppression, windows, live polls) are cleared past this size.
 const MAX_STATE: usize = 262_144;
+/// Answers without a request on a new connection this soon after the first input are taken
+/// as the capture starting mid-transaction.
+const STARTUP_GRACE_US: u64 = 1_000_000;
 
 /// One TCP connection, client (master) to server (slave).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -131,6 +134,9 @@ pub struct Stats {
     pub unanswered: u64,
     /// Alerts per kind, repeats included.
     pub alerts_by_kind: BTreeMap<String, u64>,
+    /// Answers matching no request in the first second of input: the input
+    /// began between a request and its answer (not `unsolicited_response`).
+    pub answers_before_start: u64,
     /// Alerts not listed because the same one was listed within `suppress_s`.
     pub alerts_suppressed: u64,
 }
@@ -144,7 +150,10 @@ struct Pending {
 
 #[derive(Debug, Default)]
 struct FlowState {
-    pending: HashMap<u16, Pending>,
+    /// Outstanding requests by transaction id; a client that reuses an id before the answer
+    /// (after a timeout) has more than one.
+    pending: HashMap<u16, Vec<Pending>>,
+    pending_count: usize,
     requests: u64,
     last_us: u64,
 }
@@ -165,6 +174,7 @@ pub struct Monitor {
     flood: HashMap<(IpAddr, IpAddr), (u64, u32)>,
     polls: HashMap<(ChannelKey, u8, u16, u16), u64>,
     keep_transactions: bool,
+    first_us: Option<u64>,
     /// Alerts since the last drain.
     pub alerts: Vec<Alert>,
     /// Finished transactions since the last drain (only when enabled).
@@ -186,6 +196,7 @@ impl Monitor {
             flood: HashMap::new(),
             polls: HashMap::new(),
             keep_transactions: false,
+            first_us: None,
             alerts: Vec::new(),
             transactions: Vec::new(),
         }
@@ -280,7 +291,8 @@ impl Monitor {
     /// A connection ended: its outstanding requests count as unanswered.
     pub fn flow_closed(&mut self, flow: Flow) {
         if let Some(state) = self.flows.remove(&flow) {
-            self.expire(flow, state.pending.into_iter().collect());
+            let all = state.pending.into_iter().flat_map(|(t, v)| v.into_iter().map(move |p| (t, p))).collect();
+            self.expire(flow, all);
         }
     }
 
@@ -330,28 +342,30 @@ impl Monitor {
     fn request(&mut self, adu: Adu<'_>) {
         let Adu { ts_us, flow, transaction_id, unit, pdu, .. } = adu;
         let Some(&fc) = pdu.first() else { return };
+        self.first_us.get_or_insert(ts_us);
         self.stats.requests += 1;
         *self.stats.requests_by_function.entry(fc).or_default() += 1;
         let (src, dst) = (flow.client, flow.server);
         let state = self.flow_state(flow, ts_us);
         state.requests += 1;
-        let replaced = state.pending.insert(
-            transaction_id,
-            Pending { ts_us, unit, pdu: pdu.to_vec() },
-        );
+        state.pending.entry(transaction_id).or_default().push(Pending { ts_us, unit, pdu: pdu.to_vec() });
+        state.pending_count += 1;
         let mut expired = Vec::new();
-        if let Some(old) = replaced {
-            expired.push((transaction_id, old));
-        }
-        if state.pending.len() > MAX_PENDING {
+        if state.pending_count > MAX_PENDING {
             let oldest = state
                 .pending
                 .iter()
-                .filter(|(&t, _)| t != transaction_id)
-                .min_by_key(|(_, p)| p.ts_us)
-                .map(|(&t, _)| t);
-            if let Some(t) = oldest.and_then(|t| state.pending.remove(&t).map(|p| (t, p))) {
-                expired.push(t);
+                .filter_map(|(&t, v)| v.first().map(|p| (t, p.ts_us)))
+                .min_by_key(|&(_, ts)| ts)
+                .map(|(t, _)| t);
+            if let Some(t) = oldest {
+                if let Some(v) = state.pending.get_mut(&t) {
+                    expired.push((t, v.remove(0)));
+                    state.pending_count -= 1;
+                    if v.is_empty() {
+                        state.pending.remove(&t);
+                    }
+                }
             }
         }
         self.expire(flow, expired);
@@ -476,8 +490,29 @@ impl Monitor {
             *self.stats.exceptions_by_code.entry(code).or_default() += 1;
         }
         let (src, dst) = (flow.server, flow.client);
+        let first_us = *self.first_us.get_or_insert(ts_us);
         let state = self.flow_state(flow, ts_us);
-        let Some(pending) = state.pending.remove(&transaction_id) else {
+        let taken = state.pending.get_mut(&transaction_id).and_then(|v| {
+            // Of several requests with this id, the one the answer fits (else the oldest).
+            let at = v
+                .iter()
+                .position(|p| p.unit == unit && Request::parse(&p.pdu).is_ok_and(|r| Response::parse_for(pdu, &r).is_ok()))
+                .unwrap_or(0);
+            (at < v.len()).then(|| v.remove(at))
+        });
+        if taken.is_some() {
+            state.pending_count -= 1;
+        }
+        if state.pending.get(&transaction_id).is_some_and(Vec::is_empty) {
+            state.pending.remove(&transaction_id);
+        }
+        let mid_stream = ts_us.saturating_sub(first_us) < STARTUP_GRACE_US;
+        let Some(pending) = taken else {
+            if mid_stream {
+                // The capture (or the monitor) started between a request and its answer.
+                self.stats.answers_before_start += 1;
+                return;
+            }
             self.alert(Kind::UnsolicitedResponse, ts_us, src, dst, Some(unit), Some(raw & 0x7f), format!("response with transaction id {transaction_id} matches no outstanding request"));
             if self.keep_transactions {
                 self.transactions.push(Transaction {
