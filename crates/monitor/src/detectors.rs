@@ -101,8 +101,12 @@ pub struct Thresholds {
     pub request_flood_per_s: u32,
     /// `poll_rate_change`: the observed period is above mean * factor or below mean / factor.
     pub poll_rate_factor: f64,
-    /// `poll_rate_change`: signatures seen fewer times than this in the baseline are not polls.
+    /// `poll_rate_change`: signatures seen fewer times than this in the baseline are not polls,
+    /// and the live period is the mean over this many intervals.
     pub poll_min_samples: u64,
+    /// `poll_rate_change`: only signatures whose baseline jitter is at most this fraction of
+    /// their mean period count as periodic polls.
+    pub poll_max_jitter_ratio: f64,
     /// The same alert (kind, master, slave, unit, function) is reported once per this many
     /// seconds; repeats are counted, not listed.
     pub suppress_s: u64,
@@ -120,6 +124,7 @@ impl Default for Thresholds {
             request_flood_per_s: 100,
             poll_rate_factor: 3.0,
             poll_min_samples: 10,
+            poll_max_jitter_ratio: 0.5,
             suppress_s: 60,
             disabled: Vec::new(),
         }
@@ -156,6 +161,7 @@ impl Thresholds {
             ("request_flood_per_s", self.request_flood_per_s.to_string()),
             ("poll_rate_factor", self.poll_rate_factor.to_string()),
             ("poll_min_samples", self.poll_min_samples.to_string()),
+            ("poll_max_jitter_ratio", self.poll_max_jitter_ratio.to_string()),
             ("suppress_s", self.suppress_s.to_string()),
         ]
     }

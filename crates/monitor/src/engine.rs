@@ -172,7 +172,8 @@ pub struct Monitor {
     suppress: HashMap<AlertKey, u64>,
     exceptions: HashMap<(IpAddr, u8), VecDeque<u64>>,
     flood: HashMap<(IpAddr, IpAddr), (u64, u32)>,
-    polls: HashMap<(ChannelKey, u8, u16, u16), u64>,
+    /// Per polled signature: last time, sum of intervals, intervals in the current window.
+    polls: HashMap<(ChannelKey, u8, u16, u16), (u64, f64, u64)>,
     keep_transactions: bool,
     first_us: Option<u64>,
     /// Alerts since the last drain.
@@ -447,15 +448,28 @@ impl Monitor {
         }
         if let Some(c) = channel {
             let (start, count) = request.ranges().next().map_or((0, 0), |(_, r)| (r.start(), r.count()));
-            if let Some(poll) = c.poll(fc, start, count).filter(|p| p.samples >= self.thresholds.poll_min_samples && p.mean_s > 0.0) {
-                let (mean, factor) = (poll.mean_s, self.thresholds.poll_rate_factor);
+            let t = &self.thresholds;
+            let periodic = c.poll(fc, start, count).filter(|p| {
+                p.samples >= t.poll_min_samples && p.mean_s > 0.0 && p.jitter_s <= p.mean_s * t.poll_max_jitter_ratio
+            });
+            if let Some(poll) = periodic {
+                let (mean, factor, window) = (poll.mean_s, t.poll_rate_factor, t.poll_min_samples.max(1));
                 if self.polls.len() > MAX_STATE {
                     self.polls.clear();
                 }
-                if let Some(last) = self.polls.insert((key, fc, start, count), ts) {
-                    let period = ts.saturating_sub(last) as f64 / 1e6;
+                // The mean period over the last `window` intervals, against the baseline's.
+                let live = self.polls.entry((key, fc, start, count)).or_insert((ts, 0.0, 0));
+                let interval = ts.saturating_sub(live.0) as f64 / 1e6;
+                if live.0 != ts || live.2 > 0 {
+                    live.1 += interval;
+                    live.2 += 1;
+                }
+                live.0 = ts;
+                if live.2 >= window {
+                    let period = live.1 / live.2 as f64;
+                    *live = (ts, 0.0, 0);
                     if period > mean * factor || period < mean / factor {
-                        found.push((Kind::PollRateChange, format!("function {fc} at {start}+{count} came after {period:.3} s; the baseline period is {mean:.3} s (jitter {:.3} s)", poll.jitter_s)));
+                        found.push((Kind::PollRateChange, format!("function {fc} at {start}+{count}: mean period {period:.3} s over the last {window} requests; the baseline's is {mean:.3} s (jitter {:.3} s)", poll.jitter_s)));
                     }
                 }
             }
