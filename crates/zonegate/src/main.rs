@@ -48,6 +48,8 @@ enum Command {
     Probe(cmd::probe::Args),
     /// Analyse pcap/pcapng captures: detectors, inventory, policy replay (`--model`).
     Analyze(cmd::analyze::Args),
+    /// Write a reviewable model from observed traffic (captures or audit logs).
+    Learn(cmd::learn::Args),
     /// Work with the tamper-evident audit log: verify, show, keygen.
     #[command(subcommand)]
     Log(cmd::log::Command),
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => cmd::probe::run(args),
         Command::Log(command) => cmd::log::run(command),
         Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Learn(args) => cmd::learn::run(args),
     };
     ExitCode::from(status)
 }

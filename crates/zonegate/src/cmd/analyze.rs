@@ -32,8 +32,12 @@ pub(crate) enum Format {
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// pcap or pcapng files, read in order as one stream.
-    #[arg(required_unless_present = "list_detectors")]
+    #[arg(required_unless_present_any = ["list_detectors", "events"])]
     pub(crate) captures: Vec<PathBuf>,
+    /// Read the request records of zonegate audit logs instead of captures (replay a model
+    /// on what the gateway saw). Repeatable.
+    #[arg(long, value_name = "AUDIT_LOG", num_args = 1..)]
+    pub(crate) events: Vec<PathBuf>,
     /// Replay this model's policy on every request (adds `policy` to the output).
     #[arg(long)]
     pub(crate) model: Option<PathBuf>,
@@ -109,9 +113,18 @@ pub(crate) fn run(args: Args) -> u8 {
     }
     let mut ports = vec![502];
     ports.extend(args.ports.iter().copied());
-    let run = match analyze(&args.captures, ports, &mut monitor, replay.as_mut(), eve.as_mut()) {
-        Ok(run) => run,
-        Err(code) => return code,
+    let run = if args.events.is_empty() {
+        match analyze(&args.captures, ports, &mut monitor, replay.as_mut(), eve.as_mut()) {
+            Ok(run) => run,
+            Err(code) => return code,
+        }
+    } else {
+        if let Err(e) = super::learn::feed_events(&args.events, &mut monitor, replay.as_mut()) {
+            eprintln!("zonegate analyze: {e}");
+            return EXIT_INPUT;
+        }
+        monitor.finish();
+        Run { files: Vec::new(), tcp: TcpStats::default(), alerts: monitor.alerts.drain(..).collect() }
     };
     if let Some(w) = eve.as_mut() {
         if let Err(e) = w.flush() {

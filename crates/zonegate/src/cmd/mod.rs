@@ -6,6 +6,7 @@ pub(crate) mod assess;
 pub(crate) mod check;
 pub(crate) mod compile;
 pub(crate) mod decode;
+pub(crate) mod learn;
 pub(crate) mod demo;
 pub(crate) mod log;
 pub(crate) mod probe;
