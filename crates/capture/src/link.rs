@@ -39,12 +39,18 @@ fn network(linktype: u32, frame: &[u8]) -> Option<&[u8]> {
                 at += 4;
                 ethertype = be16(frame, at)?;
             }
-            matches!(ethertype, 0x0800 | 0x86dd).then(|| frame.get(at + 2..)).flatten()
+            matches!(ethertype, 0x0800 | 0x86dd)
+                .then(|| frame.get(at + 2..))
+                .flatten()
         }
         NULL | LOOP => frame.get(4..),
         RAW | IPV4 | IPV6 => Some(frame),
-        LINUX_SLL => matches!(be16(frame, 14)?, 0x0800 | 0x86dd).then(|| frame.get(16..)).flatten(),
-        LINUX_SLL2 => matches!(be16(frame, 0)?, 0x0800 | 0x86dd).then(|| frame.get(20..)).flatten(),
+        LINUX_SLL => matches!(be16(frame, 14)?, 0x0800 | 0x86dd)
+            .then(|| frame.get(16..))
+            .flatten(),
+        LINUX_SLL2 => matches!(be16(frame, 0)?, 0x0800 | 0x86dd)
+            .then(|| frame.get(20..))
+            .flatten(),
         _ => None,
     }
 }
@@ -75,7 +81,11 @@ pub(crate) fn tcp_segment(linktype: u32, frame: &[u8]) -> Option<Segment<'_>> {
             let s: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
             let d: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
             let body = ip.get(40..(40 + len).min(ip.len()))?;
-            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), body)
+            (
+                IpAddr::V6(Ipv6Addr::from(s)),
+                IpAddr::V6(Ipv6Addr::from(d)),
+                body,
+            )
         }
         _ => return None,
     };

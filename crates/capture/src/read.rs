@@ -45,7 +45,9 @@ pub fn read_capture(
     let err = |e: &dyn fmt::Display| CaptureError(format!("{}: {e}", path.display()));
     let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| err(&e))?);
     let mut magic = [0u8; 4];
-    file.get_mut().read_exact(&mut magic).map_err(|_| err(&"not a pcap or pcapng file (shorter than 4 bytes)"))?;
+    file.get_mut()
+        .read_exact(&mut magic)
+        .map_err(|_| err(&"not a pcap or pcapng file (shorter than 4 bytes)"))?;
     // Reopen from the start: the readers parse the magic themselves.
     let file = BufReader::with_capacity(1 << 20, File::open(path).map_err(|e| err(&e))?);
     let mut summary = Summary::default();
@@ -57,7 +59,8 @@ pub fn read_capture(
             let block = match block {
                 Ok(b) => b,
                 Err(e) => {
-                    summary.truncated = Some(format!("pcapng block after frame {}: {e}", summary.frames));
+                    summary.truncated =
+                        Some(format!("pcapng block after frame {}: {e}", summary.frames));
                     break;
                 }
             };
@@ -74,7 +77,10 @@ pub fn read_capture(
                 Block::SimplePacket(p) => (0, std::time::Duration::ZERO, &p.data[..]),
                 _ => continue,
             };
-            let linktype = linktypes.get(interface as usize).copied().unwrap_or(u32::MAX);
+            let linktype = linktypes
+                .get(interface as usize)
+                .copied()
+                .unwrap_or(u32::MAX);
             let ts_us = u64::try_from(ts.as_micros()).unwrap_or(u64::MAX);
             summary.frames += 1;
             summary.bytes += data.len() as u64;
@@ -82,13 +88,15 @@ pub fn read_capture(
             frame(ts_us, linktype, data);
         }
     } else {
-        let mut reader = PcapReader::new(file).map_err(|e| err(&format!("not a pcap or pcapng file: {e}")))?;
+        let mut reader =
+            PcapReader::new(file).map_err(|e| err(&format!("not a pcap or pcapng file: {e}")))?;
         let linktype = u32::from(reader.header().datalink);
         while let Some(packet) = reader.next_packet() {
             let packet = match packet {
                 Ok(p) => p,
                 Err(e) => {
-                    summary.truncated = Some(format!("pcap record after frame {}: {e}", summary.frames));
+                    summary.truncated =
+                        Some(format!("pcap record after frame {}: {e}", summary.frames));
                     break;
                 }
             };

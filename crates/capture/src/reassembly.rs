@@ -62,7 +62,6 @@ pub struct TcpStats {
     pub flows: u64,
 }
 
-
 #[derive(Debug, Default)]
 struct Direction {
     next_seq: Option<u32>,
@@ -92,7 +91,11 @@ pub struct Reassembler {
 impl Reassembler {
     /// Reassembles connections to any of `ports` (the server side).
     pub fn new(ports: Vec<u16>) -> Self {
-        Self { ports, conns: HashMap::new(), stats: TcpStats::default() }
+        Self {
+            ports,
+            conns: HashMap::new(),
+            stats: TcpStats::default(),
+        }
     }
 
     /// The counters.
@@ -101,7 +104,13 @@ impl Reassembler {
     }
 
     /// Feeds one captured frame of `linktype`.
-    pub fn frame(&mut self, ts_us: u64, linktype: u32, data: &[u8], out: &mut dyn FnMut(Event<'_>)) {
+    pub fn frame(
+        &mut self,
+        ts_us: u64,
+        linktype: u32,
+        data: &[u8],
+        out: &mut dyn FnMut(Event<'_>),
+    ) {
         if let Some(segment) = tcp_segment(linktype, data) {
             self.segment(ts_us, &segment, out);
         }
@@ -109,16 +118,32 @@ impl Reassembler {
 
     fn segment(&mut self, ts_us: u64, s: &Segment<'_>, out: &mut dyn FnMut(Event<'_>)) {
         let (flow, side) = if self.ports.contains(&s.dst.port()) {
-            (Flow { client: s.src, server: s.dst }, Side::ToServer)
+            (
+                Flow {
+                    client: s.src,
+                    server: s.dst,
+                },
+                Side::ToServer,
+            )
         } else if self.ports.contains(&s.src.port()) {
-            (Flow { client: s.dst, server: s.src }, Side::ToClient)
+            (
+                Flow {
+                    client: s.dst,
+                    server: s.src,
+                },
+                Side::ToClient,
+            )
         } else {
             return;
         };
         self.stats.segments += 1;
         if !self.conns.contains_key(&flow) {
             if self.conns.len() >= MAX_FLOWS {
-                let oldest = self.conns.iter().min_by_key(|(_, c)| c.last_us).map(|(f, _)| *f);
+                let oldest = self
+                    .conns
+                    .iter()
+                    .min_by_key(|(_, c)| c.last_us)
+                    .map(|(f, _)| *f);
                 if let Some(oldest) = oldest {
                     self.close(oldest, out);
                 }
@@ -144,7 +169,15 @@ impl Reassembler {
                 if skip >= s.payload.len() {
                     self.stats.retransmitted += 1;
                 } else {
-                    deliver(dir, &s.payload[skip..], ts_us, flow, side, &mut self.stats, out);
+                    deliver(
+                        dir,
+                        &s.payload[skip..],
+                        ts_us,
+                        flow,
+                        side,
+                        &mut self.stats,
+                        out,
+                    );
                     drain_held(dir, ts_us, flow, side, &mut self.stats, out);
                 }
             } else {
@@ -155,11 +188,20 @@ impl Reassembler {
                 }
                 if dir.held.len() > MAX_HELD_SEGMENTS || dir.held_bytes > MAX_HELD_BYTES {
                     // Give up on the hole: restart framing at the first held segment.
-                    let first = dir.held.iter().map(|(seq, _)| *seq).min_by_key(|seq| seq.wrapping_sub(next));
+                    let first = dir
+                        .held
+                        .iter()
+                        .map(|(seq, _)| *seq)
+                        .min_by_key(|seq| seq.wrapping_sub(next));
                     if let Some(first) = first {
                         let missing = first.wrapping_sub(next);
                         self.stats.gaps += 1;
-                        out(Event::Gap { ts_us, flow, side, missing });
+                        out(Event::Gap {
+                            ts_us,
+                            flow,
+                            side,
+                            missing,
+                        });
                         dir.next_seq = Some(first);
                         dir.buf.clear();
                         dir.resync = true;
@@ -179,11 +221,24 @@ impl Reassembler {
 
     fn close(&mut self, flow: Flow, out: &mut dyn FnMut(Event<'_>)) {
         if let Some(conn) = self.conns.remove(&flow) {
-            for (dir, side) in [(conn.to_server, Side::ToServer), (conn.to_client, Side::ToClient)] {
+            for (dir, side) in [
+                (conn.to_server, Side::ToServer),
+                (conn.to_client, Side::ToClient),
+            ] {
                 if !dir.held.is_empty() {
-                    let missing = dir.held.iter().map(|(seq, _)| seq.wrapping_sub(dir.next_seq.unwrap_or(*seq))).min().unwrap_or(0);
+                    let missing = dir
+                        .held
+                        .iter()
+                        .map(|(seq, _)| seq.wrapping_sub(dir.next_seq.unwrap_or(*seq)))
+                        .min()
+                        .unwrap_or(0);
                     self.stats.gaps += 1;
-                    out(Event::Gap { ts_us: conn.last_us, flow, side, missing });
+                    out(Event::Gap {
+                        ts_us: conn.last_us,
+                        flow,
+                        side,
+                        missing,
+                    });
                 }
             }
             out(Event::Closed(flow));
@@ -201,10 +256,21 @@ impl Reassembler {
 }
 
 /// Delivers held segments that the stream has now reached.
-fn drain_held(dir: &mut Direction, ts_us: u64, flow: Flow, side: Side, stats: &mut TcpStats, out: &mut dyn FnMut(Event<'_>)) {
+fn drain_held(
+    dir: &mut Direction,
+    ts_us: u64,
+    flow: Flow,
+    side: Side,
+    stats: &mut TcpStats,
+    out: &mut dyn FnMut(Event<'_>),
+) {
     loop {
         let Some(next) = dir.next_seq else { return };
-        let Some(at) = dir.held.iter().position(|(seq, _)| seq.wrapping_sub(next) as i32 <= 0) else {
+        let Some(at) = dir
+            .held
+            .iter()
+            .position(|(seq, _)| seq.wrapping_sub(next) as i32 <= 0)
+        else {
             return;
         };
         let (seq, bytes) = dir.held.swap_remove(at);
@@ -219,7 +285,15 @@ fn drain_held(dir: &mut Direction, ts_us: u64, flow: Flow, side: Side, stats: &m
 }
 
 /// Appends in-order bytes of one segment and emits every whole ADU.
-fn deliver(dir: &mut Direction, bytes: &[u8], ts_us: u64, flow: Flow, side: Side, stats: &mut TcpStats, out: &mut dyn FnMut(Event<'_>)) {
+fn deliver(
+    dir: &mut Direction,
+    bytes: &[u8],
+    ts_us: u64,
+    flow: Flow,
+    side: Side,
+    stats: &mut TcpStats,
+    out: &mut dyn FnMut(Event<'_>),
+) {
     dir.next_seq = dir.next_seq.map(|n| n.wrapping_add(bytes.len() as u32));
     if dir.resync {
         // A segment boundary: resume when it starts with a plausible MBAP header.
@@ -248,7 +322,12 @@ fn deliver(dir: &mut Direction, bytes: &[u8], ts_us: u64, flow: Flow, side: Side
             }
             Ok(None) => break,
             Err(error) => {
-                out(Event::FrameError { ts_us, flow, side, error });
+                out(Event::FrameError {
+                    ts_us,
+                    flow,
+                    side,
+                    error,
+                });
                 stats.resync_skipped_bytes += (dir.buf.len() - pos) as u64;
                 pos = dir.buf.len();
                 dir.resync = true;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use zonegate_capture::{read_capture, Event, Reassembler, TcpStats};
-use zonegate_monitor::{Baseline, Kind, Monitor, Stats, Thresholds};
+use zonegate_monitor::{Alert, Baseline, Kind, Monitor, Stats, Thresholds};
 
 const MASTER: [u8; 4] = [10, 0, 0, 1];
 const SLAVE: [u8; 4] = [10, 0, 0, 2];
@@ -28,11 +28,22 @@ impl Pcap {
         bytes.extend_from_slice(&[0; 8]);
         bytes.extend_from_slice(&65535u32.to_le_bytes());
         bytes.extend_from_slice(&1u32.to_le_bytes());
-        Self { bytes, seq: [1000, 5000] }
+        Self {
+            bytes,
+            seq: [1000, 5000],
+        }
     }
 
     /// A raw TCP segment with an explicit sequence number.
-    fn segment(&mut self, ts_us: u64, to_server: bool, client_port: u16, seq: u32, flags: u8, payload: &[u8]) {
+    fn segment(
+        &mut self,
+        ts_us: u64,
+        to_server: bool,
+        client_port: u16,
+        seq: u32,
+        flags: u8,
+        payload: &[u8],
+    ) {
         let (src, dst, sport, dport) = if to_server {
             (MASTER, SLAVE, client_port, 502)
         } else {
@@ -51,10 +62,14 @@ impl Pcap {
         f.extend_from_slice(&seq.to_be_bytes());
         f.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
         f.extend_from_slice(payload);
-        self.bytes.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(f.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(f.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(&f);
     }
 
@@ -98,8 +113,21 @@ fn run(pcap: &Pcap, baseline: Option<Baseline>, thresholds: Thresholds) -> Outco
     let mut reassembler = Reassembler::new(vec![502]);
     let handle = |ev: Event<'_>, m: &mut Monitor| match ev {
         Event::Adu(adu) => m.adu(adu),
-        Event::FrameError { ts_us, flow, side, error } => m.frame_error(ts_us, flow, side, &error),
-        Event::Gap { ts_us, flow, .. } => m.alert(Kind::StreamGap, ts_us, flow.client, flow.server, None, None, "gap".into()),
+        Event::FrameError {
+            ts_us,
+            flow,
+            side,
+            error,
+        } => m.frame_error(ts_us, flow, side, &error),
+        Event::Gap { ts_us, flow, .. } => m.alert(Alert {
+            kind: Kind::StreamGap,
+            ts_us,
+            src: flow.client,
+            dst: flow.server,
+            unit: None,
+            fc: None,
+            message: "gap".into(),
+        }),
         Event::Closed(flow) => m.flow_closed(flow),
     };
     let summary = read_capture(file.path(), &mut |ts, lt, data| {
@@ -165,7 +193,13 @@ fn diagnostics_and_reconnaissance_fire() {
     p.request(114_000_000, 1004, &[43, 14, 1, 0]);
     p.request(115_000_000, 1005, &[17]);
     let out = run(&p, None, Thresholds::default());
-    for k in [Kind::DiagnosticsListenOnly, Kind::DiagnosticsRestart, Kind::DiagnosticsClearCounters, Kind::DeviceIdentification, Kind::ReportServerId] {
+    for k in [
+        Kind::DiagnosticsListenOnly,
+        Kind::DiagnosticsRestart,
+        Kind::DiagnosticsClearCounters,
+        Kind::DeviceIdentification,
+        Kind::ReportServerId,
+    ] {
         assert!(out.kinds.contains(&k), "{k} missing from {:?}", out.kinds);
     }
     assert_eq!(out.stats.alerts_by_kind["diagnostics_clear_counters"], 2);
@@ -215,8 +249,12 @@ fn baseline_detectors_fire_on_what_the_baseline_never_saw() {
     p.request(210_000_000, 500, &[6, 0, 9, 0, 1]); // register 9 never written
     p.request(211_000_000, 501, &[6, 0, 5, 0x10, 0]); // register 5, value 4096 > 100
     p.request(212_000_000, 502, &[4, 0, 0, 0, 1]); // FC 4 never used
-    let out = run(&p, Some(b.clone()), Thresholds::default());
-    for k in [Kind::WriteOutOfBaseline, Kind::ValueOutOfBaseline, Kind::NewFunction] {
+    let out = run(&p, Some(b), Thresholds::default());
+    for k in [
+        Kind::WriteOutOfBaseline,
+        Kind::ValueOutOfBaseline,
+        Kind::NewFunction,
+    ] {
         assert!(out.kinds.contains(&k), "{k} missing from {:?}", out.kinds);
     }
     assert!(!out.kinds.contains(&Kind::NewMaster));
@@ -249,7 +287,10 @@ fn unsolicited_and_mismatched_responses_fire() {
     p.request(111_000_000, 7, &[3, 0, 0, 0, 2]);
     p.response(111_001_000, 7, &[4, 4, 0, 0, 0, 0]); // FC 4 answers FC 3
     let out = run(&p, None, Thresholds::default());
-    assert_eq!(out.kinds, vec![Kind::UnsolicitedResponse, Kind::MismatchedResponse]);
+    assert_eq!(
+        out.kinds,
+        vec![Kind::UnsolicitedResponse, Kind::MismatchedResponse]
+    );
 }
 
 #[test]
@@ -261,12 +302,22 @@ fn malformed_and_non_modbus_frames_fire_and_the_stream_resynchronises() {
     // While resynchronising, bytes are skipped without a second alert; a fresh connection
     // that starts with protocol id 0x0010 is reported as not Modbus.
     p.send(11_500_000, true, &[0, 3, 0, 0x10, 0, 6, 1, 3, 0, 0, 0, 1]);
-    p.segment(12_000_000, true, 40001, 77, 0x18, &[0, 3, 0, 0x10, 0, 6, 1, 3, 0, 0, 0, 1]);
+    p.segment(
+        12_000_000,
+        true,
+        40001,
+        77,
+        0x18,
+        &[0, 3, 0, 0x10, 0, 6, 1, 3, 0, 0, 0, 1],
+    );
     // The next segment starts a valid ADU again: it is counted.
     p.request(13_000_000, 4, &[3, 0, 0, 0, 1]);
     p.request(14_000_000, 5, &[3, 0, 0, 0]); // PDU too short for FC 3
     let out = run(&p, None, Thresholds::default());
-    assert_eq!(out.kinds, vec![Kind::MalformedFrame, Kind::NonModbusTraffic]);
+    assert_eq!(
+        out.kinds,
+        vec![Kind::MalformedFrame, Kind::NonModbusTraffic]
+    );
     assert_eq!(out.stats.requests, 3);
     assert_eq!(out.stats.alerts_by_kind["malformed_frame"], 2);
 }
@@ -282,7 +333,14 @@ fn retransmitted_and_out_of_order_segments_count_once() {
     p.segment(1_000_100, true, 40000, s, 0x18, &a); // retransmission
     p.segment(1_000_200, true, 40000, s + 24, 0x18, &c); // ahead of b
     p.segment(1_000_300, true, 40000, s + 12, 0x18, &b);
-    p.segment(1_000_400, true, 40000, s + 6, 0x18, &[a.as_slice(), b.as_slice()].concat()[6..]); // overlap
+    p.segment(
+        1_000_400,
+        true,
+        40000,
+        s + 6,
+        0x18,
+        &[a.as_slice(), b.as_slice()].concat()[6..],
+    ); // overlap
     let out = run(&p, None, Thresholds::default());
     assert_eq!(out.stats.requests, 3);
     assert_eq!(out.stats.requests_by_function[&3], 3);
@@ -295,12 +353,33 @@ fn retransmitted_and_out_of_order_segments_count_once() {
 fn a_gap_is_reported_and_framing_restarts_after_it() {
     let mut p = Pcap::new();
     let s = 1000u32;
-    p.segment(1_000_000, true, 40000, s, 0x18, &Pcap::adu(1, 1, &[3, 0, 0, 0, 1]));
+    p.segment(
+        1_000_000,
+        true,
+        40000,
+        s,
+        0x18,
+        &Pcap::adu(1, 1, &[3, 0, 0, 0, 1]),
+    );
     // 12 bytes are never captured; more than the hold limit arrive after the hole.
     for i in 0..70u32 {
-        p.segment(2_000_000 + u64::from(i), true, 40000, s + 24 + i * 12, 0x18, &Pcap::adu(10 + i as u16, 1, &[3, 0, 0, 0, 1]));
+        p.segment(
+            2_000_000 + u64::from(i),
+            true,
+            40000,
+            s + 24 + i * 12,
+            0x18,
+            &Pcap::adu(10 + i as u16, 1, &[3, 0, 0, 0, 1]),
+        );
     }
-    let out = run(&p, None, Thresholds { request_flood_per_s: 1000, ..Thresholds::default() });
+    let out = run(
+        &p,
+        None,
+        Thresholds {
+            request_flood_per_s: 1000,
+            ..Thresholds::default()
+        },
+    );
     assert!(out.kinds.contains(&Kind::StreamGap), "{:?}", out.kinds);
     assert_eq!(out.stats.requests, 71);
     assert_eq!(out.tcp.gaps, 1);
@@ -363,5 +442,8 @@ fn answers_in_flight_when_the_capture_starts_are_not_unsolicited() {
     assert_eq!(out.kinds, vec![]);
     assert_eq!(out.stats.answers_before_start, 1);
     p.response(20_000_000, 31999, &[3, 2, 0, 0]);
-    assert_eq!(run(&p, None, Thresholds::default()).kinds, vec![Kind::UnsolicitedResponse]);
+    assert_eq!(
+        run(&p, None, Thresholds::default()).kinds,
+        vec![Kind::UnsolicitedResponse]
+    );
 }

@@ -94,7 +94,11 @@ impl Poll {
             let delta = x - self.mean_s;
             self.mean_s += delta / n;
             self.m2 += delta * (x - self.mean_s);
-            self.jitter_s = if n > 1.0 { (self.m2 / (n - 1.0)).sqrt() } else { 0.0 };
+            self.jitter_s = if n > 1.0 {
+                (self.m2 / (n - 1.0)).sqrt()
+            } else {
+                0.0
+            };
         }
         interval
     }
@@ -211,8 +215,16 @@ impl Channel {
         }
         for (i, (table, range)) in request.ranges().enumerate() {
             // FC 23 yields its read range first, then its write range.
-            let is_write_range = if request.function().get() == 23 { i == 1 } else { write };
-            let map = if is_write_range { &mut self.writes } else { &mut self.reads };
+            let is_write_range = if request.function().get() == 23 {
+                i == 1
+            } else {
+                write
+            };
+            let map = if is_write_range {
+                &mut self.writes
+            } else {
+                &mut self.reads
+            };
             map.entry(table_key(table).to_string())
                 .or_default()
                 .insert(range.start(), range.last());
@@ -264,12 +276,25 @@ impl Baseline {
     pub fn from_json(text: &str) -> Result<Self, String> {
         let mut b: Self = serde_json::from_str(text).map_err(|e| format!("baseline: {e}"))?;
         if b.version != 1 {
-            return Err(format!("baseline: version {} is not supported (1)", b.version));
+            return Err(format!(
+                "baseline: version {} is not supported (1)",
+                b.version
+            ));
         }
         for (i, c) in b.channels.iter().enumerate() {
             let key = ChannelKey {
-                master: c.master.parse().map_err(|_| format!("baseline: channels[{i}].master `{}` is not an address", c.master))?,
-                slave: c.slave.parse().map_err(|_| format!("baseline: channels[{i}].slave `{}` is not an address", c.slave))?,
+                master: c.master.parse().map_err(|_| {
+                    format!(
+                        "baseline: channels[{i}].master `{}` is not an address",
+                        c.master
+                    )
+                })?,
+                slave: c.slave.parse().map_err(|_| {
+                    format!(
+                        "baseline: channels[{i}].slave `{}` is not an address",
+                        c.slave
+                    )
+                })?,
                 unit: c.unit,
             };
             b.index.insert(key, i);
@@ -298,7 +323,9 @@ impl Baseline {
 
     /// True when (`slave`, `unit`) answered any request in the baseline.
     pub fn has_slave(&self, slave: IpAddr, unit: u8) -> bool {
-        self.index.keys().any(|k| k.slave == slave && k.unit == unit)
+        self.index
+            .keys()
+            .any(|k| k.slave == slave && k.unit == unit)
     }
 
     /// Learns one request on `key`.

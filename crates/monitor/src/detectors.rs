@@ -154,14 +154,26 @@ impl Thresholds {
     /// The defaults as `key: value` lines (for `--list-detectors`).
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("function_code_scan_count", self.function_code_scan_count.to_string()),
-            ("function_code_scan_window_s", self.function_code_scan_window_s.to_string()),
+            (
+                "function_code_scan_count",
+                self.function_code_scan_count.to_string(),
+            ),
+            (
+                "function_code_scan_window_s",
+                self.function_code_scan_window_s.to_string(),
+            ),
             ("address_scan_count", self.address_scan_count.to_string()),
-            ("address_scan_window_s", self.address_scan_window_s.to_string()),
+            (
+                "address_scan_window_s",
+                self.address_scan_window_s.to_string(),
+            ),
             ("request_flood_per_s", self.request_flood_per_s.to_string()),
             ("poll_rate_factor", self.poll_rate_factor.to_string()),
             ("poll_min_samples", self.poll_min_samples.to_string()),
-            ("poll_max_jitter_ratio", self.poll_max_jitter_ratio.to_string()),
+            (
+                "poll_max_jitter_ratio",
+                self.poll_max_jitter_ratio.to_string(),
+            ),
             ("suppress_s", self.suppress_s.to_string()),
         ]
     }

@@ -158,6 +158,9 @@ struct FlowState {
     last_us: u64,
 }
 
+/// A polled request signature on a channel: function, start, quantity.
+type PollKey = (ChannelKey, u8, u16, u16);
+
 type AlertKey = (Kind, IpAddr, IpAddr, Option<u8>, Option<u8>);
 
 /// The monitor: feed it ADUs and stream events, read alerts, transactions and counters.
@@ -173,7 +176,7 @@ pub struct Monitor {
     exceptions: HashMap<(IpAddr, u8), VecDeque<u64>>,
     flood: HashMap<(IpAddr, IpAddr), (u64, u32)>,
     /// Per polled signature: last time, sum of intervals, intervals in the current window.
-    polls: HashMap<(ChannelKey, u8, u16, u16), (u64, f64, u64)>,
+    polls: HashMap<PollKey, (u64, f64, u64)>,
     keep_transactions: bool,
     first_us: Option<u64>,
     /// Alerts since the last drain.
@@ -235,8 +238,13 @@ impl Monitor {
         self.flows.len()
     }
 
-    /// Raises an alert of `kind` (subject to the switch-offs and repeat suppression).
-    pub fn alert(
+    /// Raises `alert` (subject to the switch-offs and repeat suppression).
+    pub fn alert(&mut self, a: Alert) {
+        self.fire(a.kind, a.ts_us, a.src, a.dst, a.unit, a.fc, a.message);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fire(
         &mut self,
         kind: Kind,
         ts_us: u64,
@@ -286,13 +294,25 @@ impl Monitor {
             FrameError::ProtocolId(_) => Kind::NonModbusTraffic,
             _ => Kind::MalformedFrame,
         };
-        self.alert(kind, ts_us, src, dst, None, None, format!("MBAP framing: {error}"));
+        self.fire(
+            kind,
+            ts_us,
+            src,
+            dst,
+            None,
+            None,
+            format!("MBAP framing: {error}"),
+        );
     }
 
     /// A connection ended: its outstanding requests count as unanswered.
     pub fn flow_closed(&mut self, flow: Flow) {
         if let Some(state) = self.flows.remove(&flow) {
-            let all = state.pending.into_iter().flat_map(|(t, v)| v.into_iter().map(move |p| (t, p))).collect();
+            let all = state
+                .pending
+                .into_iter()
+                .flat_map(|(t, v)| v.into_iter().map(move |p| (t, p)))
+                .collect();
             self.expire(flow, all);
         }
     }
@@ -341,7 +361,14 @@ impl Monitor {
     }
 
     fn request(&mut self, adu: Adu<'_>) {
-        let Adu { ts_us, flow, transaction_id, unit, pdu, .. } = adu;
+        let Adu {
+            ts_us,
+            flow,
+            transaction_id,
+            unit,
+            pdu,
+            ..
+        } = adu;
         let Some(&fc) = pdu.first() else { return };
         self.first_us.get_or_insert(ts_us);
         self.stats.requests += 1;
@@ -349,7 +376,15 @@ impl Monitor {
         let (src, dst) = (flow.client, flow.server);
         let state = self.flow_state(flow, ts_us);
         state.requests += 1;
-        state.pending.entry(transaction_id).or_default().push(Pending { ts_us, unit, pdu: pdu.to_vec() });
+        state
+            .pending
+            .entry(transaction_id)
+            .or_default()
+            .push(Pending {
+                ts_us,
+                unit,
+                pdu: pdu.to_vec(),
+            });
         state.pending_count += 1;
         let mut expired = Vec::new();
         if state.pending_count > MAX_PENDING {
@@ -374,18 +409,37 @@ impl Monitor {
         let request = match Request::parse(pdu) {
             Ok(r) => r,
             Err(e) => {
-                self.alert(Kind::MalformedFrame, ts_us, src, dst, Some(unit), Some(fc), format!("invalid request PDU: {e}"));
+                self.fire(
+                    Kind::MalformedFrame,
+                    ts_us,
+                    src,
+                    dst,
+                    Some(unit),
+                    Some(fc),
+                    format!("invalid request PDU: {e}"),
+                );
                 return;
             }
         };
-        let key = ChannelKey { master: src.ip(), slave: dst.ip(), unit };
+        let key = ChannelKey {
+            master: src.ip(),
+            slave: dst.ip(),
+            unit,
+        };
         self.request_detectors(ts_us, src, dst, key, &request);
         if let Some(learned) = &mut self.learned {
             learned.learn(key, ts_us, &request);
         }
     }
 
-    fn request_detectors(&mut self, ts: u64, src: SocketAddr, dst: SocketAddr, key: ChannelKey, request: &Request<'_>) {
+    fn request_detectors(
+        &mut self,
+        ts: u64,
+        src: SocketAddr,
+        dst: SocketAddr,
+        key: ChannelKey,
+        request: &Request<'_>,
+    ) {
         let fc = request.function().get();
         let unit = Some(key.unit);
         let sub = request.sub_function();
@@ -397,34 +451,86 @@ impl Monitor {
             .is_some_and(|c| c.functions.contains_key(&fkey));
         if fc == 8 {
             let kind = match sub {
-                Some(diagnostics::FORCE_LISTEN_ONLY) => Some((Kind::DiagnosticsListenOnly, "Force Listen Only Mode (8/04)")),
-                Some(diagnostics::RESTART_COMMUNICATIONS) => Some((Kind::DiagnosticsRestart, "Restart Communications Option (8/01)")),
-                Some(diagnostics::CLEAR_COUNTERS) => Some((Kind::DiagnosticsClearCounters, "Clear Counters and Diagnostic Register (8/0A)")),
-                Some(diagnostics::CLEAR_OVERRUN_COUNTER) => Some((Kind::DiagnosticsClearCounters, "Clear Overrun Counter and Flag (8/14)")),
+                Some(diagnostics::FORCE_LISTEN_ONLY) => {
+                    Some((Kind::DiagnosticsListenOnly, "Force Listen Only Mode (8/04)"))
+                }
+                Some(diagnostics::RESTART_COMMUNICATIONS) => Some((
+                    Kind::DiagnosticsRestart,
+                    "Restart Communications Option (8/01)",
+                )),
+                Some(diagnostics::CLEAR_COUNTERS) => Some((
+                    Kind::DiagnosticsClearCounters,
+                    "Clear Counters and Diagnostic Register (8/0A)",
+                )),
+                Some(diagnostics::CLEAR_OVERRUN_COUNTER) => Some((
+                    Kind::DiagnosticsClearCounters,
+                    "Clear Overrun Counter and Flag (8/14)",
+                )),
                 _ => None,
             };
             if let Some((kind, what)) = kind {
-                self.alert(kind, ts, src, dst, unit, Some(fc), format!("{what} sent to unit {}", key.unit));
+                self.fire(
+                    kind,
+                    ts,
+                    src,
+                    dst,
+                    unit,
+                    Some(fc),
+                    format!("{what} sent to unit {}", key.unit),
+                );
             }
         }
         if fc == 43 && sub == Some(14) && !in_baseline {
-            self.alert(Kind::DeviceIdentification, ts, src, dst, unit, Some(fc), format!("Read Device Identification (43/14) of unit {}", key.unit));
+            self.fire(
+                Kind::DeviceIdentification,
+                ts,
+                src,
+                dst,
+                unit,
+                Some(fc),
+                format!("Read Device Identification (43/14) of unit {}", key.unit),
+            );
         }
         if fc == 17 && !in_baseline {
-            self.alert(Kind::ReportServerId, ts, src, dst, unit, Some(fc), format!("Report Server ID (17) of unit {}", key.unit));
+            self.fire(
+                Kind::ReportServerId,
+                ts,
+                src,
+                dst,
+                unit,
+                Some(fc),
+                format!("Report Server ID (17) of unit {}", key.unit),
+            );
         }
         self.flood(ts, src, dst, unit, fc);
-        let Some(baseline) = self.baseline.as_ref() else { return };
+        let Some(baseline) = self.baseline.as_ref() else {
+            return;
+        };
         let mut found: Vec<(Kind, String)> = Vec::new();
         if !baseline.has_master(key.master) {
-            found.push((Kind::NewMaster, format!("{} sends requests; the baseline never saw it", key.master)));
+            found.push((
+                Kind::NewMaster,
+                format!("{} sends requests; the baseline never saw it", key.master),
+            ));
         }
         if !baseline.has_slave(key.slave, key.unit) {
-            found.push((Kind::NewSlave, format!("{} unit {} is addressed; the baseline never saw it", key.slave, key.unit)));
+            found.push((
+                Kind::NewSlave,
+                format!(
+                    "{} unit {} is addressed; the baseline never saw it",
+                    key.slave, key.unit
+                ),
+            ));
         }
         let channel = baseline.channel(&key);
         if !in_baseline {
-            found.push((Kind::NewFunction, format!("function {fkey} from {} to {} unit {} is not in the baseline", key.master, key.slave, key.unit)));
+            found.push((
+                Kind::NewFunction,
+                format!(
+                    "function {fkey} from {} to {} unit {} is not in the baseline",
+                    key.master, key.slave, key.unit
+                ),
+            ));
         }
         if let (Some(c), Some(table)) = (channel, write_table(request)) {
             let written = request.written();
@@ -447,18 +553,27 @@ impl Monitor {
             }
         }
         if let Some(c) = channel {
-            let (start, count) = request.ranges().next().map_or((0, 0), |(_, r)| (r.start(), r.count()));
+            let (start, count) = request
+                .ranges()
+                .next()
+                .map_or((0, 0), |(_, r)| (r.start(), r.count()));
             let t = &self.thresholds;
             let periodic = c.poll(fc, start, count).filter(|p| {
-                p.samples >= t.poll_min_samples && p.mean_s > 0.0 && p.jitter_s <= p.mean_s * t.poll_max_jitter_ratio
+                p.samples >= t.poll_min_samples
+                    && p.mean_s > 0.0
+                    && p.jitter_s <= p.mean_s * t.poll_max_jitter_ratio
             });
             if let Some(poll) = periodic {
-                let (mean, factor, window) = (poll.mean_s, t.poll_rate_factor, t.poll_min_samples.max(1));
+                let (mean, factor, window) =
+                    (poll.mean_s, t.poll_rate_factor, t.poll_min_samples.max(1));
                 if self.polls.len() > MAX_STATE {
                     self.polls.clear();
                 }
                 // The mean period over the last `window` intervals, against the baseline's.
-                let live = self.polls.entry((key, fc, start, count)).or_insert((ts, 0.0, 0));
+                let live = self
+                    .polls
+                    .entry((key, fc, start, count))
+                    .or_insert((ts, 0.0, 0));
                 let interval = ts.saturating_sub(live.0) as f64 / 1e6;
                 if live.0 != ts || live.2 > 0 {
                     live.1 += interval;
@@ -475,7 +590,7 @@ impl Monitor {
             }
         }
         for (kind, message) in found {
-            self.alert(kind, ts, src, dst, unit, Some(fc), message);
+            self.fire(kind, ts, src, dst, unit, Some(fc), message);
         }
     }
 
@@ -484,19 +599,41 @@ impl Monitor {
             self.flood.clear();
         }
         let second = ts / 1_000_000;
-        let e = self.flood.entry((src.ip(), dst.ip())).or_insert((second, 0));
+        let e = self
+            .flood
+            .entry((src.ip(), dst.ip()))
+            .or_insert((second, 0));
         if e.0 != second {
             *e = (second, 0);
         }
         e.1 += 1;
         let limit = self.thresholds.request_flood_per_s;
         if e.1 == limit.saturating_add(1) {
-            self.alert(Kind::RequestFlood, ts, src, dst, unit, Some(fc), format!("more than {limit} requests in one second from {} to {}", src.ip(), dst.ip()));
+            self.fire(
+                Kind::RequestFlood,
+                ts,
+                src,
+                dst,
+                unit,
+                Some(fc),
+                format!(
+                    "more than {limit} requests in one second from {} to {}",
+                    src.ip(),
+                    dst.ip()
+                ),
+            );
         }
     }
 
     fn response(&mut self, adu: Adu<'_>) {
-        let Adu { ts_us, flow, transaction_id, unit, pdu, .. } = adu;
+        let Adu {
+            ts_us,
+            flow,
+            transaction_id,
+            unit,
+            pdu,
+            ..
+        } = adu;
         let Some(&raw) = pdu.first() else { return };
         self.stats.responses += 1;
         let exception = (raw & 0x80 != 0).then(|| pdu.get(1).copied()).flatten();
@@ -510,14 +647,22 @@ impl Monitor {
             // Of several requests with this id, the one the answer fits (else the oldest).
             let at = v
                 .iter()
-                .position(|p| p.unit == unit && Request::parse(&p.pdu).is_ok_and(|r| Response::parse_for(pdu, &r).is_ok()))
+                .position(|p| {
+                    p.unit == unit
+                        && Request::parse(&p.pdu)
+                            .is_ok_and(|r| Response::parse_for(pdu, &r).is_ok())
+                })
                 .unwrap_or(0);
             (at < v.len()).then(|| v.remove(at))
         });
         if taken.is_some() {
             state.pending_count -= 1;
         }
-        if state.pending.get(&transaction_id).is_some_and(Vec::is_empty) {
+        if state
+            .pending
+            .get(&transaction_id)
+            .is_some_and(Vec::is_empty)
+        {
             state.pending.remove(&transaction_id);
         }
         let mid_stream = ts_us.saturating_sub(first_us) < STARTUP_GRACE_US;
@@ -527,7 +672,17 @@ impl Monitor {
                 self.stats.answers_before_start += 1;
                 return;
             }
-            self.alert(Kind::UnsolicitedResponse, ts_us, src, dst, Some(unit), Some(raw & 0x7f), format!("response with transaction id {transaction_id} matches no outstanding request"));
+            self.fire(
+                Kind::UnsolicitedResponse,
+                ts_us,
+                src,
+                dst,
+                Some(unit),
+                Some(raw & 0x7f),
+                format!(
+                    "response with transaction id {transaction_id} matches no outstanding request"
+                ),
+            );
             if self.keep_transactions {
                 self.transactions.push(Transaction {
                     flow,
@@ -538,18 +693,34 @@ impl Monitor {
                     sub_function: None,
                     access: "other",
                     range: None,
-                    answer: Some(Answer { ts_us, unit, function_raw: raw, exception }),
+                    answer: Some(Answer {
+                        ts_us,
+                        unit,
+                        function_raw: raw,
+                        exception,
+                    }),
                 });
             }
             return;
         };
-        let answer = Answer { ts_us, unit, function_raw: raw, exception };
+        let answer = Answer {
+            ts_us,
+            unit,
+            function_raw: raw,
+            exception,
+        };
         let req_fc = pending.pdu.first().copied().unwrap_or(0);
         let mut mismatch = None;
         if unit != pending.unit {
-            mismatch = Some(format!("unit id {unit} answers a request to unit {}", pending.unit));
+            mismatch = Some(format!(
+                "unit id {unit} answers a request to unit {}",
+                pending.unit
+            ));
         } else if raw & 0x7f != req_fc {
-            mismatch = Some(format!("function {} answers a request with function {req_fc}", raw & 0x7f));
+            mismatch = Some(format!(
+                "function {} answers a request with function {req_fc}",
+                raw & 0x7f
+            ));
         }
         let request = Request::parse(&pending.pdu).ok();
         if let (None, Some(request)) = (&mismatch, &request) {
@@ -559,13 +730,23 @@ impl Monitor {
                         self.inventory.object(src.ip(), unit, o.id, o.value);
                     }
                 }
-                Ok(Response::ReportServerId { data }) => self.inventory.server_id(src.ip(), unit, data),
+                Ok(Response::ReportServerId { data }) => {
+                    self.inventory.server_id(src.ip(), unit, data)
+                }
                 Ok(_) => {}
                 Err(e) => mismatch = Some(format!("response invalid for its request: {e}")),
             }
         }
         if let Some(message) = mismatch {
-            self.alert(Kind::MismatchedResponse, ts_us, src, dst, Some(unit), Some(raw & 0x7f), message);
+            self.fire(
+                Kind::MismatchedResponse,
+                ts_us,
+                src,
+                dst,
+                Some(unit),
+                Some(raw & 0x7f),
+                message,
+            );
         }
         match exception {
             Some(0x01) => self.scan(Kind::FunctionCodeScan, ts_us, src, dst, unit, raw & 0x7f),
@@ -580,8 +761,14 @@ impl Monitor {
 
     fn scan(&mut self, kind: Kind, ts: u64, src: SocketAddr, dst: SocketAddr, unit: u8, fc: u8) {
         let (count, window_s) = match kind {
-            Kind::FunctionCodeScan => (self.thresholds.function_code_scan_count, self.thresholds.function_code_scan_window_s),
-            _ => (self.thresholds.address_scan_count, self.thresholds.address_scan_window_s),
+            Kind::FunctionCodeScan => (
+                self.thresholds.function_code_scan_count,
+                self.thresholds.function_code_scan_window_s,
+            ),
+            _ => (
+                self.thresholds.address_scan_count,
+                self.thresholds.address_scan_window_s,
+            ),
         };
         if self.exceptions.len() > MAX_STATE {
             self.exceptions.clear();
@@ -595,8 +782,23 @@ impl Monitor {
         window.push_back(ts);
         if window.len() >= count as usize {
             window.clear();
-            let what = if code == 1 { "illegal-function" } else { "illegal-data-address" };
-            self.alert(kind, ts, src, dst, Some(unit), Some(fc), format!("{count} {what} exceptions to {} within {window_s} s", dst.ip()));
+            let what = if code == 1 {
+                "illegal-function"
+            } else {
+                "illegal-data-address"
+            };
+            self.fire(
+                kind,
+                ts,
+                src,
+                dst,
+                Some(unit),
+                Some(fc),
+                format!(
+                    "{count} {what} exceptions to {} within {window_s} s",
+                    dst.ip()
+                ),
+            );
         }
     }
 }

@@ -40,14 +40,27 @@ fn place(base: Option<&Model>, ip: IpAddr, fallback: &str) -> Place {
     if let Some(model) = base {
         for z in &model.zones {
             if let Some(a) = z.assets.iter().find(|a| a.address == Some(ip)) {
-                return Place { zone: z.id.clone(), asset: a.id.clone() };
+                return Place {
+                    zone: z.id.clone(),
+                    asset: a.id.clone(),
+                };
             }
         }
-        if let Some(z) = model.zones.iter().find(|z| z.networks.iter().any(|n| n.value.contains(ip))) {
-            return Place { zone: z.id.clone(), asset: None };
+        if let Some(z) = model
+            .zones
+            .iter()
+            .find(|z| z.networks.iter().any(|n| n.value.contains(ip)))
+        {
+            return Place {
+                zone: z.id.clone(),
+                asset: None,
+            };
         }
     }
-    Place { zone: fallback.to_string(), asset: None }
+    Place {
+        zone: fallback.to_string(),
+        asset: None,
+    }
 }
 
 fn yaml_str(s: &str) -> String {
@@ -58,7 +71,13 @@ fn ranges(set: &RangeSet) -> String {
     let parts: Vec<String> = set
         .0
         .iter()
-        .map(|[a, b]| if a == b { a.to_string() } else { format!("\"{a}-{b}\"") })
+        .map(|[a, b]| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("\"{a}-{b}\"")
+            }
+        })
         .collect();
     format!("[{}]", parts.join(", "))
 }
@@ -93,14 +112,25 @@ fn rule(out: &mut String, id: &str, from: &str, c: &Channel, opts: &Options) {
         }
     }
     if functions.is_empty() {
-        let _ = writeln!(out, "      # {id}: only writes seen fewer than {} times ({}); not learned", opts.min_writes, left_out.join(", "));
+        let _ = writeln!(
+            out,
+            "      # {id}: only writes seen fewer than {} times ({}); not learned",
+            opts.min_writes,
+            left_out.join(", ")
+        );
         return;
     }
-    let writes_kept = c.write_counts.keys().any(|k| !left_out.iter().any(|l| l.starts_with(&format!("{k} "))));
+    let writes_kept = c
+        .write_counts
+        .keys()
+        .any(|k| !left_out.iter().any(|l| l.starts_with(&format!("{k} "))));
     let _ = writeln!(out, "      - id: {id}");
     let _ = writeln!(out, "        from: [{}]", yaml_str(from));
     let _ = writeln!(out, "        unit_ids: [{}]", c.unit);
-    let list: Vec<String> = functions.iter().map(|(fc, subs)| function_entry(*fc, subs)).collect();
+    let list: Vec<String> = functions
+        .iter()
+        .map(|(fc, subs)| function_entry(*fc, subs))
+        .collect();
     let _ = writeln!(out, "        functions: [{}]", list.join(", "));
     for table in ["coils", "discrete", "input", "holding"] {
         let mut set = c.reads.get(table).cloned().unwrap_or_default();
@@ -118,7 +148,11 @@ fn rule(out: &mut String, id: &str, from: &str, c: &Channel, opts: &Options) {
         let hi = c.values.values().map(|v| v[1]).max().unwrap_or(0);
         let _ = writeln!(out, "        values: {{min: {lo}, max: {hi}}}");
     }
-    let counts: Vec<String> = c.functions.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+    let counts: Vec<String> = c
+        .functions
+        .iter()
+        .map(|(k, n)| format!("{k} x{n}"))
+        .collect();
     let mut why = format!(
         "learned: {} requests, first {}, last {}; functions {}",
         c.requests,
@@ -127,7 +161,12 @@ fn rule(out: &mut String, id: &str, from: &str, c: &Channel, opts: &Options) {
         counts.join(", ")
     );
     if !left_out.is_empty() {
-        let _ = write!(why, "; left out (fewer than {} writes): {}", opts.min_writes, left_out.join(", "));
+        let _ = write!(
+            why,
+            "; left out (fewer than {} writes): {}",
+            opts.min_writes,
+            left_out.join(", ")
+        );
     }
     let _ = writeln!(out, "        justification: {}", yaml_str(&why));
 }
@@ -135,15 +174,26 @@ fn rule(out: &mut String, id: &str, from: &str, c: &Channel, opts: &Options) {
 /// The model text learned from `baseline` (with zone names from `base` where given).
 pub fn synthesize(baseline: &Baseline, base: Option<&Model>, opts: &Options) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# Learned by `zonegate learn` from {} requests ({}).", baseline.requests, opts.sources.join(", "));
-    let _ = writeln!(out, "# Review every rule before enforcing: a rule admits only what the capture showed.");
+    let _ = writeln!(
+        out,
+        "# Learned by `zonegate learn` from {} requests ({}).",
+        baseline.requests,
+        opts.sources.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "# Review every rule before enforcing: a rule admits only what the capture showed."
+    );
     let mut channels: Vec<_> = baseline.keyed().collect();
     channels.sort_by_key(|(k, _)| *k);
     let masters: BTreeSet<IpAddr> = channels.iter().map(|(k, _)| k.master).collect();
-    let slaves: BTreeMap<IpAddr, BTreeSet<u8>> = channels.iter().fold(BTreeMap::new(), |mut m, (k, _)| {
-        m.entry(k.slave).or_insert_with(BTreeSet::new).insert(k.unit);
-        m
-    });
+    let slaves: BTreeMap<IpAddr, BTreeSet<u8>> =
+        channels.iter().fold(BTreeMap::new(), |mut m, (k, _)| {
+            m.entry(k.slave)
+                .or_insert_with(BTreeSet::new)
+                .insert(k.unit);
+            m
+        });
     // Zones: those of the base model that hold observed addresses, then the learned ones.
     let mut zones: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
     let mut add_asset = |zone: &str, asset: String, network: Option<String>| {
@@ -160,14 +210,32 @@ pub fn synthesize(baseline: &Baseline, base: Option<&Model>, opts: &Options) -> 
     for &m in &masters {
         let p = place(base, m, "LEARNED-MASTERS");
         let id = p.asset.clone().unwrap_or_else(|| format!("M-{}", slug(m)));
-        add_asset(&p.zone, format!("{{id: {id}, address: {}}}", yaml_str(&m.to_string())), None);
+        add_asset(
+            &p.zone,
+            format!("{{id: {id}, address: {}}}", yaml_str(&m.to_string())),
+            None,
+        );
     }
     for (&s, units) in &slaves {
         let p = place(base, s, &format!("LEARNED-{}", slug(s)));
         let id = p.asset.clone().unwrap_or_else(|| format!("S-{}", slug(s)));
         let units: Vec<String> = units.iter().map(u8::to_string).collect();
-        let net = (p.zone.starts_with("LEARNED-")).then(|| if s.is_ipv4() { format!("{s}/32") } else { format!("{s}/128") });
-        add_asset(&p.zone, format!("{{id: {id}, address: {}, unit_ids: [{}]}}", yaml_str(&s.to_string()), units.join(", ")), net);
+        let net = (p.zone.starts_with("LEARNED-")).then(|| {
+            if s.is_ipv4() {
+                format!("{s}/32")
+            } else {
+                format!("{s}/128")
+            }
+        });
+        add_asset(
+            &p.zone,
+            format!(
+                "{{id: {id}, address: {}, unit_ids: [{}]}}",
+                yaml_str(&s.to_string()),
+                units.join(", ")
+            ),
+            net,
+        );
     }
     if let Some(model) = base {
         for (id, (nets, _)) in zones.iter_mut() {

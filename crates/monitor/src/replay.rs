@@ -83,14 +83,30 @@ impl Replay {
                     _ => None,
                 });
                 let mut zones = Vec::new();
-                for z in model.zones.iter().filter(|z| c.connects.iter().any(|id| id.value == z.id)) {
+                for z in model
+                    .zones
+                    .iter()
+                    .filter(|z| c.connects.iter().any(|id| id.value == z.id))
+                {
                     zones.extend(z.networks.iter().map(|n| n.value));
-                    zones.extend(z.assets.iter().filter_map(|a| a.address).map(zonegate_policy::Cidr::host));
+                    zones.extend(
+                        z.assets
+                            .iter()
+                            .filter_map(|a| a.address)
+                            .map(zonegate_policy::Cidr::host),
+                    );
                 }
                 Targets { upstream, zones }
             })
             .collect();
-        Ok(Self { policy, limiter, targets, base, first_us: None, summary: Summary::default() })
+        Ok(Self {
+            policy,
+            limiter,
+            targets,
+            base,
+            first_us: None,
+            summary: Summary::default(),
+        })
     }
 
     /// Judges one request from `src` to `dst`.
@@ -98,9 +114,20 @@ impl Replay {
         let first = *self.first_us.get_or_insert(ts_us);
         let now = self.base + Duration::from_micros(ts_us.saturating_sub(first));
         let fc = pdu.first().copied().unwrap_or(0);
-        let by_upstream: Vec<usize> = self.targets.iter().enumerate().filter(|(_, t)| t.upstream == Some(dst)).map(|(i, _)| i).collect();
+        let by_upstream: Vec<usize> = self
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.upstream == Some(dst))
+            .map(|(i, _)| i)
+            .collect();
         let candidates: Vec<usize> = if by_upstream.is_empty() {
-            self.targets.iter().enumerate().filter(|(_, t)| t.zones.iter().any(|z| z.contains(dst))).map(|(i, _)| i).collect()
+            self.targets
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.zones.iter().any(|z| z.contains(dst)))
+                .map(|(i, _)| i)
+                .collect()
         } else {
             by_upstream
         };
@@ -108,18 +135,29 @@ impl Replay {
             // A request the codec rejects never reaches the policy: the gateway answers it.
             Err(_) => Err(("invalid_request".to_string(), None, None)),
             Ok(request) => {
-                let tx = Transaction { src, unit: UnitId::new(unit), request: &request, role: None };
+                let tx = Transaction {
+                    src,
+                    unit: UnitId::new(unit),
+                    request: &request,
+                    role: None,
+                };
                 let mut first_denial = None;
                 let mut allowed = None;
                 for &i in &candidates {
-                    let Some(conduit) = self.policy.conduits().get(i) else { continue };
+                    let Some(conduit) = self.policy.conduits().get(i) else {
+                        continue;
+                    };
                     let verdict = conduit.decide(&tx, &self.limiter, now);
                     if verdict.is_allow() {
                         allowed = Some(format!("{}/{}", conduit.id, verdict.rule.unwrap_or("")));
                         break;
                     }
                     if first_denial.is_none() {
-                        first_denial = Some((verdict.reason.as_str().to_string(), verdict.rule.map(str::to_string), Some(conduit.id.to_string())));
+                        first_denial = Some((
+                            verdict.reason.as_str().to_string(),
+                            verdict.rule.map(str::to_string),
+                            Some(conduit.id.to_string()),
+                        ));
                     }
                 }
                 match allowed {
@@ -140,8 +178,27 @@ impl Replay {
                 if let (Some(r), Some(c)) = (&rule, &conduit) {
                     *s.by_rule.entry(format!("{c}/{r}")).or_default() += 1;
                 }
-                let example = Example { ts: crate::time::rfc3339(ts_us), src, dst, unit, fc, reason, rule, conduit };
-                let same = |e: &Example| (&e.reason, &e.rule, e.src, e.dst, e.unit, e.fc) == (&example.reason, &example.rule, example.src, example.dst, example.unit, example.fc);
+                let example = Example {
+                    ts: crate::time::rfc3339(ts_us),
+                    src,
+                    dst,
+                    unit,
+                    fc,
+                    reason,
+                    rule,
+                    conduit,
+                };
+                let same = |e: &Example| {
+                    (&e.reason, &e.rule, e.src, e.dst, e.unit, e.fc)
+                        == (
+                            &example.reason,
+                            &example.rule,
+                            example.src,
+                            example.dst,
+                            example.unit,
+                            example.fc,
+                        )
+                };
                 if s.examples.len() < MAX_EXAMPLES && !s.examples.iter().any(same) {
                     s.examples.push(example);
                 }

@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use zonegate_capture::{read_capture, Event, Reassembler, Summary, TcpStats};
+use zonegate_monitor::replay::Replay;
 use zonegate_monitor::{
     time::rfc3339, Alert, Baseline, Kind, Monitor, Side, Thresholds, Transaction, DETECTORS,
 };
-use zonegate_monitor::replay::Replay;
 use zonegate_toolkit::cli::EXIT_INPUT;
 
 /// Output format of `zonegate analyze`.
@@ -114,7 +114,13 @@ pub(crate) fn run(args: Args) -> u8 {
     let mut ports = vec![502];
     ports.extend(args.ports.iter().copied());
     let run = if args.events.is_empty() {
-        match analyze(&args.captures, ports, &mut monitor, replay.as_mut(), eve.as_mut()) {
+        match analyze(
+            &args.captures,
+            ports,
+            &mut monitor,
+            replay.as_mut(),
+            eve.as_mut(),
+        ) {
             Ok(run) => run,
             Err(code) => return code,
         }
@@ -124,7 +130,11 @@ pub(crate) fn run(args: Args) -> u8 {
             return EXIT_INPUT;
         }
         monitor.finish();
-        Run { files: Vec::new(), tcp: TcpStats::default(), alerts: monitor.alerts.drain(..).collect() }
+        Run {
+            files: Vec::new(),
+            tcp: TcpStats::default(),
+            alerts: monitor.alerts.drain(..).collect(),
+        }
     };
     if let Some(w) = eve.as_mut() {
         if let Err(e) = w.flush() {
@@ -184,34 +194,61 @@ pub(crate) fn analyze(
     let mut handle = |event: Event<'_>, monitor: &mut Monitor| match event {
         Event::Adu(adu) => {
             if let (Side::ToServer, Some(r)) = (adu.side, replay.as_deref_mut()) {
-                r.request(adu.ts_us, adu.flow.client.ip(), adu.flow.server.ip(), adu.unit, adu.pdu);
+                r.request(
+                    adu.ts_us,
+                    adu.flow.client.ip(),
+                    adu.flow.server.ip(),
+                    adu.unit,
+                    adu.pdu,
+                );
             }
             monitor.adu(adu);
         }
-        Event::FrameError { ts_us, flow, side, error } => monitor.frame_error(ts_us, flow, side, &error),
-        Event::Gap { ts_us, flow, side, missing } => {
+        Event::FrameError {
+            ts_us,
+            flow,
+            side,
+            error,
+        } => monitor.frame_error(ts_us, flow, side, &error),
+        Event::Gap {
+            ts_us,
+            flow,
+            side,
+            missing,
+        } => {
             let (src, dst) = match side {
                 Side::ToServer => (flow.client, flow.server),
                 Side::ToClient => (flow.server, flow.client),
             };
-            monitor.alert(Kind::StreamGap, ts_us, src, dst, None, None, format!("{missing} bytes missing from the capture; framing restarts after them"));
+            monitor.alert(Alert {
+                kind: Kind::StreamGap,
+                ts_us,
+                src,
+                dst,
+                unit: None,
+                fc: None,
+                message: format!(
+                    "{missing} bytes missing from the capture; framing restarts after them"
+                ),
+            });
         }
         Event::Closed(flow) => monitor.flow_closed(flow),
     };
-    let mut drain = |monitor: &mut Monitor, alerts: &mut Vec<Alert>, eve: &mut Option<&mut BufWriter<File>>| {
-        for tx in monitor.transactions.drain(..) {
-            if let Some(w) = eve.as_deref_mut() {
-                if let Err(e) = writeln!(w, "{}", eve_line(&tx)) {
-                    eve_error.get_or_insert(e);
+    let mut drain =
+        |monitor: &mut Monitor, alerts: &mut Vec<Alert>, eve: &mut Option<&mut BufWriter<File>>| {
+            for tx in monitor.transactions.drain(..) {
+                if let Some(w) = eve.as_deref_mut() {
+                    if let Err(e) = writeln!(w, "{}", eve_line(&tx)) {
+                        eve_error.get_or_insert(e);
+                    }
                 }
             }
-        }
-        for a in monitor.alerts.drain(..) {
-            if alerts.len() < MAX_LISTED_ALERTS {
-                alerts.push(a);
+            for a in monitor.alerts.drain(..) {
+                if alerts.len() < MAX_LISTED_ALERTS {
+                    alerts.push(a);
+                }
             }
-        }
-    };
+        };
     for path in captures {
         let summary = read_capture(path, &mut |ts, linktype, data| {
             reassembler.frame(ts, linktype, data, &mut |ev| handle(ev, monitor));
@@ -220,7 +257,15 @@ pub(crate) fn analyze(
         match summary {
             Ok(summary) => {
                 if let Some(why) = &summary.truncated {
-                    monitor.alert(Kind::TruncatedCapture, summary.last_ts_us, unspecified(), unspecified(), None, None, format!("{}: {why}", path.display()));
+                    monitor.alert(Alert {
+                        kind: Kind::TruncatedCapture,
+                        ts_us: summary.last_ts_us,
+                        src: unspecified(),
+                        dst: unspecified(),
+                        unit: None,
+                        fc: None,
+                        message: format!("{}: {why}", path.display()),
+                    });
                 }
                 files.push((path.clone(), summary));
             }
@@ -237,16 +282,25 @@ pub(crate) fn analyze(
         eprintln!("zonegate analyze: cannot write the EVE file: {e}");
         return Err(EXIT_INPUT);
     }
-    Ok(Run { files, tcp: reassembler.stats().clone(), alerts })
+    Ok(Run {
+        files,
+        tcp: reassembler.stats().clone(),
+        alerts,
+    })
 }
 
 fn function_name(fc: u8) -> String {
-    zonegate_modbus::FunctionCode::new(fc).name().map_or_else(|| format!("fc{fc}"), str::to_string)
+    zonegate_modbus::FunctionCode::new(fc)
+        .name()
+        .map_or_else(|| format!("fc{fc}"), str::to_string)
 }
 
 /// One EVE-style line (Suricata `modbus` record, fields as its rust/src/modbus/log.rs).
 fn eve_line(tx: &Transaction) -> Value {
-    let ts = tx.request_ts_us.or(tx.answer.as_ref().map(|a| a.ts_us)).unwrap_or(0);
+    let ts = tx
+        .request_ts_us
+        .or(tx.answer.as_ref().map(|a| a.ts_us))
+        .unwrap_or(0);
     let mut modbus = serde_json::Map::new();
     if tx.request_ts_us.is_some() {
         let mut request = json!({
@@ -296,7 +350,11 @@ fn eve_line(tx: &Transaction) -> Value {
 }
 
 fn keyed<K: ToString, V: Into<Value> + Copy>(m: &std::collections::BTreeMap<K, V>) -> Value {
-    Value::Object(m.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect())
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| (k.to_string(), (*v).into()))
+            .collect(),
+    )
 }
 
 /// The JSON report.
@@ -351,26 +409,90 @@ fn render_text(r: &Value) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let n = |v: &Value| v.as_u64().unwrap_or(0);
-    let _ = writeln!(s, "{} frames, {} bytes, {} flows", n(&r["frames"]), n(&r["bytes"]), n(&r["flows"]));
-    let _ = writeln!(s, "{} requests, {} responses, {} unanswered", n(&r["requests"]), n(&r["responses"]), n(&r["unanswered"]));
+    let _ = writeln!(
+        s,
+        "{} frames, {} bytes, {} flows",
+        n(&r["frames"]),
+        n(&r["bytes"]),
+        n(&r["flows"])
+    );
+    let _ = writeln!(
+        s,
+        "{} requests, {} responses, {} unanswered",
+        n(&r["requests"]),
+        n(&r["responses"]),
+        n(&r["unanswered"])
+    );
     let t = &r["tcp"];
-    let _ = writeln!(s, "tcp: {} segments, {} retransmitted, {} out of order, {} gaps", n(&t["segments"]), n(&t["retransmitted"]), n(&t["out_of_order"]), n(&t["gaps"]));
-    let join = |v: &Value| v.as_object().map(|o| o.iter().map(|(k, v)| format!("{k}:{v}")).collect::<Vec<_>>().join(" ")).unwrap_or_default();
-    let _ = writeln!(s, "requests by function: {}", join(&r["requests_by_function"]));
+    let _ = writeln!(
+        s,
+        "tcp: {} segments, {} retransmitted, {} out of order, {} gaps",
+        n(&t["segments"]),
+        n(&t["retransmitted"]),
+        n(&t["out_of_order"]),
+        n(&t["gaps"])
+    );
+    let join = |v: &Value| {
+        v.as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| format!("{k}:{v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let _ = writeln!(
+        s,
+        "requests by function: {}",
+        join(&r["requests_by_function"])
+    );
     let _ = writeln!(s, "exceptions by code: {}", join(&r["exceptions_by_code"]));
     let _ = writeln!(s, "alerts by kind: {}", join(&r["alerts_by_kind"]));
     for a in r["alerts"].as_array().into_iter().flatten() {
-        let _ = writeln!(s, "  {} {} {} -> {} unit {} fc {}: {}", a["ts"].as_str().unwrap_or(""), a["kind"].as_str().unwrap_or(""), a["src"].as_str().unwrap_or(""), a["dst"].as_str().unwrap_or(""), a["unit"], a["fc"], a["message"].as_str().unwrap_or(""));
+        let _ = writeln!(
+            s,
+            "  {} {} {} -> {} unit {} fc {}: {}",
+            a["ts"].as_str().unwrap_or(""),
+            a["kind"].as_str().unwrap_or(""),
+            a["src"].as_str().unwrap_or(""),
+            a["dst"].as_str().unwrap_or(""),
+            a["unit"],
+            a["fc"],
+            a["message"].as_str().unwrap_or("")
+        );
     }
     let _ = writeln!(s, "assets:");
     for a in r["assets"].as_array().into_iter().flatten() {
-        let _ = writeln!(s, "  {} {} units {} functions {}", a["address"].as_str().unwrap_or(""), a["role"].as_str().unwrap_or(""), a["unit_ids"], a["functions"]);
+        let _ = writeln!(
+            s,
+            "  {} {} units {} functions {}",
+            a["address"].as_str().unwrap_or(""),
+            a["role"].as_str().unwrap_or(""),
+            a["unit_ids"],
+            a["functions"]
+        );
     }
     if let Some(p) = r.get("policy") {
-        let _ = writeln!(s, "policy: {} allowed, {} would deny", n(&p["allowed"]), n(&p["would_deny"]));
+        let _ = writeln!(
+            s,
+            "policy: {} allowed, {} would deny",
+            n(&p["allowed"]),
+            n(&p["would_deny"])
+        );
         let _ = writeln!(s, "  by reason: {}", join(&p["by_reason"]));
         for e in p["examples"].as_array().into_iter().flatten() {
-            let _ = writeln!(s, "  e.g. {} {} -> {} unit {} fc {}: {} (rule {})", e["ts"].as_str().unwrap_or(""), e["src"].as_str().unwrap_or(""), e["dst"].as_str().unwrap_or(""), e["unit"], e["fc"], e["reason"].as_str().unwrap_or(""), e["rule"]);
+            let _ = writeln!(
+                s,
+                "  e.g. {} {} -> {} unit {} fc {}: {} (rule {})",
+                e["ts"].as_str().unwrap_or(""),
+                e["src"].as_str().unwrap_or(""),
+                e["dst"].as_str().unwrap_or(""),
+                e["unit"],
+                e["fc"],
+                e["reason"].as_str().unwrap_or(""),
+                e["rule"]
+            );
         }
     }
     s
@@ -381,7 +503,11 @@ fn list_detectors() {
         println!(
             "{:<28} {:<9} severity {} {}",
             d.kind.as_str(),
-            if d.needs_baseline { "baseline" } else { "always" },
+            if d.needs_baseline {
+                "baseline"
+            } else {
+                "always"
+            },
             d.severity,
             d.description
         );

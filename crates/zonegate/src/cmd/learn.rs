@@ -78,7 +78,14 @@ pub(crate) fn run(args: Args) -> u8 {
         eprintln!("zonegate learn: no Modbus request in the input: nothing to learn");
         return EXIT_INPUT;
     };
-    let text = synthesize(learned, base.as_ref(), &Options { min_writes: args.min_writes, sources });
+    let text = synthesize(
+        learned,
+        base.as_ref(),
+        &Options {
+            min_writes: args.min_writes,
+            sources,
+        },
+    );
     let out = (args.output.as_os_str() != "-").then_some(args.output.as_path());
     write_output("learn", out, &text)
 }
@@ -92,7 +99,11 @@ fn request_pdu(e: &zonegate_audit::Event) -> Option<Vec<u8>> {
     pdu.extend_from_slice(&address.to_be_bytes());
     match fc {
         1..=4 => pdu.extend_from_slice(&e.quantity?.to_be_bytes()),
-        5 => pdu.extend_from_slice(if *e.values.as_ref()?.first()? != 0 { &[0xff, 0x00] } else { &[0, 0] }),
+        5 => pdu.extend_from_slice(if *e.values.as_ref()?.first()? != 0 {
+            &[0xff, 0x00]
+        } else {
+            &[0, 0]
+        }),
         6 => pdu.extend_from_slice(&e.values.as_ref()?.first()?.to_be_bytes()),
         15 | 16 => {
             let values = e.values.as_ref().filter(|_| !e.values_truncated)?;
@@ -124,7 +135,11 @@ fn request_pdu(e: &zonegate_audit::Event) -> Option<Vec<u8>> {
 
 /// Feeds the `request` records of audit logs to the monitor (and the replay); returns how many
 /// request records could not be rebuilt.
-pub(crate) fn feed_events(paths: &[PathBuf], monitor: &mut Monitor, mut replay: Option<&mut Replay>) -> Result<u64, String> {
+pub(crate) fn feed_events(
+    paths: &[PathBuf],
+    monitor: &mut Monitor,
+    mut replay: Option<&mut Replay>,
+) -> Result<u64, String> {
     let mut skipped = 0;
     for_each(paths, &Filter::default(), |e, _| {
         if e.kind != EventKind::Request {
@@ -132,12 +147,13 @@ pub(crate) fn feed_events(paths: &[PathBuf], monitor: &mut Monitor, mut replay: 
         }
         let src = e.src.as_deref().and_then(|s| s.parse::<SocketAddr>().ok());
         let dst = e.dst.as_deref().and_then(|s| s.parse::<SocketAddr>().ok());
-        let ts_us = e
-            .ts
-            .as_deref()
-            .and_then(|t| parse_time(t).ok())
-            .and_then(|t| u64::try_from(t.unix_timestamp_nanos() / 1000).ok());
-        let (Some(src), Some(dst), Some(ts_us), Some(unit), Some(pdu)) = (src, dst, ts_us, e.unit, request_pdu(e)) else {
+        let ts_us =
+            e.ts.as_deref()
+                .and_then(|t| parse_time(t).ok())
+                .and_then(|t| u64::try_from(t.unix_timestamp_nanos() / 1000).ok());
+        let (Some(src), Some(dst), Some(ts_us), Some(unit), Some(pdu)) =
+            (src, dst, ts_us, e.unit, request_pdu(e))
+        else {
             skipped += 1;
             return;
         };
@@ -146,14 +162,20 @@ pub(crate) fn feed_events(paths: &[PathBuf], monitor: &mut Monitor, mut replay: 
         }
         monitor.adu(Adu {
             ts_us,
-            flow: Flow { client: src, server: dst },
+            flow: Flow {
+                client: src,
+                server: dst,
+            },
             side: Side::ToServer,
             transaction_id: e.tid.unwrap_or(0),
             unit,
             pdu: &pdu,
         });
         // An audit log has no answers: the request is finished here.
-        monitor.flow_closed(Flow { client: src, server: dst });
+        monitor.flow_closed(Flow {
+            client: src,
+            server: dst,
+        });
     })
     .map_err(|e| e.to_string())?;
     Ok(skipped)
