@@ -734,7 +734,16 @@ impl Monitor {
                     self.inventory.server_id(src.ip(), unit, data)
                 }
                 Ok(_) => {}
-                Err(e) => mismatch = Some(format!("response invalid for its request: {e}")),
+                Err(e) => {
+                    // Devices that break a rule of 43/14 (e.g. conformity level 0) still say
+                    // who they are: read the objects leniently for the inventory.
+                    if pdu.get(..2) == Some(&[43, 14]) {
+                        for (id, value) in lenient_objects(pdu) {
+                            self.inventory.object(src.ip(), unit, id, value);
+                        }
+                    }
+                    mismatch = Some(format!("response invalid for its request: {e}"));
+                }
             }
         }
         if let Some(message) = mismatch {
@@ -801,6 +810,25 @@ impl Monitor {
             );
         }
     }
+}
+
+/// The objects of an FC 43/14 answer (`43 14 code conformity more next count {id len value}`),
+/// as far as they are well formed.
+fn lenient_objects(pdu: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut out = Vec::new();
+    let count = pdu.get(6).copied().unwrap_or(0);
+    let mut at = 7;
+    for _ in 0..count {
+        let (Some(&id), Some(&len)) = (pdu.get(at), pdu.get(at + 1)) else {
+            break;
+        };
+        let Some(value) = pdu.get(at + 2..at + 2 + usize::from(len)) else {
+            break;
+        };
+        out.push((id, value));
+        at += 2 + usize::from(len);
+    }
+    out
 }
 
 fn ends(flow: Flow, side: Side) -> (SocketAddr, SocketAddr) {

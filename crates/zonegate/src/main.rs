@@ -50,6 +50,8 @@ enum Command {
     Analyze(cmd::analyze::Args),
     /// Write a reviewable model from observed traffic (captures or audit logs).
     Learn(cmd::learn::Args),
+    /// List the devices seen in captures (addresses, unit ids, functions, identification).
+    Inventory(cmd::inventory::Args),
     /// Work with the tamper-evident audit log: verify, show, keygen.
     #[command(subcommand)]
     Log(cmd::log::Command),
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Log(command) => cmd::log::run(command),
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Learn(args) => cmd::learn::run(args),
+        Command::Inventory(args) => cmd::inventory::run(args),
     };
     ExitCode::from(status)
 }

@@ -7,6 +7,7 @@ pub(crate) mod check;
 pub(crate) mod compile;
 pub(crate) mod decode;
 pub(crate) mod demo;
+pub(crate) mod inventory;
 pub(crate) mod learn;
 pub(crate) mod log;
 pub(crate) mod probe;

@@ -375,3 +375,21 @@ fn port_adds_a_modbus_port() {
     ]);
     assert_eq!(v["requests"], 1142);
 }
+
+#[test]
+fn inventory_lists_assets_for_a_model() {
+    let cap = capture("modbus_test.pcap");
+    let out = zonegate(&["inventory", cap.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "  - id: S-192-168-0-20\n    address: \"192.168.0.20\"\n    unit_ids: [1, 2, 3, 7]"
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("  - id: M-").count(), 5, "{text}");
+    let out = zonegate(&["inventory", "--format", "json", cap.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 6);
+}
