@@ -360,3 +360,46 @@ impl Baseline {
             .filter_map(|(k, &i)| self.channels.get(i).map(|c| (*k, c)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_when_they_touch_or_overlap() {
+        let mut r = RangeSet::default();
+        r.insert(10, 19);
+        r.insert(30, 39);
+        r.insert(20, 25); // touches 10-19
+        assert_eq!(r.0, vec![[10, 25], [30, 39]]);
+        r.insert(0, 65535);
+        assert_eq!(r.0, vec![[0, 65535]]);
+        assert!(r.covers(100, 200));
+    }
+
+    #[test]
+    fn a_baseline_survives_its_json_form() {
+        let mut b = Baseline::new();
+        let key = ChannelKey {
+            master: "10.0.0.1".parse().unwrap(),
+            slave: "10.0.0.2".parse().unwrap(),
+            unit: 1,
+        };
+        let pdu = [16, 0, 5, 0, 2, 4, 0, 7, 0, 9];
+        let request = Request::parse(&pdu).unwrap();
+        b.learn(key, 1_000_000, &request);
+        b.learn(key, 2_000_000, &request);
+        let back = Baseline::from_json(&b.to_json()).unwrap();
+        let c = back.channel(&key).unwrap();
+        assert_eq!(c.requests, 2);
+        assert_eq!(c.write_counts["16"], 2);
+        assert_eq!(c.writes["holding"].0, vec![[5, 6]]);
+        assert_eq!(c.values["holding:5"], [7, 7]);
+        assert_eq!(c.polls[0].samples, 2);
+        assert!((c.polls[0].mean_s - 1.0).abs() < 1e-9);
+        assert!(Baseline::from_json(
+            "{\"version\": 2, \"requests\": 0, \"channels_dropped\": 0, \"channels\": []}"
+        )
+        .is_err());
+    }
+}

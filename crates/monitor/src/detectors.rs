@@ -182,3 +182,22 @@ impl Thresholds {
         !self.disabled.iter().any(|d| d == kind.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips_its_name_and_has_one_detector() {
+        for d in DETECTORS {
+            assert_eq!(Kind::from_name(d.kind.as_str()), Some(d.kind));
+            assert_eq!(detector(d.kind).kind, d.kind);
+        }
+        assert_eq!(Thresholds::default().validate(), Ok(()));
+        let bad = Thresholds {
+            disabled: vec!["no_such".into()],
+            ..Thresholds::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}
