@@ -133,10 +133,10 @@ pub use model::{
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};
 pub use rate::{RateLimiter, DEFAULT_BUCKETS};
-pub use tls::{TlsListener, TlsVersion};
 pub use replication::{
     ReceiveSettings, ReplicaTable, Replication, ReplicationAuth, ReplicationBlock, TransmitSettings,
 };
+pub use tls::{TlsListener, TlsVersion};
 pub use verdict::{Decision, Denial, Reason, Verdict};
 pub use zonegate_modbus::{ExceptionCode, Request, UnitId};
 

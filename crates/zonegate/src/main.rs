@@ -50,6 +50,12 @@ enum Command {
     /// Make a lab PKI for Modbus/TCP Security: a CA, server and client certificates with a role.
     #[command(subcommand)]
     Cert(cmd::cert::Command),
+    /// Analyse pcap/pcapng captures: detectors, inventory, policy replay (`--model`).
+    Analyze(cmd::analyze::Args),
+    /// Write a reviewable model from observed traffic (captures or audit logs).
+    Learn(cmd::learn::Args),
+    /// List the devices seen in captures (addresses, unit ids, functions, identification).
+    Inventory(cmd::inventory::Args),
     /// Work with the tamper-evident audit log: verify, show, keygen.
     #[command(subcommand)]
     Log(cmd::log::Command),
@@ -70,6 +76,9 @@ fn main() -> ExitCode {
         Command::Probe(args) => cmd::probe::run(args),
         Command::Log(command) => cmd::log::run(command),
         Command::Cert(command) => cmd::cert::run(command),
+        Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Learn(args) => cmd::learn::run(args),
+        Command::Inventory(args) => cmd::inventory::run(args),
     };
     ExitCode::from(status)
 }

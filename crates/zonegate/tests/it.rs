@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod it {
+    pub(crate) mod analyze;
     pub(crate) mod assess;
     pub(crate) mod check;
     pub(crate) mod compile;

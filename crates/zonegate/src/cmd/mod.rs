@@ -1,12 +1,15 @@
 //! One module per subcommand. Each exposes `Args` (clap) and `run(Args) -> u8`, the exit status:
 //! 0 = fine, 1 = findings or failed verification, 2 = usage or input error.
 
+pub(crate) mod analyze;
 pub(crate) mod assess;
 pub(crate) mod cert;
 pub(crate) mod check;
 pub(crate) mod compile;
 pub(crate) mod decode;
 pub(crate) mod demo;
+pub(crate) mod inventory;
+pub(crate) mod learn;
 pub(crate) mod log;
 pub(crate) mod probe;
 pub(crate) mod replicate;
