@@ -79,10 +79,14 @@ async fn a_reply_with_the_wrong_byte_count_waits_out_request_timeout() {
         registers_of(&c.call(1, &read_holding(100, 2)).await),
         [40, 41]
     );
+    // The alert is written when the bad reply arrives, the request record when the answer
+    // leaves: wait for both.
     let events = rig
         .events_until(|e| {
             e.iter()
                 .any(|e| e.reason.as_deref() == Some("mismatched_response"))
+                && e.iter()
+                    .any(|e| e.kind == Kind::Request && e.tid == Some(tid))
         })
         .await;
     let alert = events
