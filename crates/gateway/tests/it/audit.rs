@@ -12,47 +12,6 @@ use zonegate_gateway::AuditStorageFactory;
 
 use super::util::*;
 
-/// The real file, with a switch that makes every operation fail like a full disk.
-struct Faulty {
-    inner: FileStorage,
-    failing: Arc<AtomicBool>,
-}
-
-impl Faulty {
-    fn check(&self) -> io::Result<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            Err(io::Error::other("no space left on device (simulated)"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Storage for Faulty {
-    fn open(&mut self) -> io::Result<u64> {
-        self.check()?;
-        self.inner.open()
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.check()?;
-        self.inner.write_all(buf)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.check()?;
-        self.inner.sync()
-    }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len)
-    }
-    fn can_rotate(&self) -> bool {
-        self.inner.can_rotate()
-    }
-    fn rotate(&mut self) -> io::Result<()> {
-        self.check()?;
-        self.inner.rotate()
-    }
-}
-
 async fn faulty_rig(on_failure: &str) -> (Rig, Arc<AtomicBool>) {
     let failing = Arc::new(AtomicBool::new(false));
     let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())

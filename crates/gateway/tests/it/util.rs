@@ -444,3 +444,44 @@ impl CountingProxy {
         self.task.abort();
     }
 }
+
+/// The real audit file, with a switch that makes every operation fail like a full disk.
+pub(crate) struct Faulty {
+    pub(crate) inner: zonegate_audit::FileStorage,
+    pub(crate) failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Faulty {
+    fn check(&self) -> std::io::Result<()> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(std::io::Error::other("no space left on device (simulated)"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl zonegate_audit::Storage for Faulty {
+    fn open(&mut self) -> std::io::Result<u64> {
+        self.check()?;
+        self.inner.open()
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.write_all(buf)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn can_rotate(&self) -> bool {
+        self.inner.can_rotate()
+    }
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.check()?;
+        self.inner.rotate()
+    }
+}

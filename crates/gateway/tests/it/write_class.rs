@@ -2,12 +2,11 @@
 //! forwarded and refused under `block_writes` while the log fails (FC 8 restart, listen-only,
 //! clear counters, user-defined codes included).
 
-use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use zonegate_audit::{FileStorage, Kind, Storage};
+use zonegate_audit::{FileStorage, Kind};
 use zonegate_gateway::sim::{Device, Sim};
 use zonegate_gateway::AuditStorageFactory;
 
@@ -23,47 +22,6 @@ const RULES: &str = "      - id: historian-read
         functions: [diagnostics, 65]
 ";
 
-/// The audit file behind a switch that makes every operation fail like a full disk.
-struct Failing {
-    inner: FileStorage,
-    failing: Arc<AtomicBool>,
-}
-
-impl Failing {
-    fn check(&self) -> io::Result<()> {
-        if self.failing.load(Ordering::SeqCst) {
-            Err(io::Error::other("no space left on device (simulated)"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Storage for Failing {
-    fn open(&mut self) -> io::Result<u64> {
-        self.check()?;
-        self.inner.open()
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.check()?;
-        self.inner.write_all(buf)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.check()?;
-        self.inner.sync()
-    }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len)
-    }
-    fn can_rotate(&self) -> bool {
-        self.inner.can_rotate()
-    }
-    fn rotate(&mut self) -> io::Result<()> {
-        self.check()?;
-        self.inner.rotate()
-    }
-}
-
 async fn rig_with_switch() -> (Rig, Arc<AtomicBool>) {
     let failing = Arc::new(AtomicBool::new(false));
     let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
@@ -73,7 +31,7 @@ async fn rig_with_switch() -> (Rig, Arc<AtomicBool>) {
     let cell: Arc<Mutex<Option<PathBuf>>> = Arc::default();
     let (c, flag) = (Arc::clone(&cell), Arc::clone(&failing));
     let factory: AuditStorageFactory = Arc::new(move || {
-        Box::new(Failing {
+        Box::new(Faulty {
             inner: FileStorage::new(c.lock().unwrap().clone().unwrap_or_default()),
             failing: Arc::clone(&flag),
         })
