@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import ssl
@@ -177,8 +178,9 @@ def test_tls_operator_reads_and_is_refused_a_write(gateway_factory, sim_device, 
         assert e["role"] == "Operator", e
         assert e["peer_subject"] == "CN=op1", e
         assert len(e["peer_fingerprint"]) == 64, e
-    # Denied with 01: the nearest rule is named by the policy (role or function mismatch).
-    assert evs[-1]["decision"] == "deny" and evs[-1]["reason"] in ("role_not_allowed", "no_rule_for_function"), evs[-1]
+    # Denied with 01 (R-31): only the role stood in the way, and the record says whose rule it was.
+    assert evs[-1]["decision"] == "deny" and evs[-1]["reason"] == "role_not_allowed", evs[-1]
+    assert evs[-1]["rule"] == "engineer-write", evs[-1]
 
 
 def test_tls_engineer_writes_and_roles_outcomes(gateway_factory, sim_device, pki: Pki) -> None:  # type: ignore[no-untyped-def]
@@ -382,3 +384,31 @@ def test_tls_upstream_to_a_pymodbus_tls_device(gateway_factory, pki: Pki) -> Non
         connection_events(gw, "upstream_tls_failed")
     finally:
         dev.stop()
+
+
+def _probe(model: Path, conduit: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(zg.zonegate_bin()), "probe", str(model), "--conduit", conduit,
+                           "--from", zg.HIST, *extra], capture_output=True, text=True, timeout=60)
+
+
+def test_probe_over_tls_as_a_role(gateway_factory, sim_device, pki: Pki, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`zonegate probe --cert/--key/--ca`: the plan follows the certificate's role, every test
+    passes against the live TLS listener, and a client without a certificate is refused."""
+    gw = gateway_factory(sim_device.upstream, rules=ROLE_RULES, extra_gateway=tls_block(pki))
+    conduit = gw.model_dict()["conduits"][0]["conduit_id"]
+    before = sim_device.read_holding(100, 10)
+    for role in ("Operator", "Engineer"):
+        cert, key = pki.client(f"probe-{role.lower()}", role=role)
+        out = tmp_path / f"probe-{role}.json"
+        r = _probe(gw.model_path, conduit, "--connect", f"{zg.LOOP}:{gw.port}", "--cert", str(cert),
+                   "--key", str(key), "--ca", str(pki.ca), "--out", str(out))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"role {role}" in r.stdout, r.stdout
+        assert "PASS no-client-certificate" in r.stdout, r.stdout
+        run = json.loads(out.read_text())
+        runs = run if isinstance(run, list) else [run]
+        assert runs[-1]["tls"]["role"] == role, runs[-1]
+    # Plaintext probing of a TLS conduit is refused with a clear error, not a hang.
+    r = _probe(gw.model_path, conduit, "--connect", f"{zg.LOOP}:{gw.port}")
+    assert r.returncode == 2 and "--cert" in r.stderr, r.stdout + r.stderr
+    assert sim_device.read_holding(100, 10) == before, "the probe changed a value"

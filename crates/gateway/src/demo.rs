@@ -50,7 +50,7 @@ zones:
       - id: PANEL-01
         address: 127.0.0.1
         kind: hmi
-    allowed_conduits: [C1-OPS-CTRL]
+    allowed_conduits: [C1-OPS-CTRL{TLS_ALLOWED}]
   - zone_id: Z1-CTRL
     name: Cleanroom HVAC control
     purdue_level: 1
@@ -59,7 +59,7 @@ zones:
       - id: AHU-01
         unit_ids: [1]
         kind: plc
-    allowed_conduits: [C1-OPS-CTRL]
+    allowed_conduits: [C1-OPS-CTRL{TLS_ALLOWED}]
 conduits:
   - conduit_id: C1-OPS-CTRL
     name: HVAC operations to cleanroom control
@@ -91,15 +91,77 @@ conduits:
         values: {min: 180, max: 240}
         rate: 2/s
         justification: "temperature setpoints (18.0-24.0 C) by the HVAC engineer"
-audit:
+{TLS_CONDUIT}audit:
   path: zonegate-demo-audit.log   # the demo writes to a temp file instead (see its output)
   sync: writes
   on_failure: block_writes
 "#;
 
-/// The demo model with its listen address and device address filled in.
+/// The Modbus/TCP Security conduit of the demo: the same device behind a mutual-TLS listener,
+/// where the client certificate's role decides (spec R-21..R-31). `{TLS_LISTEN}`, `{DEVICE}`
+/// and `{PKI}` are filled in by [`model_yaml`].
+pub const TLS_CONDUIT_TEMPLATE: &str = r#"  - conduit_id: C2-OPS-CTRL-TLS
+    name: HVAC operations to cleanroom control, Modbus/TCP Security (mutual TLS, roles)
+    connects: [Z2-OPS, Z1-CTRL]
+    security_level: "SL 2"
+    gateway:
+      listen: {TLS_LISTEN}
+      upstream: tcp://{DEVICE}
+      mode: enforce
+      deny: exception
+      idle_timeout: 5m
+      request_timeout: 2s
+      tls:
+        cert: {PKI}/gateway.pem
+        key: {PKI}/gateway.key
+        client_ca: {PKI}/ca.pem
+        min_version: "1.2"
+    rules:
+      - id: operator-read
+        from: [Z2-OPS]
+        roles: [Operator, Engineer]
+        functions: [read_holding_registers, read_input_registers]
+        holding: 0-199
+        input: 0-99
+        justification: "operators watch setpoints and measurements"
+      - id: engineer-setpoints
+        from: [Z2-OPS]
+        roles: [Engineer]
+        functions: [write_single_register, write_multiple_registers]
+        holding: 100-109
+        values: {min: 180, max: 240}
+        rate: 2/s
+        justification: "only an Engineer certificate changes a setpoint"
+"#;
+
+/// The lab PKI of the demo's TLS conduit: a folder holding `ca.pem`, `gateway.pem`/`.key` (the
+/// listener) and `operator.pem`/`.key`, `engineer.pem`/`.key` (clients with roles `Operator`
+/// and `Engineer`). `zonegate demo` makes it with `zonegate cert` at start.
+#[derive(Debug, Clone)]
+pub struct DemoPki {
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+/// The demo model with its listen address and device address filled in; with `tls`, the
+/// Modbus/TCP Security conduit too (listening on `tls.0`, certificates from `tls.1`).
 pub fn model_yaml(listen: SocketAddr, device: SocketAddr) -> String {
+    model_with(listen, device, None)
+}
+
+fn model_with(listen: SocketAddr, device: SocketAddr, tls: Option<(SocketAddr, &Path)>) -> String {
+    let (allowed, conduit) = match tls {
+        Some((tls_listen, pki)) => (
+            ", C2-OPS-CTRL-TLS",
+            TLS_CONDUIT_TEMPLATE
+                .replace("{TLS_LISTEN}", &tls_listen.to_string())
+                .replace("{PKI}", &pki.display().to_string()),
+        ),
+        None => ("", String::new()),
+    };
     MODEL_TEMPLATE
+        .replace("{TLS_ALLOWED}", allowed)
+        .replace("{TLS_CONDUIT}", &conduit)
         .replace("{LISTEN}", &listen.to_string())
         .replace("{DEVICE}", &device.to_string())
 }
@@ -110,10 +172,70 @@ pub const PRINTED_LISTEN: &str = "127.0.0.1:5040";
 
 /// The model `zonegate demo --print-model` prints: it runs as it is with `zonegate sim` (default
 /// address) as its device: `zonegate sim & zonegate run -c demo.yaml`.
+/// The TLS conduit is left out: it needs a PKI (`zonegate cert`), which `zonegate demo` makes
+/// for itself in a temporary folder.
 pub fn printed_model() -> String {
-    MODEL_TEMPLATE
-        .replace("{LISTEN}", PRINTED_LISTEN)
-        .replace("{DEVICE}", crate::sim::DEFAULT_LISTEN)
+    let (Ok(listen), Ok(device)) = (
+        PRINTED_LISTEN.parse::<SocketAddr>(),
+        crate::sim::DEFAULT_LISTEN.parse::<SocketAddr>(),
+    ) else {
+        return MODEL_TEMPLATE.to_owned();
+    };
+    model_yaml(listen, device)
+}
+
+/// A pymodbus one-liner over Modbus/TCP Security: the client presents `NAME.pem` from the demo
+/// PKI (its role is in the certificate) and verifies the gateway's chain against `ca.pem`.
+/// pymodbus's sync TLS client wraps its socket without a server name, so the name check is off
+/// (the chain is still verified; the printed text says so).
+fn pymodbus_tls(gw: SocketAddr, pki: &Path, name: &str, call: &str) -> String {
+    let d = pki.display();
+    format!(
+        "python3 -c 'import ssl; from pymodbus.client import ModbusTlsClient as C; \
+         x = ssl.create_default_context(cafile=\"{d}/ca.pem\"); x.check_hostname = False; \
+         x.load_cert_chain(\"{d}/{name}.pem\", \"{d}/{name}.key\"); \
+         c = C(\"{}\", port={}, sslctx=x); c.connect(); print(c.{call}); c.close()'",
+        gw.ip(),
+        gw.port()
+    )
+}
+
+/// The lines the demo prints about its TLS conduit.
+pub fn tls_instructions(tls: SocketAddr, pki: &Path) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Modbus/TCP Security (conduit C2-OPS-CTRL-TLS, mutual TLS on {tls}): the same device;\
+         \nthe client certificate's role decides. Lab PKI made with `zonegate cert` in\
+         \n{}:\
+         \n  operator.pem  role Operator   read holding 0-199 and input 0-99\
+         \n  engineer.pem  role Engineer   the same, and write setpoints holding 100-109 (180-240)\
+         \n  no certificate, or one the lab CA did not sign: refused in the handshake\
+         \n(pymodbus's sync TLS client cannot send a server name: check_hostname is off, the\
+         \nchain to ca.pem is verified)\n",
+        pki.display()
+    );
+    let steps = [
+        (
+            "9. TLS, role Operator: allowed read of the setpoints",
+            pymodbus_tls(tls, pki, "operator", "read_holding_registers(100, count=4)"),
+            "registers=[...]  (the current setpoints)",
+        ),
+        (
+            "10. TLS, role Operator: a setpoint write is refused (only Engineer may)",
+            pymodbus_tls(tls, pki, "operator", "write_register(100, 215)"),
+            "ExceptionResponse(... exception_code=1)  illegal function: role_not_allowed",
+        ),
+        (
+            "11. TLS, role Engineer: the same write is allowed",
+            pymodbus_tls(tls, pki, "engineer", "write_register(100, 215)"),
+            "WriteSingleRegisterResponse(... address=100 ... registers=[215])",
+        ),
+    ];
+    for (title, cmd, expect) in steps {
+        let _ = writeln!(s, "  {title}\n    {cmd}\n    -> {expect}\n");
+    }
+    s
 }
 
 /// A pymodbus one-liner acting as `source` against the gateway at `gw`.
@@ -205,6 +327,8 @@ pub struct DemoOptions {
     pub listen: SocketAddr,
     /// The audit log file; `None` writes the JSON events to stdout instead of the summary.
     pub audit_log: Option<PathBuf>,
+    /// The lab PKI of the Modbus/TCP Security conduit; `None` runs the plaintext conduit only.
+    pub pki: Option<DemoPki>,
 }
 
 /// The default audit log of the demo: a file in the temp directory, named after the process.
@@ -219,7 +343,13 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     let sim = Sim::start(device_addr, Device::hvac())
         .await
         .map_err(|e| format!("cannot start the simulated device on {device_addr}: {e}"))?;
-    let yaml = model_yaml(options.listen, sim.local_addr());
+    // The TLS conduit listens beside the plaintext one, on a free port of the same address.
+    let tls_listen = SocketAddr::new(options.listen.ip(), 0);
+    let yaml = model_with(
+        options.listen,
+        sim.local_addr(),
+        options.pki.as_ref().map(|p| (tls_listen, p.dir.as_path())),
+    );
     let gateway_options = GatewayOptions {
         audit_path: Some(options.audit_log.clone()),
         ..GatewayOptions::default()
@@ -234,9 +364,20 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
             });
         }
     };
-    let Some(listener) = gateway.listeners().first().cloned() else {
+    let by_id = |id: &str| {
+        gateway
+            .listeners()
+            .iter()
+            .find(|l| l.conduit == id)
+            .cloned()
+    };
+    let Some(listener) = by_id("C1-OPS-CTRL") else {
         sim.stop().await;
         return Err("the built-in model has no gateway conduit".to_owned());
+    };
+    let tls_text = match (&options.pki, by_id("C2-OPS-CTRL-TLS")) {
+        (Some(pki), Some(l)) => tls_instructions(l.addr, &pki.dir),
+        _ => String::new(),
     };
     let audit_label = match &options.audit_log {
         Some(p) => format!(
@@ -258,6 +399,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
         .run_until_signal_then(|_| {
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "{}", instructions(listener.addr, device, &audit_label));
+            let _ = write!(out, "{tls_text}");
             if follow {
                 let _ = writeln!(out, "Live decisions (from the audit log):");
             }
@@ -443,6 +585,20 @@ mod tests {
         let p = zonegate_policy::Policy::compile(&m).unwrap();
         assert_eq!(p.conduits().len(), 1);
         assert!(p.conduits()[0].gateway.is_some());
+    }
+
+    #[test]
+    fn the_tls_conduit_loads_and_names_its_pki() {
+        let a: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:5021".parse().unwrap();
+        let m = model_with(a, b, Some((a, Path::new("/tmp/pki"))));
+        assert!(m.contains("cert: /tmp/pki/gateway.pem"), "{m}");
+        let m = zonegate_policy::load_str(&m, "demo").unwrap();
+        let p = zonegate_policy::Policy::compile(&m).unwrap();
+        assert_eq!(p.conduits().len(), 2);
+        let text = tls_instructions(a, Path::new("/tmp/pki"));
+        assert!(text.contains("/tmp/pki/operator.pem"), "{text}");
+        assert!(text.contains("exception_code=1"), "{text}");
     }
 
     #[test]

@@ -294,14 +294,29 @@ fn depth(d: Denial) -> u8 {
         Denial::NoRuleForFunction => 3,
         Denial::AddressOutOfRange => 4,
         Denial::ValueOutOfBounds | Denial::ValueUnverifiable => 5,
-        Denial::RateLimited => 6,
+        Denial::RateLimited => 7,
     }
 }
 
+/// The depth of a `role_not_allowed` from a rule that would have allowed the request (function,
+/// addresses and values) for another role: "your role may not do this" is the most useful
+/// answer, more than why some other rule did not fit. Below `rate_limited`, since the rate is
+/// only ever charged to a rule whose role fits.
+const ROLE_ONLY_DEPTH: u8 = 6;
+
 /// Keeps the denial of the rule that got furthest (the first such rule on a tie).
-fn note<'p>(best: &mut Option<(Denial, &'p str)>, denial: Denial, rule: &'p CompiledRule) {
-    if best.is_none_or(|(d, _)| depth(denial) > depth(d)) {
-        *best = Some((denial, rule.id.as_str()));
+fn note<'p>(best: &mut Option<(Denial, u8, &'p str)>, denial: Denial, rule: &'p CompiledRule) {
+    note_at(best, denial, depth(denial), rule);
+}
+
+fn note_at<'p>(
+    best: &mut Option<(Denial, u8, &'p str)>,
+    denial: Denial,
+    at: u8,
+    rule: &'p CompiledRule,
+) {
+    if best.is_none_or(|(_, d, _)| at > d) {
+        *best = Some((denial, at, rule.id.as_str()));
     }
 }
 
@@ -332,7 +347,7 @@ impl ConduitPolicy {
         let code = req.function().get();
         let sub = req.sub_function();
         // The furthest failure so far, and its rule.
-        let mut best: Option<(Denial, &str)> = None;
+        let mut best: Option<(Denial, u8, &str)> = None;
         for rule in &self.rules {
             if !rule.sources.iter().any(|c| c.contains(src)) {
                 continue;
@@ -342,7 +357,18 @@ impl ConduitPolicy {
                 continue;
             }
             if !rule.role_ok(tx.role) {
-                note(&mut best, Denial::RoleNotAllowed, rule);
+                // The role is checked before anything else about the request (an unauthorised
+                // peer learns nothing of address ranges), but the reason names the role when
+                // only the role stood in the way (R-31: exception 01 either way).
+                let only_role = rule.functions.allows(code, sub)
+                    && rule.addresses_ok(req)
+                    && rule.values_ok(req).is_ok();
+                let at = if only_role {
+                    ROLE_ONLY_DEPTH
+                } else {
+                    depth(Denial::RoleNotAllowed)
+                };
+                note_at(&mut best, Denial::RoleNotAllowed, at, rule);
                 continue;
             }
             if !rule.functions.allows(code, sub) {
@@ -366,7 +392,7 @@ impl ConduitPolicy {
             return Verdict::allow(&rule.id);
         }
         match best {
-            Some((d, rule)) => Verdict::deny(d, Some(rule)),
+            Some((d, _, rule)) => Verdict::deny(d, Some(rule)),
             None => Verdict::deny(Denial::NoRuleForSource, None),
         }
     }

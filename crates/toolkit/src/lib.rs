@@ -23,6 +23,7 @@ pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod diagram;
+pub mod mbaps;
 pub mod model;
 pub mod probe;
 pub mod replication;

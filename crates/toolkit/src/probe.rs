@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use zonegate_modbus::{tcp, AddressRange, Request, Response, UnitId};
 
+use crate::mbaps::{self, ProbeTls, Stream};
 use crate::model::{table_set, GatewayExt, RuleView, Site, TABLES};
 use crate::util::now_utc;
 use zonegate_policy::Conduit;
@@ -44,6 +45,22 @@ pub struct ProbeRun {
     /// Remarks on the run (e.g. the gateway is in monitor mode, so denials are only logged).
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Over Modbus/TCP Security: the client certificate's subject and role (`null` = the null
+    /// role), as the gateway reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ProbeIdentity>,
+}
+
+/// Who the probe was over Modbus/TCP Security.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeIdentity {
+    /// Subject of the client certificate.
+    pub subject: String,
+    /// The role the certificate carries; `None` is the null role.
+    pub role: Option<String>,
+    /// Why there is no role, when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_role: Option<String>,
 }
 
 /// The outcome of one test.
@@ -118,9 +135,15 @@ impl PlannedTest {
     }
 }
 
-/// True when the compiled rule's sources hold `src`.
-fn applies(r: &RuleView<'_>, src: IpAddr) -> bool {
-    r.sources().iter().any(|c| c.contains(src))
+/// True when the compiled rule's sources hold `src` and its `roles` (if any) hold `role`
+/// (`None` = the null role, which a rule with `roles:` never matches).
+fn applies(r: &RuleView<'_>, src: IpAddr, role: Option<&str>) -> bool {
+    let role_ok = match (&r.roles, role) {
+        (None, _) => true,
+        (Some(list), Some(role)) => list.iter().any(|x| x == role),
+        (Some(_), None) => false,
+    };
+    role_ok && r.sources().iter().any(|c| c.contains(src))
 }
 
 fn unit_ok(r: &RuleView<'_>, unit: u8) -> bool {
@@ -137,12 +160,13 @@ fn allowed(rules: &[RuleView<'_>], unit: u8, fc: u8, table: Option<usize>, addr:
     })
 }
 
-/// Derives the tests for one source address.
-pub fn plan(site: &Site, conduit: &Conduit, src: IpAddr) -> Vec<PlannedTest> {
+/// Derives the tests for one source address and role (`None`: plaintext, or a certificate
+/// without a role).
+pub fn plan(site: &Site, conduit: &Conduit, src: IpAddr, role: Option<&str>) -> Vec<PlannedTest> {
     let rules: Vec<RuleView<'_>> = site
         .rules(conduit)
         .into_iter()
-        .filter(|r| applies(r, src))
+        .filter(|r| applies(r, src, role))
         .collect();
     let mut tests = Vec::new();
     // A unit the source may use: the first unit of the first applicable rule, else the target
@@ -320,6 +344,8 @@ pub struct ProbeOptions {
     pub connect: Option<SocketAddr>,
     /// Timeout for connecting and for each reply.
     pub timeout: Duration,
+    /// Modbus/TCP Security: required when the conduit's gateway has a `tls:` listener.
+    pub tls: Option<ProbeTls>,
 }
 
 /// How one exchange ended.
@@ -357,17 +383,18 @@ impl Reply {
     }
 }
 
-/// A minimal blocking Modbus TCP client with timeouts.
+/// A minimal blocking Modbus TCP (or Modbus/TCP Security) client with timeouts.
 pub struct Client {
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
     target: SocketAddr,
     from: Option<IpAddr>,
     timeout: Duration,
     tid: u16,
+    tls: Option<(std::sync::Arc<rustls::ClientConfig>, String)>,
 }
 
 impl Client {
-    /// A client; connects lazily.
+    /// A plaintext client; connects lazily.
     pub fn new(target: SocketAddr, from: Option<IpAddr>, timeout: Duration) -> Self {
         Self {
             stream: None,
@@ -375,7 +402,22 @@ impl Client {
             from,
             timeout,
             tid: 0,
+            tls: None,
         }
+    }
+
+    /// A Modbus/TCP Security client presenting `tls`'s certificate; connects lazily.
+    pub fn new_tls(
+        target: SocketAddr,
+        from: Option<IpAddr>,
+        timeout: Duration,
+        tls: &ProbeTls,
+    ) -> Result<Self, String> {
+        let config = mbaps::config(tls)?;
+        Ok(Self {
+            tls: Some((config, tls.server_name.clone())),
+            ..Self::new(target, from, timeout)
+        })
     }
 
     /// Connects (binding to `from` when given) and returns the local address.
@@ -399,7 +441,10 @@ impl Client {
         let local = stream
             .local_addr()
             .map_err(|e| format!("cannot read the local address: {e}"))?;
-        self.stream = Some(stream);
+        self.stream = Some(match &self.tls {
+            Some((config, name)) => mbaps::connect(config, name, stream)?,
+            None => Stream::Plain(stream),
+        });
         Ok(local)
     }
 
@@ -661,10 +706,47 @@ pub fn run(site: &Site, opts: &ProbeOptions) -> Result<ProbeRun, String> {
         target.set_ip(lo);
     }
     let started = now_utc();
-    let mut client = Client::new(target, opts.from, opts.timeout);
+    let listens_tls = gateway.tls.is_some();
+    let (mut client, identity) = match (&opts.tls, listens_tls) {
+        (None, false) => (Client::new(target, opts.from, opts.timeout), None),
+        (Some(tls), true) => {
+            let identity = match &tls.identity {
+                Some((cert, _)) => {
+                    let peer = mbaps::identity_of(cert)?;
+                    let (role, no_role) = match peer.role {
+                        Ok(r) => (Some(r), None),
+                        Err(why) => (None, Some(why.as_str().to_owned())),
+                    };
+                    Some(ProbeIdentity {
+                        subject: peer.subject,
+                        role,
+                        no_role,
+                    })
+                }
+                None => None,
+            };
+            let client = Client::new_tls(target, opts.from, opts.timeout, tls)?;
+            (client, identity)
+        }
+        (None, true) => {
+            return Err(format!(
+                "conduit {} listens with Modbus/TCP Security (tls:): give the client certificate \
+                 to probe as (--cert, --key) and the CA of the gateway's certificate (--ca)",
+                conduit.id
+            ))
+        }
+        (Some(_), false) => {
+            return Err(format!(
+                "conduit {} listens in plaintext (no tls: block); --cert/--key/--ca apply only \
+                 to a Modbus/TCP Security listener",
+                conduit.id
+            ))
+        }
+    };
     let local = client.connect()?;
     let src = opts.from.unwrap_or(local.ip());
-    let tests = plan(site, conduit, src);
+    let role = identity.as_ref().and_then(|i| i.role.as_deref());
+    let tests = plan(site, conduit, src, role);
     let mut results = Vec::new();
     for t in &tests {
         let (outcome, pass) = run_one(&mut client, t);
@@ -674,6 +756,33 @@ pub fn run(site: &Site, opts: &ProbeOptions) -> Result<ProbeRun, String> {
             request: t.describe(),
             outcome: format!("{outcome} [{}]", t.why),
             pass,
+        });
+    }
+    // Over TLS, the listener must also refuse a client that presents no certificate (R-06):
+    // the first allowed test again, from a client without one.
+    let first_read = tests.iter().find(|t| {
+        t.expect_allow
+            && matches!(
+                t.op,
+                Op::ReadHolding(_) | Op::ReadInput(_) | Op::ReadCoils(_) | Op::ReadDiscrete(_)
+            )
+    });
+    if let (Some(tls), Some(first)) = (&opts.tls, first_read) {
+        let anonymous = ProbeTls {
+            identity: None,
+            ..tls.clone()
+        };
+        let mut bare = Client::new_tls(target, opts.from, opts.timeout, &anonymous)?;
+        let (outcome, answered) = match bare.connect() {
+            Ok(_) => run_one(&mut bare, first),
+            Err(e) => (Reply::Error(e).describe(), false),
+        };
+        results.push(ProbeResult {
+            name: "no-client-certificate".to_owned(),
+            expect: "deny".to_owned(),
+            request: format!("{} without a client certificate", first.describe()),
+            outcome: format!("{outcome} [mutual TLS is required: R-06, R-10]"),
+            pass: !answered,
         });
     }
     let passed = results.iter().filter(|r| r.pass).count();
@@ -687,7 +796,18 @@ pub fn run(site: &Site, opts: &ProbeOptions) -> Result<ProbeRun, String> {
     if results.is_empty() {
         notes.push("no test could be derived from the rules for this source".to_owned());
     }
+    if let Some(i) = &identity {
+        notes.push(match (&i.role, &i.no_role) {
+            (Some(r), _) => format!("over Modbus/TCP Security as {} (role {r})", i.subject),
+            (None, why) => format!(
+                "over Modbus/TCP Security as {} with the null role ({}): rules with roles: never match it",
+                i.subject,
+                why.as_deref().unwrap_or("no role")
+            ),
+        });
+    }
     Ok(ProbeRun {
+        tls: identity,
         notes,
         conduit: conduit.id.clone(),
         gateway: target.to_string(),

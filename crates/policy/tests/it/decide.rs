@@ -214,6 +214,64 @@ fn roles_are_required_when_named() {
     );
 }
 
+/// Regression: an Operator's write that only an Engineer rule allows was recorded as
+/// `no_rule_for_function` (from the Operator's read rule), hiding that the role was the problem.
+#[test]
+fn role_only_denial_names_the_role_not_the_function() {
+    let model = r#"
+facility: Roles
+zones:
+  - zone_id: Z-OPS
+    networks: [10.30.0.0/24]
+  - zone_id: Z-CTRL
+    networks: [10.20.0.0/16]
+conduits:
+  - conduit_id: C1
+    connects: [Z-OPS, Z-CTRL]
+    gateway: {listen: "127.0.0.1:5020", upstream: "tcp://127.0.0.1:502"}
+    rules:
+      - id: operator-read
+        from: [Z-OPS]
+        roles: [Operator, Engineer]
+        functions: [read_holding_registers]
+        holding: 0-199
+      - id: engineer-write
+        from: [Z-OPS]
+        roles: [Engineer]
+        functions: [write_single_register]
+        holding: 100-109
+      - id: anyone-input
+        from: [Z-OPS]
+        functions: [read_input_registers]
+        input: 0-99
+"#;
+    let p = Policy::compile(&load_str(model, "roles.yaml").unwrap()).unwrap();
+    let fc6 = [0x06, 0x00, 100, 0x00, 200];
+    // Operator writes a setpoint: only the role stood in the way, and the rule says whose.
+    let (r, rule) = decide(&p, "10.30.0.5", 1, &fc6, Some("Operator"));
+    assert_eq!(r, denied(Denial::RoleNotAllowed));
+    assert_eq!(rule.as_deref(), Some("engineer-write"));
+    // The null role reads a holding register: the read rule wants a role.
+    let (r, rule) = decide(&p, "10.30.0.5", 1, &fc3(100, 1), None);
+    assert_eq!(r, denied(Denial::RoleNotAllowed));
+    assert_eq!(rule.as_deref(), Some("operator-read"));
+    // An address outside every rule, for a peer without a role: still 01, never a hint (02)
+    // about which addresses exist.
+    let (r, _) = decide(&p, "10.30.0.5", 1, &fc3(500, 1), None);
+    assert_eq!(ExceptionCode::from(Denial::RoleNotAllowed).to_u8(), 0x01);
+    assert!(matches!(
+        r,
+        Reason::Denied(Denial::RoleNotAllowed | Denial::NoRuleForFunction)
+    ));
+    // The Operator reading outside its range learns the range (it may read there).
+    let (r, _) = decide(&p, "10.30.0.5", 1, &fc3(500, 1), Some("Operator"));
+    assert_eq!(r, denied(Denial::AddressOutOfRange));
+    // An Engineer write is allowed, by its rule.
+    let (r, rule) = decide(&p, "10.30.0.5", 1, &fc6, Some("Engineer"));
+    assert_eq!(r, Reason::Allowed);
+    assert_eq!(rule.as_deref(), Some("engineer-write"));
+}
+
 #[test]
 fn function_not_allowed_is_0x01() {
     let p = policy();

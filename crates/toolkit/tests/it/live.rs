@@ -56,6 +56,7 @@ fn probe_through_the_gateway_in_front_of_the_simulator() {
         from: Some("127.0.0.1".parse().unwrap()),
         connect: Some(addr),
         timeout: Duration::from_secs(3),
+        tls: None,
     };
     let run = probe::run(&s, &opts).unwrap();
     assert_eq!(run.failed, 0, "{}", probe::render_text(&run));

@@ -127,6 +127,7 @@ fn opts() -> ProbeOptions {
         from: Some("127.0.0.1".parse().unwrap()),
         connect: None,
         timeout: Duration::from_secs(2),
+        tls: None,
     }
 }
 
@@ -134,7 +135,7 @@ fn opts() -> ProbeOptions {
 fn plan_for_a_read_only_source() {
     let s = site(&model(5020));
     let c = s.conduit("C1").unwrap();
-    let tests = probe::plan(&s, c, "127.0.0.1".parse().unwrap());
+    let tests = probe::plan(&s, c, "127.0.0.1".parse().unwrap(), None);
     let names: Vec<&str> = tests.iter().map(|t| t.name).collect();
     assert_eq!(
         names,
@@ -152,11 +153,11 @@ fn plan_for_a_read_only_source() {
     assert_eq!(tests[2].op, Op::ReadHolding(100));
     assert_ne!(tests[3].unit, 1);
     // A source no rule covers: everything must be denied.
-    let other = probe::plan(&s, c, "10.2.0.99".parse().unwrap());
+    let other = probe::plan(&s, c, "10.2.0.99".parse().unwrap(), None);
     assert_eq!(other[0].name, "unlisted-source-read");
     assert!(other.iter().all(|t| !t.expect_allow));
     // The EWS may write 10-19 but not read: the write test is the no-op mask write elsewhere.
-    let ews = probe::plan(&s, c, "10.2.0.20".parse().unwrap());
+    let ews = probe::plan(&s, c, "10.2.0.20".parse().unwrap(), None);
     assert!(
         ews.iter().any(|t| matches!(t.op, Op::MaskWriteNoop(_))),
         "{ews:#?}"

@@ -11,6 +11,7 @@ fn sample_probe() -> ProbeRun {
         gateway: "127.0.0.1:5020".into(),
         source: "127.0.0.1".into(),
         started: "2026-11-22T03:00:00Z".into(),
+        tls: None,
         tests: vec![
             ProbeResult {
                 name: "allowed-read".into(),

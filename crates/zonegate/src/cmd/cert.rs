@@ -127,6 +127,32 @@ fn make(command: Command) -> Result<Vec<PathBuf>, String> {
     }
 }
 
+/// The lab PKI of `zonegate demo` in `dir` (a new folder): a CA, the gateway's server
+/// certificate (localhost, 127.0.0.1, ::1) and two clients, `operator` (role `Operator`) and
+/// `engineer` (role `Engineer`).
+pub(crate) fn lab_pki(dir: &Path) -> Result<(), String> {
+    let dir = dir.to_path_buf();
+    make(Command::Ca {
+        dir: dir.clone(),
+        days: 30,
+    })?;
+    make(Command::Server {
+        dir: dir.clone(),
+        name: "gateway".to_owned(),
+        sans: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+        days: 30,
+    })?;
+    for (name, role) in [("operator", "Operator"), ("engineer", "Engineer")] {
+        make(Command::Client {
+            dir: dir.clone(),
+            name: name.to_owned(),
+            role: Some(role.to_owned()),
+            days: 30,
+        })?;
+    }
+    Ok(())
+}
+
 /// The DER UTF8String of a role, checked as the gateway will read it.
 fn role_der(role: &str) -> Result<Vec<u8>, String> {
     let mut der = vec![0x0C];

@@ -44,9 +44,19 @@ pub(crate) fn run(args: Args) -> u8 {
             return 2;
         }
     };
+    // The lab PKI of the Modbus/TCP Security conduit, made fresh next to the audit log.
+    let pki_dir = std::env::temp_dir().join(format!("zonegate-demo-{}-pki", std::process::id()));
+    if let Err(e) = crate::cmd::cert::lab_pki(&pki_dir) {
+        eprintln!(
+            "zonegate demo: cannot make the lab PKI in {}: {e}",
+            pki_dir.display()
+        );
+        return 2;
+    }
     let options = demo::DemoOptions {
         listen: args.listen,
         audit_log,
+        pki: Some(demo::DemoPki { dir: pki_dir }),
     };
     match runtime.block_on(demo::run(options)) {
         Ok(()) => 0,

@@ -36,6 +36,20 @@ pub(crate) struct Args {
     /// Timeout per connection attempt and per reply, in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub(crate) timeout_ms: u64,
+    /// Modbus/TCP Security: the client certificate (PEM) to probe as; its role decides which
+    /// rules apply. Required when the conduit's gateway has a `tls:` listener.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub(crate) cert: Option<PathBuf>,
+    /// The private key of --cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub(crate) key: Option<PathBuf>,
+    /// The CA bundle (PEM) the gateway's certificate must chain to (default: the conduit's
+    /// `tls.client_ca`, right for a lab PKI where one CA signs both).
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub(crate) ca: Option<PathBuf>,
+    /// The name the gateway's certificate must carry (default: the IP address connected to).
+    #[arg(long, value_name = "NAME", requires = "cert")]
+    pub(crate) server_name: Option<String>,
     /// Write the results as JSON here (for `zonegate report --probe`).
     #[arg(long, value_name = "RESULTS.json")]
     pub(crate) out: Option<PathBuf>,
@@ -57,11 +71,22 @@ pub(crate) fn run(args: Args) -> u8 {
     let Ok(site) = cli::load_or_report(&args.model) else {
         return cli::EXIT_INPUT;
     };
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => match tls_options(&site, &args, cert.clone(), key.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("zonegate probe: {e}");
+                return cli::EXIT_INPUT;
+            }
+        },
+        _ => None,
+    };
     let opts = probe::ProbeOptions {
         conduit: args.conduit.clone(),
         from: args.from,
         connect: args.connect,
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        tls,
     };
     let run = match probe::run(&site, &opts) {
         Ok(r) => r,
@@ -81,4 +106,45 @@ pub(crate) fn run(args: Args) -> u8 {
         }
     }
     u8::from(run.failed > 0)
+}
+
+/// The TLS side of the probe: the CA (given, or the conduit's `client_ca` resolved against the
+/// model's folder) and the server name (given, or the address connected to).
+fn tls_options(
+    site: &zonegate_toolkit::model::Site,
+    args: &Args,
+    cert: PathBuf,
+    key: PathBuf,
+) -> Result<zonegate_toolkit::mbaps::ProbeTls, String> {
+    let gateway = site
+        .conduit(&args.conduit)
+        .and_then(|c| c.gateway.as_ref())
+        .ok_or_else(|| format!("no conduit {} with a gateway in the model", args.conduit))?;
+    let ca = match (&args.ca, &gateway.tls) {
+        (Some(ca), _) => ca.clone(),
+        (None, Some(tls)) => {
+            let folder = args.model.parent().unwrap_or(std::path::Path::new("."));
+            folder.join(&tls.client_ca)
+        }
+        (None, None) => return Err(format!(
+            "conduit {} has no tls: block; --cert applies only to a Modbus/TCP Security listener",
+            args.conduit
+        )),
+    };
+    let server_name = match &args.server_name {
+        Some(n) => n.clone(),
+        None => {
+            let target = args.connect.unwrap_or(gateway.listen);
+            if target.ip().is_unspecified() {
+                "localhost".to_owned()
+            } else {
+                target.ip().to_string()
+            }
+        }
+    };
+    Ok(zonegate_toolkit::mbaps::ProbeTls {
+        ca,
+        identity: Some((cert, key)),
+        server_name,
+    })
 }

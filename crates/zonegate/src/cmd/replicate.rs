@@ -350,6 +350,7 @@ pub(crate) fn probe(a: &ProbeArgs<'_>) -> u8 {
                 .from
                 .map_or_else(|| "this host".to_owned(), |ip| ip.to_string()),
             started,
+            tls: None,
             tests: checks
                 .into_iter()
                 .map(|c| zonegate_toolkit::probe::ProbeResult {
