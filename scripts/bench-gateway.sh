@@ -188,6 +188,8 @@ conduits:
       idle_timeout: 60s
       request_timeout: 2s
       max_connections: 256
+      max_connections_per_source: 256
+      max_upstream_connections: 256
     rules:
       - id: bench-read
         from: [Z2-OPS]

@@ -109,6 +109,8 @@ conduits:
       idle_timeout: 60s
       max_connections: 256
       max_connections_per_source: 256
+      # One upstream connection per client, as haproxy has: the pool must not be the limit.
+      max_upstream_connections: 256
 EOF
   if [[ "$2" == 1 ]]; then
     printf '      tls:\n        cert: %s\n        key: %s\n        client_ca: %s\n' \
