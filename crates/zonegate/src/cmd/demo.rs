@@ -56,9 +56,14 @@ pub(crate) fn run(args: Args) -> u8 {
     let options = demo::DemoOptions {
         listen: args.listen,
         audit_log,
-        pki: Some(demo::DemoPki { dir: pki_dir }),
+        pki: Some(demo::DemoPki {
+            dir: pki_dir.clone(),
+        }),
     };
-    match runtime.block_on(demo::run(options)) {
+    let outcome = runtime.block_on(demo::run(options));
+    // The lab CA's key has no use once the demo's gateway is gone.
+    let _ = std::fs::remove_dir_all(&pki_dir);
+    match outcome {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("zonegate demo: {e}");

@@ -126,10 +126,12 @@ fn tls_options(
             let folder = args.model.parent().unwrap_or(std::path::Path::new("."));
             folder.join(&tls.client_ca)
         }
-        (None, None) => return Err(format!(
+        (None, None) => {
+            return Err(format!(
             "conduit {} has no tls: block; --cert applies only to a Modbus/TCP Security listener",
             args.conduit
-        )),
+        ))
+        }
     };
     let server_name = match &args.server_name {
         Some(n) => n.clone(),
