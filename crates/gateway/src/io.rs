@@ -85,10 +85,21 @@ where
             Self::Plain(s) => write_all_within(s, buf, limit).await,
             Self::Tls(s) => {
                 use tokio::io::AsyncWriteExt;
-                let write = async {
+                let mut write = std::pin::pin!(async {
                     s.write_all(buf).await?;
                     s.flush().await
-                };
+                });
+                // First without a timer, as the plaintext path does: when the kernel buffer
+                // has room (nearly always) the records are written at once, and arming and
+                // cancelling a timer per response is the one cost a TLS write had over
+                // haproxy's. Polled with this task's context, so a pending write still wakes it.
+                let first = std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(std::future::Future::poll(write.as_mut(), cx))
+                })
+                .await;
+                if let std::task::Poll::Ready(r) = first {
+                    return r;
+                }
                 match tokio::time::timeout(limit, write).await {
                     Ok(r) => r,
                     Err(_) => Err(io::Error::new(
