@@ -66,6 +66,9 @@ pub enum Kind {
     /// Retention removed the oldest segment `file`, whose last record was `last_seq` with hash
     /// `last_hash`: the verifier accepts a log whose first kept record follows it.
     SegmentRemoved,
+    /// Periodic counters of a long-running agent (the replication's transmit side): `count`
+    /// is the main counter, `message` has them all as `name=value` pairs.
+    Counters,
     /// A kind written by a newer version: kept as a valid record.
     #[serde(other)]
     Unknown,
@@ -90,6 +93,7 @@ impl Kind {
         Self::Alert,
         Self::AuditLost,
         Self::SegmentRemoved,
+        Self::Counters,
     ];
 
     /// The snake_case name used in the JSON.
@@ -111,6 +115,7 @@ impl Kind {
             Self::Alert => "alert",
             Self::AuditLost => "audit_lost",
             Self::SegmentRemoved => "segment_removed",
+            Self::Counters => "counters",
             Self::Unknown => "unknown",
         }
     }

@@ -22,12 +22,14 @@
 //! - class.rs: which requests are write class for audit durability and `block_writes`;
 //! - record.rs: audit durability (`audit.sync`) and failure behaviour (`audit.on_failure`);
 //! - [`sim`]: the simulated device behind `zonegate sim` and `zonegate demo`;
-//! - [`demo`]: the built-in demo model and the commands it prints.
+//! - [`demo`]: the built-in demo model and the commands it prints;
+//! - [`mbaps`]: the TLS configuration for zonegate's other agents (the replication's sides).
 
 mod class;
 mod conn;
 pub mod demo;
 mod io;
+pub mod mbaps;
 mod record;
 mod server;
 mod settings;

@@ -145,6 +145,11 @@ pub struct TransmitSettings {
     pub refresh: Duration,
     /// Give up on one read after this long (default 2 s).
     pub request_timeout: Duration,
+    /// The transmit side's own audit chain (default `<replication_id>-transmit.log` beside
+    /// the model file).
+    pub audit: Option<PathBuf>,
+    /// Interval of the transmit side's `counters` record (default 60 s).
+    pub counters: Duration,
     /// 1-based line.
     pub line: u32,
 }
@@ -156,6 +161,8 @@ impl TransmitSettings {
     pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
     /// Default `request_timeout`.
     pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default `counters`.
+    pub const DEFAULT_COUNTERS: Duration = Duration::from_secs(60);
 }
 
 /// The `receive:` block.
@@ -176,6 +183,13 @@ pub struct ReceiveSettings {
     pub audit: Option<PathBuf>,
     /// Most replica client connections at once (default 64).
     pub max_connections: usize,
+    /// Modbus/TCP Security: the replica speaks mutual TLS, with the keys of a gateway's
+    /// `tls:` block (`None`: plaintext Modbus/TCP).
+    pub tls: Option<crate::TlsListener>,
+    /// The file the last accepted epoch and sequence number are kept in, so that a datagram
+    /// replayed after a restart of the receive side is still rejected (default
+    /// `<replication_id>-receive.state` beside the model file).
+    pub state: Option<PathBuf>,
     /// 1-based line.
     pub line: u32,
 }
@@ -232,6 +246,21 @@ impl Replication {
     /// The zone data goes to.
     pub fn to_zone(&self) -> Option<&str> {
         self.connects.get(1).map(|s| s.value.as_str())
+    }
+
+    /// Whether this build's transmit agent can read `source`: `tcp://` and `tls://` (through
+    /// the gateway's TLS client settings); `rtu://` not yet. Deliberately not
+    /// [`Upstream::runnable`]: that is the gateway's answer, and the transmit agent needs its
+    /// own link for each kind (`zonegate_replicate::link`), so the two may differ.
+    pub fn source_runnable(&self) -> Result<(), crate::Unsupported> {
+        match &self.source {
+            Upstream::Tcp { .. } | Upstream::Tls { .. } => Ok(()),
+            other => Err(crate::Unsupported {
+                what: format!(
+                    "replication source {other} (Modbus RTU, rtu://, in the transmit agent)"
+                ),
+            }),
+        }
     }
 
     /// The line of `key`, or the replication's own line.
@@ -336,6 +365,8 @@ fn decode_transmit(cx: &mut Cx, n: &Node, p: &str) -> Option<TransmitSettings> {
     });
     let refresh = f.opt(cx, "refresh", duration);
     let request_timeout = f.opt(cx, "request_timeout", duration);
+    let audit = f.opt(cx, "audit", path);
+    let counters = f.opt(cx, "counters", duration);
     f.finish(cx);
     Some(TransmitSettings {
         to: to?,
@@ -344,6 +375,8 @@ fn decode_transmit(cx: &mut Cx, n: &Node, p: &str) -> Option<TransmitSettings> {
         repeat: repeat.unwrap_or(TransmitSettings::DEFAULT_REPEAT),
         refresh: refresh.unwrap_or(TransmitSettings::DEFAULT_REFRESH),
         request_timeout: request_timeout.unwrap_or(TransmitSettings::DEFAULT_REQUEST_TIMEOUT),
+        audit,
+        counters: counters.unwrap_or(TransmitSettings::DEFAULT_COUNTERS),
         line: n.line,
     })
 }
@@ -363,6 +396,8 @@ fn decode_receive(cx: &mut Cx, n: &Node, p: &str) -> Option<ReceiveSettings> {
         }
         Some(v as usize)
     });
+    let tls = f.opt(cx, "tls", crate::tls::decode_tls);
+    let state = f.opt(cx, "state", path);
     f.finish(cx);
     Some(ReceiveSettings {
         bind: bind?,
@@ -371,6 +406,8 @@ fn decode_receive(cx: &mut Cx, n: &Node, p: &str) -> Option<ReceiveSettings> {
         max_age,
         audit,
         max_connections: max_connections.unwrap_or(ReceiveSettings::DEFAULT_MAX_CONNECTIONS),
+        tls,
+        state,
         line: n.line,
     })
 }

@@ -12,13 +12,16 @@
 //! [`image`] (the replica and its staleness). I/O parts: [`link`] (the transmit side's device
 //! access as a Modbus master, through `zonegate-modbus`), [`transmit`] (polls and sends, never
 //! reads its UDP socket) and [`receive`] (reads datagrams, serves the read-only replica, writes
-//! its own audit chain with `zonegate-audit`).
+//! its own audit chain with `zonegate-audit`), and [`state`] (the replay window's position on
+//! disk, so a restart does not reopen it). TLS, on both sides, is the gateway's
+//! (`zonegate_gateway::mbaps`): one TLS stack in the build.
 
 pub mod auth;
 pub mod datagram;
 pub mod image;
 pub mod link;
 pub mod receive;
+pub mod state;
 pub mod transmit;
 pub mod verify;
 
@@ -26,6 +29,7 @@ pub use auth::{HmacKey, KeyError, TagKey, VerifyKey};
 pub use datagram::{Datagram, DecodeError};
 pub use image::{Applied, Image};
 pub use link::{DeviceLink, LinkError};
-pub use receive::{ReceiveAgent, ReceiveCounters, ReceiveError, ReceiveHandle};
+pub use receive::{ReceiveAgent, ReceiveCounters, ReceiveError, ReceiveHandle, ReceiveOptions};
+pub use state::{ReplayState, StateError};
 pub use transmit::{TransmitError, TransmitStats, Transmitter};
 pub use verify::{Outcome, Receiver, Rejection};

@@ -1,14 +1,20 @@
 //! The transmit side's access to the device, as a Modbus master.
 //!
-//! [`DeviceLink`] is an enum over the upstream kinds of the model (`tcp://` today); the
-//! transmit agent only calls [`DeviceLink::call`], so a TLS or RTU link is one more variant
-//! with its own `call`. Every byte is framed and parsed by `zonegate-modbus`.
+//! [`DeviceLink`] is an enum over the upstream kinds of the model: `tcp://` (Modbus/TCP) and
+//! `tls://` (Modbus/TCP Security, with the gateway's own TLS client settings from
+//! `zonegate_gateway::mbaps`: the device certificate must chain to `ca` and carry
+//! `server_name`, and the agent presents `cert`). The transmit agent only calls
+//! [`DeviceLink::call`], so a serial link is one more variant with its own `call`: `rtu://`
+//! joins when the gateway's RTU master can be shared the same way; until then
+//! [`DeviceLink::for_upstream`] refuses it with the wording of check ZG-C041
+//! (`Replication::source_runnable`). Every byte is framed and parsed by `zonegate-modbus`.
 
 use std::fmt;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use zonegate_gateway::mbaps::DeviceTls;
 use zonegate_modbus::{tcp, Request, Response, TcpDeframer, UnitId, MAX_TCP_ADU_LEN};
 use zonegate_policy::Upstream;
 
@@ -43,14 +49,30 @@ impl fmt::Display for LinkError {
     }
 }
 
-/// A Modbus TCP connection to the device, opened on first use and after every failure.
-#[derive(Debug)]
+/// A byte stream to the device: plaintext TCP or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A Modbus/TCP connection to the device (in clear, or inside TLS), opened on first use and
+/// after every failure.
 pub struct TcpLink {
     address: String,
-    stream: Option<TcpStream>,
+    /// `Some` for `tls://`: the handshake after every TCP connect.
+    tls: Option<DeviceTls>,
+    stream: Option<Box<dyn Io>>,
     deframer: TcpDeframer,
     tid: u16,
     connect_timeout: Duration,
+}
+
+impl fmt::Debug for TcpLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpLink")
+            .field("address", &self.address)
+            .field("tls", &self.tls.is_some())
+            .field("connected", &self.stream.is_some())
+            .finish()
+    }
 }
 
 /// How the transmit side reaches the device.
@@ -59,29 +81,48 @@ pub struct TcpLink {
 pub enum DeviceLink {
     /// `tcp://host:port`.
     Tcp(TcpLink),
+    /// `tls://host:port?ca=..&cert=..&key=..&server_name=..` (Modbus/TCP Security).
+    Tls(TcpLink),
+}
+
+fn address(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 impl DeviceLink {
-    /// The link for a model upstream; `Err` for kinds this build cannot use yet (TLS, RTU).
+    /// The link for a model upstream (TLS files already resolved against the model's folder,
+    /// `Model::resolve_upstream`); `Err` for kinds this build's transmit agent cannot use yet
+    /// (`rtu://`) and for TLS files that cannot be used.
     pub fn for_upstream(upstream: &Upstream) -> Result<Self, LinkError> {
-        upstream
-            .runnable()
-            .map_err(|u| LinkError::Unsupported(u.to_string()))?;
+        let link = |address, tls| TcpLink {
+            address,
+            tls,
+            stream: None,
+            deframer: TcpDeframer::new(),
+            tid: 0,
+            connect_timeout: Duration::from_secs(3),
+        };
         match upstream {
-            Upstream::Tcp { host, port } => Ok(Self::Tcp(TcpLink {
-                address: if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                },
-                stream: None,
-                deframer: TcpDeframer::new(),
-                tid: 0,
-                connect_timeout: Duration::from_secs(3),
-            })),
+            Upstream::Tcp { host, port } => Ok(Self::Tcp(link(address(host, *port), None))),
+            Upstream::Tls { host, port, .. } => {
+                let tls = DeviceTls::for_upstream(upstream).map_err(LinkError::Unsupported)?;
+                Ok(Self::Tls(link(address(host, *port), Some(tls))))
+            }
             other => Err(LinkError::Unsupported(format!(
-                "upstream {other} is not supported for replication by this build yet"
+                "replication source {other} (Modbus RTU, rtu://, in the transmit agent) is not \
+                 supported by this build yet"
             ))),
+        }
+    }
+
+    /// The device, for records: `host:port`.
+    pub fn label(&self) -> &str {
+        match self {
+            Self::Tcp(l) | Self::Tls(l) => &l.address,
         }
     }
 
@@ -94,7 +135,7 @@ impl DeviceLink {
         timeout: Duration,
     ) -> Result<Vec<u8>, LinkError> {
         match self {
-            Self::Tcp(l) => {
+            Self::Tcp(l) | Self::Tls(l) => {
                 let r = tokio::time::timeout(timeout, l.call(unit, request)).await;
                 let r = r.unwrap_or(Err(LinkError::Timeout));
                 if r.is_err() && !matches!(r, Err(LinkError::Exception(_))) {
@@ -110,12 +151,25 @@ impl DeviceLink {
 impl TcpLink {
     async fn call(&mut self, unit: UnitId, request: &Request<'_>) -> Result<Vec<u8>, LinkError> {
         if self.stream.is_none() {
+            let started = tokio::time::Instant::now();
             let s = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.address))
                 .await
                 .map_err(|_| LinkError::Connect(format!("{}: timed out", self.address)))?
                 .map_err(|e| LinkError::Connect(format!("{}: {e}", self.address)))?;
             let _ = s.set_nodelay(true);
-            self.stream = Some(s);
+            let stream: Box<dyn Io> = match &self.tls {
+                None => Box::new(s),
+                Some(tls) => {
+                    // One bound for connect and handshake together, as the gateway does.
+                    let left = self.connect_timeout.saturating_sub(started.elapsed());
+                    let t = tls
+                        .connect(s, left)
+                        .await
+                        .map_err(|e| LinkError::Connect(format!("{}: {e}", self.address)))?;
+                    Box::new(t)
+                }
+            };
+            self.stream = Some(stream);
             self.deframer.reset();
         }
         let Some(stream) = self.stream.as_mut() else {
@@ -132,6 +186,11 @@ impl TcpLink {
             .map_err(|e| LinkError::Protocol(format!("cannot frame the request: {e:?}")))?;
         stream
             .write_all(&adu[..len])
+            .await
+            .map_err(|e| LinkError::Io(e.to_string()))?;
+        // A TLS stream holds the record until flushed.
+        stream
+            .flush()
             .await
             .map_err(|e| LinkError::Io(e.to_string()))?;
         let mut buf = [0u8; 512];

@@ -10,16 +10,28 @@
 //! forger sending thousands of datagrams a second) records of one reason are aggregated: the
 //! first is written at once, the rest within the next second as one record with `count`.
 //! Refused requests on the replica are `request` records with decision `deny`.
+//!
+//! With a `tls:` block the replica speaks Modbus/TCP Security with the gateway's own listener
+//! configuration (`zonegate_gateway::mbaps`: mutual TLS against `client_ca`, the CRL,
+//! `min_version`): an established session is a `connection` record with the client's role,
+//! subject and fingerprint (which its denials carry too), a refused handshake a `connection`
+//! record with the gateway's reason (aggregated like alerts).
+//!
+//! With a state file ([`ReceiveOptions::state`]) the epoch and highest sequence number
+//! accepted are saved (atomically, at most every 100 ms when they changed, and at stop) and
+//! restored at start, so a datagram captured before a restart is still `replayed` after it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{watch, Semaphore};
 use zonegate_audit::{AuditHandle, Decision, Event, Kind as EventKind};
+use zonegate_gateway::mbaps::{self, ClientIdentity, ServerConfig};
 use zonegate_modbus::{
     tcp, CoilValues, ExceptionCode, RegisterValues, Request, Response, TcpDeframer, MAX_TCP_ADU_LEN,
 };
@@ -28,6 +40,7 @@ use zonegate_policy::{ReplicaTable, Replication};
 use crate::auth::VerifyKey;
 use crate::datagram::{stream_id, MAX_DATAGRAM_LEN};
 use crate::image::Image;
+use crate::state::{ReplayState, StateError};
 use crate::verify::{Outcome, Receiver};
 
 /// How often staleness is checked and aggregated alerts are flushed.
@@ -36,6 +49,25 @@ const TICK: Duration = Duration::from_millis(100);
 const AGGREGATE: Duration = Duration::from_secs(1);
 /// A replica client idle this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A TLS handshake of a replica client must complete within this.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the receive agent runs with besides the model: the TLS listener configuration and
+/// the replay state file.
+#[derive(Clone, Default)]
+pub struct ReceiveOptions {
+    /// Serve the replica over Modbus/TCP Security (`mbaps::server_config` of the `tls:`
+    /// block); `None`: plaintext Modbus/TCP.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// Keep the replay window's position in this file (see `state.rs`).
+    pub state: Option<PathBuf>,
+}
+
+/// Who is on the other end of a replica connection.
+struct Client {
+    addr: SocketAddr,
+    tls: Option<ClientIdentity>,
+}
 
 /// What the receive side has seen, for the probe and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,13 +90,16 @@ struct Shared {
     audit: AuditHandle,
     alerts: Mutex<Alerts>,
     started: Instant,
+    state: Option<PathBuf>,
+    /// The position last saved to `state`.
+    saved: Mutex<Option<(u64, u64)>>,
 }
 
 #[derive(Default)]
 struct Alerts {
     raised: u64,
-    /// reason -> (last written, pending count, last message)
-    pending: BTreeMap<&'static str, (Instant, u64, String)>,
+    /// reason -> (last written, pending count, last message, kind)
+    pending: BTreeMap<&'static str, (Instant, u64, String, EventKind)>,
 }
 
 impl Shared {
@@ -76,18 +111,65 @@ impl Shared {
 
     fn alert(&self, reason: &'static str, src: Option<SocketAddr>, message: String) {
         tracing::warn!(replication = %self.replication.id, reason, %message, "replication alert");
+        self.aggregated(EventKind::Alert, reason, src, message);
+    }
+
+    /// Writes the first record of `reason` at once, the rest within [`AGGREGATE`] as one.
+    fn aggregated(
+        &self,
+        kind: EventKind,
+        reason: &'static str,
+        src: Option<SocketAddr>,
+        message: String,
+    ) {
         let now = Instant::now();
         let mut a = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
-        a.raised += 1;
+        if kind == EventKind::Alert {
+            a.raised += 1;
+        }
         match a.pending.get_mut(reason) {
-            Some((last, count, msg)) if now.duration_since(*last) < AGGREGATE => {
+            Some((last, count, msg, _)) if now.duration_since(*last) < AGGREGATE => {
                 *count += 1;
                 *msg = message;
             }
             _ => {
-                a.pending.insert(reason, (now, 0, String::new()));
+                a.pending.insert(reason, (now, 0, String::new(), kind));
                 drop(a);
-                self.record_alert(reason, src, message, None);
+                self.record_alert(kind, reason, src, message, None);
+            }
+        }
+    }
+
+    /// Saves the replay window's position when it moved since the last save.
+    fn save_state(&self) {
+        let Some(path) = &self.state else {
+            return;
+        };
+        let (position, stream) = {
+            let rx = self.receiver();
+            (rx.position(), rx.stream())
+        };
+        let Some((epoch, seq)) = position else {
+            return;
+        };
+        let mut saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+        if *saved == Some((epoch, seq)) {
+            return;
+        }
+        let state = ReplayState { stream, epoch, seq };
+        match state.save(path) {
+            Ok(()) => *saved = Some((epoch, seq)),
+            Err(e) => {
+                drop(saved);
+                self.alert(
+                    "state_not_saved",
+                    None,
+                    format!(
+                        "cannot save the replay state {}: {e}; after a restart, datagrams \
+                         accepted since the last save could be replayed once",
+                        path.display()
+                    ),
+                );
             }
         }
     }
@@ -97,27 +179,28 @@ impl Shared {
         let mut due = Vec::new();
         {
             let mut a = self.alerts.lock().unwrap_or_else(|p| p.into_inner());
-            for (reason, (last, count, msg)) in a.pending.iter_mut() {
+            for (reason, (last, count, msg, kind)) in a.pending.iter_mut() {
                 if *count > 0 && now.duration_since(*last) >= AGGREGATE {
-                    due.push((*reason, *count, std::mem::take(msg)));
+                    due.push((*kind, *reason, *count, std::mem::take(msg)));
                     *count = 0;
                     *last = now;
                 }
             }
         }
-        for (reason, count, msg) in due {
-            self.record_alert(reason, None, msg, Some(count));
+        for (kind, reason, count, msg) in due {
+            self.record_alert(kind, reason, None, msg, Some(count));
         }
     }
 
     fn record_alert(
         &self,
+        kind: EventKind,
         reason: &'static str,
         src: Option<SocketAddr>,
         message: String,
         count: Option<u64>,
     ) {
-        let mut e = Event::notice(EventKind::Alert, message);
+        let mut e = Event::notice(kind, message);
         e.conduit = Some(self.replication.id.as_str().into());
         e.reason = Some(reason.into());
         e.src = src.map(|s| s.to_string());
@@ -136,6 +219,8 @@ pub enum ReceiveError {
     BindUdp(std::io::Error),
     /// The replica server could not listen.
     Listen(std::io::Error),
+    /// The replay state file cannot be used.
+    State(StateError),
 }
 
 impl std::fmt::Display for ReceiveError {
@@ -143,6 +228,7 @@ impl std::fmt::Display for ReceiveError {
         match self {
             Self::BindUdp(e) => write!(f, "cannot bind the replication UDP socket: {e}"),
             Self::Listen(e) => write!(f, "cannot listen for replica clients: {e}"),
+            Self::State(e) => e.fmt(f),
         }
     }
 }
@@ -154,6 +240,7 @@ pub struct ReceiveAgent {
     shared: Arc<Shared>,
     udp: UdpSocket,
     listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
 }
 
 /// A handle on a running receive agent.
@@ -191,12 +278,23 @@ impl ReceiveHandle {
 }
 
 impl ReceiveAgent {
-    /// Binds `receive.bind` (UDP) and `receive.serve` (TCP). `audit` is the receive side's
-    /// own chain.
+    /// Binds `receive.bind` (UDP) and `receive.serve` (TCP), plaintext and without a state
+    /// file. `audit` is the receive side's own chain.
     pub async fn bind(
         replication: Replication,
         key: VerifyKey,
         audit: AuditHandle,
+    ) -> Result<Self, ReceiveError> {
+        Self::bind_with(replication, key, audit, ReceiveOptions::default()).await
+    }
+
+    /// [`ReceiveAgent::bind`] with TLS and a replay state file: the state is read (and the
+    /// window restored) before anything is received.
+    pub async fn bind_with(
+        replication: Replication,
+        key: VerifyKey,
+        audit: AuditHandle,
+        options: ReceiveOptions,
     ) -> Result<Self, ReceiveError> {
         let udp = UdpSocket::bind(replication.receive.bind)
             .await
@@ -205,12 +303,19 @@ impl ReceiveAgent {
             .await
             .map_err(ReceiveError::Listen)?;
         let image = Image::new(&replication);
-        let receiver = Receiver::new(
-            key,
-            stream_id(&replication),
-            image,
-            replication.blocks.len(),
-        );
+        let stream = stream_id(&replication);
+        let mut receiver = Receiver::new(key, stream, image, replication.blocks.len());
+        let mut saved = None;
+        if let Some(path) = &options.state {
+            if let Some(st) = ReplayState::load(path, stream).map_err(ReceiveError::State)? {
+                receiver.restore(st.epoch, st.seq);
+                saved = Some((st.epoch, st.seq));
+                tracing::info!(
+                    replication = %replication.id, epoch = st.epoch, seq = st.seq,
+                    "replay window restored: older datagrams are rejected as replayed"
+                );
+            }
+        }
         Ok(Self {
             shared: Arc::new(Shared {
                 replication,
@@ -218,9 +323,12 @@ impl ReceiveAgent {
                 audit,
                 alerts: Mutex::new(Alerts::default()),
                 started: Instant::now(),
+                state: options.state,
+                saved: Mutex::new(saved),
             }),
             udp,
             listener,
+            tls: options.tls,
         })
     }
 
@@ -247,12 +355,14 @@ impl ReceiveAgent {
             shared,
             udp,
             listener,
+            tls,
         } = self;
         let udp_task = tokio::spawn(udp_loop(shared.clone(), udp, stop.clone()));
         let tick_task = tokio::spawn(tick_loop(shared.clone(), stop.clone()));
-        serve_loop(shared.clone(), listener, stop).await;
+        serve_loop(shared.clone(), listener, tls, stop).await;
         let _ = udp_task.await;
         let _ = tick_task.await;
+        shared.save_state();
         shared.flush_alerts();
     }
 }
@@ -333,11 +443,17 @@ async fn tick_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             };
             shared.alert(reason, None, format!("block {} {what}", c.block));
         }
+        shared.save_state();
         shared.flush_alerts();
     }
 }
 
-async fn serve_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+async fn serve_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(shared.replication.receive.max_connections));
     loop {
         let (stream, peer) = tokio::select! {
@@ -357,15 +473,64 @@ async fn serve_loop(shared: Arc<Shared>, listener: TcpListener, mut stop: watch:
         };
         let shared = shared.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_client(shared, stream, peer, stop).await;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => {
+                    let client = Client {
+                        addr: peer,
+                        tls: None,
+                    };
+                    serve_client(shared, stream, client, stop).await;
+                }
+                Some(config) => match mbaps::accept(config, stream, HANDSHAKE_TIMEOUT).await {
+                    Ok((stream, identity)) => {
+                        record_established(&shared, peer, &identity);
+                        let client = Client {
+                            addr: peer,
+                            tls: Some(identity),
+                        };
+                        serve_client(shared, stream, client, stop).await;
+                    }
+                    Err(refused) => {
+                        tracing::info!(%peer, "{}", refused.message);
+                        shared.aggregated(
+                            EventKind::Connection,
+                            refused.reason,
+                            Some(peer),
+                            refused.message,
+                        );
+                    }
+                },
+            }
             drop(permit);
         });
     }
 }
 
-/// Answers one request PDU from the image: `(response PDU, exception sent)`.
-fn answer(shared: &Shared, unit: u8, pdu: &[u8], peer: SocketAddr) -> Vec<u8> {
+/// Records an established TLS session of a replica client (as the gateway does).
+fn record_established(shared: &Shared, peer: SocketAddr, id: &ClientIdentity) {
+    let mut e = Event::notice(
+        EventKind::Connection,
+        match &id.role {
+            Some(r) => format!("TLS session established with the replica, role {r}"),
+            None => "TLS session established with the replica, no role".to_owned(),
+        },
+    );
+    e.conduit = Some(shared.replication.id.as_str().into());
+    e.src = Some(peer.to_string());
+    e.reason = Some("tls_established".into());
+    e.role.clone_from(&id.role);
+    e.peer_subject = Some(id.subject.clone());
+    e.peer_fingerprint = Some(id.fingerprint.clone());
+    if let Err(err) = shared.audit.record(e, false) {
+        tracing::error!(error = %err, "cannot queue a replica audit record");
+    }
+}
+
+/// Answers one request PDU from the image.
+fn answer(shared: &Shared, unit: u8, pdu: &[u8], peer: &Client) -> Vec<u8> {
     let fc = pdu.first().copied().unwrap_or(0);
     let request = match Request::parse(pdu) {
         Ok(r) => r,
@@ -424,10 +589,15 @@ fn answer(shared: &Shared, unit: u8, pdu: &[u8], peer: SocketAddr) -> Vec<u8> {
     }
 }
 
-fn record_denial(shared: &Shared, unit: u8, fc: u8, request: &Request<'_>, peer: SocketAddr) {
+fn record_denial(shared: &Shared, unit: u8, fc: u8, request: &Request<'_>, peer: &Client) {
     let mut e = Event::new(EventKind::Request);
     e.conduit = Some(shared.replication.id.as_str().into());
-    e.src = Some(peer.to_string());
+    e.src = Some(peer.addr.to_string());
+    if let Some(id) = &peer.tls {
+        e.role.clone_from(&id.role);
+        e.peer_subject = Some(id.subject.clone());
+        e.peer_fingerprint = Some(id.fingerprint.clone());
+    }
     e.unit = Some(unit);
     e.fc = Some(fc);
     e.function = request.function().name().map(Into::into);
@@ -444,13 +614,12 @@ fn exception_pdu(fc: u8, code: ExceptionCode) -> Vec<u8> {
     vec![fc | 0x80, code.to_u8()]
 }
 
-async fn serve_client(
+async fn serve_client<S: AsyncRead + AsyncWrite + Unpin>(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: S,
+    peer: Client,
     mut stop: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let mut deframer = TcpDeframer::new();
     let mut buf = [0u8; 1024];
     let mut unfed: Vec<u8> = Vec::new();
@@ -464,11 +633,12 @@ async fn serve_client(
                 // A broken frame closes the connection (DESIGN.md, "What the wire sees").
                 Err(_) => return,
             };
-            let response = answer(&shared, unit.get(), &pdu, peer);
+            let response = answer(&shared, unit.get(), &pdu, &peer);
             let Ok(n) = tcp::encode_adu(tid, unit, &response, &mut out) else {
                 return;
             };
-            if stream.write_all(&out[..n]).await.is_err() {
+            // A TLS stream holds the record until flushed.
+            if stream.write_all(&out[..n]).await.is_err() || stream.flush().await.is_err() {
                 return;
             }
         }

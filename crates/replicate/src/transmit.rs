@@ -8,6 +8,14 @@
 //! whether it changed or not; in between, a segment that did not change is confirmed by a
 //! short `unchanged` datagram carrying the SHA-256 of its values, so the receive side can tell
 //! "still the same" from "the source is gone".
+//!
+//! With an audit chain ([`Transmitter::with_audit`], the transmit side's own, as the receive
+//! side has its own) the agent records its `start` and `stop` (with its counters), every
+//! `counters` interval a `counters` record, and the source's health per block: an `alert`
+//! `source_read_failed` when reads start failing, then at most one record per block per
+//! [`AGGREGATE`] with `count` (failed reads since the last record), `first_ts` and `last_ts`,
+//! and an `alert` `source_recovered` (`count`: failed reads in the whole outage) when it
+//! answers again. A device that flaps cannot write a record per poll.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +25,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use zonegate_audit::event::now_ts;
+use zonegate_audit::{AuditHandle, Event, Kind as EventKind};
 use zonegate_modbus::{AddressRange, Request, Response, UnitId};
 use zonegate_policy::{ReplicaTable, Replication};
 
@@ -28,6 +38,10 @@ use crate::link::{DeviceLink, LinkError};
 const READ_REGISTERS: u16 = 125;
 /// Most bits one FC 1/2 read asks for (V1.1b3 limit).
 const READ_BITS: u16 = 2000;
+/// At most one source-health record per block this often (failures in between are counted).
+pub const AGGREGATE: Duration = Duration::from_secs(10);
+/// Default interval of the `counters` record.
+pub const DEFAULT_COUNTERS_EVERY: Duration = Duration::from_secs(60);
 
 /// Counters of the transmit side, shared with whoever watches it.
 #[derive(Debug, Default)]
@@ -50,6 +64,8 @@ pub enum TransmitError {
     Bind(std::io::Error),
     /// The device link cannot be made.
     Link(LinkError),
+    /// This build's transmit agent cannot read that source (the wording of check ZG-C041).
+    Unsupported(zonegate_policy::Unsupported),
 }
 
 impl std::fmt::Display for TransmitError {
@@ -57,6 +73,7 @@ impl std::fmt::Display for TransmitError {
         match self {
             Self::Bind(e) => write!(f, "cannot bind the UDP socket: {e}"),
             Self::Link(e) => e.fmt(f),
+            Self::Unsupported(u) => u.fmt(f),
         }
     }
 }
@@ -79,6 +96,33 @@ struct BlockState {
     /// not miss the refresh because a faster block's poll consumed it.
     next_refresh: Instant,
     segments: Vec<SegmentState>,
+    health: Health,
+}
+
+/// What the chain was last told about one block's source reads, and what happened since.
+#[derive(Default)]
+struct Health {
+    /// Reads are failing now.
+    failing: bool,
+    /// The chain's last health record said "failing".
+    recorded_failing: bool,
+    /// When the last health record of this block was written.
+    last_record: Option<Instant>,
+    /// Failed reads not yet in a `source_read_failed` record.
+    pending: u64,
+    /// Failed reads since the outage began.
+    outage_failures: u64,
+    first_ts: Option<String>,
+    last_ts: Option<String>,
+    outage_since: Option<Instant>,
+    last_error: String,
+}
+
+impl Health {
+    fn may_record(&self, now: Instant) -> bool {
+        self.last_record
+            .is_none_or(|t| now.duration_since(t) >= AGGREGATE)
+    }
 }
 
 /// The transmit agent of one replication.
@@ -91,6 +135,8 @@ pub struct Transmitter {
     epoch: u64,
     seq: u64,
     stats: Arc<TransmitStats>,
+    audit: Option<AuditHandle>,
+    counters_every: Duration,
 }
 
 fn unix_us(t: SystemTime) -> u64 {
@@ -102,6 +148,9 @@ impl Transmitter {
     /// Binds the UDP socket (`transmit.bind`, or any address of the family of `transmit.to`)
     /// and prepares the device link. Nothing is sent yet.
     pub async fn new(replication: Replication, key: TagKey) -> Result<Self, TransmitError> {
+        replication
+            .source_runnable()
+            .map_err(TransmitError::Unsupported)?;
         let link = DeviceLink::for_upstream(&replication.source).map_err(TransmitError::Link)?;
         let bind = replication.transmit.bind.unwrap_or_else(|| {
             if replication.transmit.to.is_ipv4() {
@@ -121,7 +170,163 @@ impl Transmitter {
             epoch: unix_us(SystemTime::now()),
             seq: 0,
             stats: Arc::new(TransmitStats::default()),
+            audit: None,
+            counters_every: DEFAULT_COUNTERS_EVERY,
         })
+    }
+
+    /// Records to `audit`, the transmit side's own chain (see the module docs).
+    pub fn with_audit(mut self, audit: AuditHandle) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Writes a `counters` record this often (default [`DEFAULT_COUNTERS_EVERY`]).
+    pub fn counters_every(mut self, every: Duration) -> Self {
+        self.counters_every = every.max(Duration::from_millis(100));
+        self
+    }
+
+    fn record(&self, e: Event) {
+        if let Some(a) = &self.audit {
+            if let Err(err) = a.record(e, true) {
+                tracing::error!(error = %err, "cannot queue a transmit-side audit record");
+            }
+        }
+    }
+
+    fn event(&self, kind: EventKind, message: String) -> Event {
+        let mut e = Event::notice(kind, message);
+        e.conduit = Some(self.replication.id.as_str().into());
+        e.dst = Some(self.link.label().into());
+        e
+    }
+
+    fn counters_text(&self) -> String {
+        let s = &self.stats;
+        format!(
+            "polls={} datagrams={} read_failures={} send_failures={} seq={}",
+            s.polls.load(Ordering::Relaxed),
+            s.datagrams.load(Ordering::Relaxed),
+            s.read_failures.load(Ordering::Relaxed),
+            s.send_failures.load(Ordering::Relaxed),
+            self.seq
+        )
+    }
+
+    fn record_counters(&self, kind: EventKind, what: &str) {
+        let mut e = self.event(kind, format!("{what}: {}", self.counters_text()));
+        e.count = Some(self.stats.datagrams.load(Ordering::Relaxed));
+        self.record(e);
+    }
+
+    fn health_event(&self, b: &BlockState, reason: &'static str, message: String) -> Event {
+        let mut e = self.event(EventKind::Alert, message);
+        e.reason = Some(reason.into());
+        e.unit = Some(b.unit);
+        e.table = Some(b.table.as_str().into());
+        e.address = b.segments.first().map(|s| s.start);
+        e.quantity = Some(
+            b.segments
+                .iter()
+                .map(|s| s.count)
+                .fold(0u16, u16::saturating_add),
+        );
+        e
+    }
+
+    /// A failed-reads record of block `b` now: `count` failures since the last one.
+    fn record_failing(&self, b: &mut BlockState, now: Instant) {
+        let h = &b.health;
+        let first = !h.recorded_failing;
+        let message = if first {
+            format!(
+                "block {}: reading the source failed ({}); nothing is sent for it until it answers",
+                b.id, h.last_error
+            )
+        } else {
+            format!(
+                "block {}: {} more failed read(s) of the source, the last: {}",
+                b.id, h.pending, h.last_error
+            )
+        };
+        let mut e = self.health_event(b, "source_read_failed", message);
+        e.count = Some(b.health.pending);
+        e.first_ts.clone_from(&b.health.first_ts);
+        e.last_ts.clone_from(&b.health.last_ts);
+        self.record(e);
+        let h = &mut b.health;
+        h.pending = 0;
+        h.first_ts = None;
+        h.recorded_failing = true;
+        h.last_record = Some(now);
+    }
+
+    fn record_recovered(&self, b: &mut BlockState, now: Instant) {
+        let h = &b.health;
+        let over = h
+            .outage_since
+            .map_or(0.0, |t| now.duration_since(t).as_secs_f64());
+        let mut e = self.health_event(
+            b,
+            "source_recovered",
+            format!(
+                "block {}: the source answers again after {} failed read(s) over {over:.1} s",
+                b.id, h.outage_failures
+            ),
+        );
+        e.count = Some(h.outage_failures);
+        self.record(e);
+        let h = &mut b.health;
+        h.recorded_failing = false;
+        h.outage_failures = 0;
+        h.pending = 0;
+        h.first_ts = None;
+        h.last_ts = None;
+        h.outage_since = None;
+        h.last_record = Some(now);
+    }
+
+    fn read_failed(&self, b: &mut BlockState, error: &LinkError, now: Instant) {
+        let h = &mut b.health;
+        if !h.failing {
+            h.failing = true;
+            if !h.recorded_failing {
+                h.outage_since = Some(now);
+            }
+        }
+        h.pending += 1;
+        h.outage_failures += 1;
+        let ts = now_ts();
+        if h.first_ts.is_none() {
+            h.first_ts = Some(ts.clone());
+        }
+        h.last_ts = Some(ts);
+        h.last_error = error.to_string();
+        if !h.recorded_failing && h.may_record(now) {
+            self.record_failing(b, now);
+        }
+    }
+
+    fn read_ok(&self, b: &mut BlockState, now: Instant) {
+        b.health.failing = false;
+        if b.health.recorded_failing && b.health.may_record(now) {
+            self.record_recovered(b, now);
+        }
+    }
+
+    /// Writes what the per-block limit held back: a state change, or failures counted.
+    fn flush_health(&self, blocks: &mut [BlockState], now: Instant) {
+        for b in blocks.iter_mut() {
+            if !b.health.may_record(now) {
+                continue;
+            }
+            if b.health.failing && (b.health.pending > 0 || !b.health.recorded_failing) {
+                self.record_failing(b, now);
+            } else if !b.health.failing && b.health.recorded_failing {
+                self.record_recovered(b, now);
+            }
+        }
     }
 
     /// The counters.
@@ -156,21 +361,43 @@ impl Transmitter {
                         last_sent: None,
                     })
                     .collect(),
+                health: Health::default(),
             })
             .collect();
         let refresh = self.replication.transmit.refresh;
+        self.record(self.event(
+            EventKind::Start,
+            format!(
+                "transmit agent started: source {}, {} block(s), datagrams to {} (UDP, one way, \
+                 repeat {}, refresh {:?}), epoch {}",
+                self.link.label(),
+                self.replication.blocks.len(),
+                self.replication.transmit.to,
+                self.replication.transmit.repeat,
+                refresh,
+                self.epoch
+            ),
+        ));
+        let mut next_counters = now + self.counters_every;
         loop {
             if *stop.borrow() {
-                return;
+                break;
             }
             let Some(next) = blocks.iter().map(|b| b.due).min() else {
-                return;
+                break;
             };
+            // Wake for the counters and held-back health records too.
+            let wake = next.min(next_counters).min(Instant::now() + AGGREGATE);
             tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = stop.changed() => return,
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = stop.changed() => break,
             }
             let now = Instant::now();
+            if now >= next_counters {
+                self.record_counters(EventKind::Counters, "transmit counters");
+                next_counters = now + self.counters_every;
+            }
+            self.flush_health(&mut blocks, now);
             for b in blocks.iter_mut().filter(|b| b.due <= now) {
                 let full = now >= b.next_refresh;
                 if full {
@@ -184,24 +411,29 @@ impl Transmitter {
                 self.poll(b, full).await;
             }
         }
+        // What was held back is written before the stop record.
+        self.flush_health(&mut blocks, Instant::now() + AGGREGATE);
+        self.record_counters(EventKind::Stop, "transmit agent stopped");
     }
 
     async fn poll(&mut self, b: &mut BlockState, full: bool) {
         let timeout = self.replication.transmit.request_timeout;
         let unit = UnitId::new(b.unit);
         let mut out = Vec::new();
+        let mut failure = None;
         for s in &mut b.segments {
             let values = match read_segment(&mut self.link, unit, b.table, s, timeout).await {
                 Ok(v) => v,
                 Err(e) => {
                     self.stats.read_failures.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
+                    tracing::debug!(
                         replication = %self.replication.id,
                         block = b.id,
                         start = s.start,
                         error = %e,
                         "replication read failed; nothing sent for this segment"
                     );
+                    failure = Some(e);
                     continue;
                 }
             };
@@ -249,6 +481,26 @@ impl Transmitter {
             }
         }
         self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        match failure {
+            Some(e) => {
+                if !b.health.failing {
+                    tracing::warn!(
+                        replication = %self.replication.id,
+                        block = b.id,
+                        error = %e,
+                        "replication source read failed; nothing sent for this block until it answers"
+                    );
+                }
+                self.read_failed(b, &e, now);
+            }
+            None => {
+                if b.health.failing {
+                    tracing::info!(replication = %self.replication.id, block = b.id, "replication source answers again");
+                }
+                self.read_ok(b, now);
+            }
+        }
     }
 }
 

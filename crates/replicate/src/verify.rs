@@ -11,6 +11,10 @@
 //! sent `repeat` times, so these are expected and only counted); a number below it, or an older
 //! epoch, is a replay. Numbers that leave the window unseen were lost: a `gap`. A newer epoch
 //! means the transmit agent restarted; the window starts again.
+//!
+//! After a restart of the receive side, [`Receiver::restore`] puts back the epoch and the
+//! highest sequence number accepted before it (`state.rs`): every number up to it is then
+//! `replayed`, even inside the window, since nothing tells a captured copy from a late repeat.
 
 use std::time::Instant;
 
@@ -28,6 +32,8 @@ struct Window {
     lowest_seen: u64,
     /// Bit i: `highest - i` was seen.
     seen: u128,
+    /// Restored after a restart: every number up to this one was accepted before it.
+    floor: Option<u64>,
 }
 
 enum Slot {
@@ -42,6 +48,17 @@ impl Window {
             highest: seq,
             lowest_seen: seq,
             seen: 1,
+            floor: None,
+        }
+    }
+
+    fn restored(highest: u64) -> Self {
+        Self {
+            highest,
+            lowest_seen: highest,
+            // Nothing at or below `highest` is new, so nothing below it counts as lost.
+            seen: u128::MAX,
+            floor: Some(highest),
         }
     }
 
@@ -78,7 +95,7 @@ impl Window {
             return Slot::New { lost };
         }
         let i = self.highest - seq;
-        if i >= WINDOW {
+        if i >= WINDOW || self.floor.is_some_and(|f| seq <= f) {
             return Slot::TooOld;
         }
         if self.seen >> i & 1 == 1 {
@@ -206,6 +223,24 @@ impl Receiver {
             stale: vec![false; blocks],
             counters: Counters::default(),
         }
+    }
+
+    /// Puts back where verification stood before a restart: `epoch`, and `seq` the highest
+    /// number accepted in it. Older epochs and numbers up to `seq` are then `replayed`.
+    pub fn restore(&mut self, epoch: u64, seq: u64) {
+        self.epoch = Some(epoch);
+        self.window = Some(Window::restored(seq));
+    }
+
+    /// The epoch and the highest sequence number accepted in it (what [`Receiver::restore`]
+    /// takes), once a datagram was accepted.
+    pub fn position(&self) -> Option<(u64, u64)> {
+        Some((self.epoch?, self.window.as_ref()?.highest))
+    }
+
+    /// The stream id this receiver accepts.
+    pub fn stream(&self) -> [u8; 8] {
+        self.stream
     }
 
     /// The image.

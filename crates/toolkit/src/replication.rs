@@ -8,7 +8,8 @@
 //! - its zones must exist and differ (ZG-C037), its `max_age` must exceed the periods (ZG-C038),
 //!   `transmit.to` must be the receive side's `bind` (ZG-C039), and HMAC lets the receive side
 //!   forge data (ZG-C040, info: Ed25519 keeps the secret on the transmit side), and a source this
-//!   build cannot read (ZG-C041: `tls://`, `rtu://`) is said so.
+//!   build's transmit agent cannot read (ZG-C041: `rtu://`; `tcp://` and `tls://` it reads) is
+//!   said so.
 //!
 //! The nftables (and iptables) rules come first in the forward chain, before `ct state established,related
 //! accept`: otherwise conntrack would let the receive side's replies (and ICMP errors) back
@@ -103,7 +104,7 @@ pub fn findings(site: &Site) -> Vec<Finding> {
                 ),
             ));
         }
-        if let Err(u) = r.source.runnable() {
+        if let Err(u) = r.source_runnable() {
             out.push(finding(
                 site,
                 "ZG-C041",

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zonegate_audit::{AuditConfig, AuditLog};
 use zonegate_policy::{Model, ReplicaTable, Replication};
-use zonegate_replicate::{ReceiveAgent, TagKey, Transmitter, VerifyKey};
+use zonegate_replicate::{ReceiveAgent, ReceiveOptions, TagKey, Transmitter, VerifyKey};
 
 /// Which half of a replication this host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,19 +146,48 @@ async fn start_receive(
             .as_deref()
             .unwrap_or(Path::new(&format!("{}-receive.log", r.id))),
     );
-    let mut config = AuditConfig::new(&audit_path);
-    config.policy_hash = Some(model.policy_hash());
-    let audit = AuditLog::start(config)
-        .map_err(|e| format!("cannot open the audit log {}: {e}", audit_path.display()))?;
-    let agent = ReceiveAgent::bind(r.clone(), key, audit.clone())
-        .await
+    let state_path = model.resolve(
+        r.receive
+            .state
+            .as_deref()
+            .unwrap_or(Path::new(&format!("{}-receive.state", r.id))),
+    );
+    // The gateway's own TLS listener configuration (one TLS stack, one set of rules).
+    let tls = match &r.receive.tls {
+        Some(t) => Some(
+            zonegate_gateway::mbaps::server_config(&t.resolved(|p| model.resolve(p)))
+                .map_err(|e| format!("receive.tls: {e}"))?,
+        ),
+        None => None,
+    };
+    let options = ReceiveOptions {
+        tls,
+        state: Some(state_path.clone()),
+    };
+    // The state first: a receive side that cannot trust it must not open a chain either.
+    zonegate_replicate::ReplayState::load(&state_path, zonegate_replicate::datagram::stream_id(r))
         .map_err(|e| e.to_string())?;
+    let audit = open_audit(model, &audit_path)?;
+    let agent = match ReceiveAgent::bind_with(r.clone(), key, audit.clone(), options).await {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = audit.shutdown().await;
+            return Err(e.to_string());
+        }
+    };
     println!(
-        "replication {} receive: datagrams on {} (UDP), read-only replica on {}, audit {}",
+        "replication {} receive: datagrams on {} (UDP), read-only replica on {}{}, audit {}, \
+         replay state {}",
         r.id,
         agent.udp_addr().map_err(|e| e.to_string())?,
         agent.serve_addr().map_err(|e| e.to_string())?,
-        audit_path.display()
+        if r.receive.tls.is_some() {
+            " (Modbus/TCP Security, mutual TLS)"
+        } else {
+            ""
+        },
+        audit_path.display(),
+        state_path.display()
     );
     running.tasks.push(tokio::spawn(agent.run(stop.clone())));
     running.audits.push(audit);
@@ -172,19 +201,41 @@ async fn start_transmit(
     running: &mut Running,
 ) -> Result<(), String> {
     let key = TagKey::load(r.auth, &model.resolve(&r.transmit.key)).map_err(|e| e.0)?;
-    let tx = Transmitter::new(r.clone(), key)
+    let mut resolved = r.clone();
+    // tls:// files are relative to the model, as for a gateway upstream.
+    resolved.source = model.resolve_upstream(&r.source);
+    let tx = Transmitter::new(resolved, key)
         .await
         .map_err(|e| e.to_string())?;
+    let audit_path = model.resolve(
+        r.transmit
+            .audit
+            .as_deref()
+            .unwrap_or(Path::new(&format!("{}-transmit.log", r.id))),
+    );
+    let audit = open_audit(model, &audit_path)?;
+    let tx = tx
+        .with_audit(audit.clone())
+        .counters_every(r.transmit.counters);
     println!(
-        "replication {} transmit: source {}, {} block(s), datagrams to {} (UDP, one way, repeat {})",
+        "replication {} transmit: source {}, {} block(s), datagrams to {} (UDP, one way, repeat {}), audit {}",
         r.id,
         r.source,
         r.blocks.len(),
         r.transmit.to,
-        r.transmit.repeat
+        r.transmit.repeat,
+        audit_path.display()
     );
     running.tasks.push(tokio::spawn(tx.run(stop.clone())));
+    running.audits.push(audit);
     Ok(())
+}
+
+fn open_audit(model: &Model, path: &Path) -> Result<zonegate_audit::AuditHandle, String> {
+    let mut config = AuditConfig::new(path);
+    config.policy_hash = Some(model.policy_hash());
+    AuditLog::start(config)
+        .map_err(|e| format!("cannot open the audit log {}: {e}", path.display()))
 }
 
 /// Waits for SIGINT or SIGTERM.
