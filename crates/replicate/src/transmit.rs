@@ -12,10 +12,12 @@
 //! With an audit chain ([`Transmitter::with_audit`], the transmit side's own, as the receive
 //! side has its own) the agent records its `start` and `stop` (with its counters), every
 //! `counters` interval a `counters` record, and the source's health per block: an `alert`
-//! `source_read_failed` when reads start failing, then at most one record per block per
-//! [`AGGREGATE`] with `count` (failed reads since the last record), `first_ts` and `last_ts`,
-//! and an `alert` `source_recovered` (`count`: failed reads in the whole outage) when it
-//! answers again. A device that flaps cannot write a record per poll.
+//! `source_read_failed` when reads start failing, then while they keep failing one such record
+//! per `counters` interval with `count` (failed reads since the last record), `first_ts` and
+//! `last_ts`, and an `alert` `source_recovered` (`count`: failed reads in the whole outage)
+//! when it answers again. A change of state is recorded at most once per [`TRANSITION_GAP`]
+//! per block (a change held back is written when the gap has passed), so a device that
+//! flaps cannot write a record per poll, and no failure goes uncounted.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,8 +40,8 @@ use crate::link::{DeviceLink, LinkError};
 const READ_REGISTERS: u16 = 125;
 /// Most bits one FC 1/2 read asks for (V1.1b3 limit).
 const READ_BITS: u16 = 2000;
-/// At most one source-health record per block this often (failures in between are counted).
-pub const AGGREGATE: Duration = Duration::from_secs(10);
+/// At most one change of a block's source health (failing, recovered) is recorded this often.
+pub const TRANSITION_GAP: Duration = Duration::from_secs(1);
 /// Default interval of the `counters` record.
 pub const DEFAULT_COUNTERS_EVERY: Duration = Duration::from_secs(60);
 
@@ -119,9 +121,9 @@ struct Health {
 }
 
 impl Health {
-    fn may_record(&self, now: Instant) -> bool {
+    fn quiet_for(&self, gap: Duration, now: Instant) -> bool {
         self.last_record
-            .is_none_or(|t| now.duration_since(t) >= AGGREGATE)
+            .is_none_or(|t| now.duration_since(t) >= gap)
     }
 }
 
@@ -303,28 +305,32 @@ impl Transmitter {
         }
         h.last_ts = Some(ts);
         h.last_error = error.to_string();
-        if !h.recorded_failing && h.may_record(now) {
+        if !h.recorded_failing && h.quiet_for(TRANSITION_GAP, now) {
             self.record_failing(b, now);
         }
     }
 
     fn read_ok(&self, b: &mut BlockState, now: Instant) {
         b.health.failing = false;
-        if b.health.recorded_failing && b.health.may_record(now) {
+        if b.health.recorded_failing && b.health.quiet_for(TRANSITION_GAP, now) {
             self.record_recovered(b, now);
         }
     }
 
-    /// Writes what the per-block limit held back: a state change, or failures counted.
-    fn flush_health(&self, blocks: &mut [BlockState], now: Instant) {
+    /// Writes what the limits held back: a change of state once [`TRANSITION_GAP`] passed,
+    /// failures counted once the `counters` interval passed (`all`: everything, at stop).
+    fn flush_health(&self, blocks: &mut [BlockState], now: Instant, all: bool) {
         for b in blocks.iter_mut() {
-            if !b.health.may_record(now) {
-                continue;
-            }
-            if b.health.failing && (b.health.pending > 0 || !b.health.recorded_failing) {
+            let h = &b.health;
+            let changed = h.failing != h.recorded_failing;
+            if changed && (all || h.quiet_for(TRANSITION_GAP, now)) {
+                if h.failing {
+                    self.record_failing(b, now);
+                } else {
+                    self.record_recovered(b, now);
+                }
+            } else if h.failing && h.pending > 0 && (all || h.quiet_for(self.counters_every, now)) {
                 self.record_failing(b, now);
-            } else if !b.health.failing && b.health.recorded_failing {
-                self.record_recovered(b, now);
             }
         }
     }
@@ -387,7 +393,7 @@ impl Transmitter {
                 break;
             };
             // Wake for the counters and held-back health records too.
-            let wake = next.min(next_counters).min(Instant::now() + AGGREGATE);
+            let wake = next.min(next_counters).min(Instant::now() + TRANSITION_GAP);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = stop.changed() => break,
@@ -397,7 +403,7 @@ impl Transmitter {
                 self.record_counters(EventKind::Counters, "transmit counters");
                 next_counters = now + self.counters_every;
             }
-            self.flush_health(&mut blocks, now);
+            self.flush_health(&mut blocks, now, false);
             for b in blocks.iter_mut().filter(|b| b.due <= now) {
                 let full = now >= b.next_refresh;
                 if full {
@@ -412,7 +418,7 @@ impl Transmitter {
             }
         }
         // What was held back is written before the stop record.
-        self.flush_health(&mut blocks, Instant::now() + AGGREGATE);
+        self.flush_health(&mut blocks, Instant::now(), true);
         self.record_counters(EventKind::Stop, "transmit agent stopped");
     }
 

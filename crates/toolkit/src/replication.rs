@@ -335,3 +335,289 @@ pub fn iptables_forward(site: &Site) -> Vec<String> {
     }
     out
 }
+
+/// One replication in the body of `zonegate report`: what is replicated, over what, and what
+/// this build enforces one way (credited only where the transmit agent can run it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReplicationRow {
+    /// `replication_id`.
+    pub id: String,
+    /// `name` ("" when absent).
+    pub name: String,
+    /// Zone data comes from.
+    pub from: String,
+    /// Zone data goes to.
+    pub to: String,
+    /// `source`, as a URL.
+    pub source: String,
+    /// Why this build's transmit agent cannot read the source (ZG-C041), if it cannot.
+    pub source_unsupported: Option<String>,
+    /// `hmac-sha256` or `ed25519`, with what it means.
+    pub auth: String,
+    /// One line per block: unit, table, range, period, `max_age` in force.
+    pub blocks: Vec<String>,
+    /// `transmit.to`, `bind`, `repeat`, `refresh`, `request_timeout`.
+    pub transmit: String,
+    /// `receive.bind`, `serve` (plaintext or TLS), `max_connections`.
+    pub receive: String,
+    /// `transmit.repeat`.
+    pub repeat: u8,
+    /// `transmit.refresh`, as text.
+    pub refresh: String,
+    /// What zonegate enforces one way (the agents, the replica, the compiled firewall).
+    pub one_way: Vec<String>,
+    /// Results of `zonegate probe --replication` runs included with `--probe`.
+    pub probes: Vec<String>,
+}
+
+fn secs(d: std::time::Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// The report rows of every replication, with the probe runs of each (`conduit` = its id).
+pub fn report_rows(site: &Site, probes: &[crate::probe::ProbeRun]) -> Vec<ReplicationRow> {
+    let (first, accepts) = nft_forward(site);
+    site.replications
+        .iter()
+        .map(|r| {
+            let from = r.from_zone().unwrap_or("?").to_owned();
+            let to = r.to_zone().unwrap_or("?").to_owned();
+            let source_unsupported = r.source_runnable().err().map(|u| u.to_string());
+            let t = &r.transmit;
+            let rx = &r.receive;
+            let tls =
+                match &rx.tls {
+                    Some(tls) => format!(
+                    "Modbus/TCP Security (mutual TLS, client certificates chain to {}{}, TLS {} \
+                     and up)",
+                    tls.client_ca.display(),
+                    if tls.crl.is_some() { ", CRL checked" } else { "" },
+                    tls.min_version.as_str()
+                ),
+                    None => "plaintext Modbus/TCP".to_owned(),
+                };
+            let mut one_way = Vec::new();
+            match &source_unsupported {
+                Some(u) => one_way.push(format!(
+                    "NOT RUNNABLE by this build: {u}; `zonegate run --side transmit` refuses it, \
+                     so nothing below is in force"
+                )),
+                None => {
+                    one_way.push(
+                        "transmit agent: sends UDP only, never reads its socket (no receive \
+                         call, socket not connected): works with the reverse direction dropped"
+                            .to_owned(),
+                    );
+                    one_way.push(format!(
+                        "receive agent: never sends towards {from}; every datagram authenticated \
+                         ({}), replays, gaps, forgeries and staleness are alerts on its own chain",
+                        r.auth.as_str()
+                    ));
+                    one_way.push(
+                        "replica: read-only, FC 1-4 from the image; every write and diagnostic \
+                         answered 01 and recorded; a block older than max_age answered 0x0B"
+                            .to_owned(),
+                    );
+                }
+            }
+            let drops = first
+                .iter()
+                .filter(|l| l.contains(&format!("\"{} ", r.id)))
+                .count();
+            let opens = accepts
+                .iter()
+                .filter(|l| l.contains(&format!("\"{} ", r.id)))
+                .count();
+            one_way.push(if drops > 0 {
+                format!(
+                    "firewall (`zonegate compile --target nftables`): {drops} rule(s) drop \
+                     everything from {} back into {from}, before conntrack; {opens} rule(s) let \
+                     only UDP to port {} through",
+                    rx.bind.ip(),
+                    rx.bind.port()
+                )
+            } else {
+                "firewall: no rule compiled (no addresses for the sending zone or the receive \
+                 side); the link's one-way property rests on the link itself"
+                    .to_owned()
+            });
+            let probes = probes
+                .iter()
+                .filter(|p| p.conduit == r.id)
+                .map(|p| {
+                    let latency = p
+                        .notes
+                        .iter()
+                        .find(|n| n.starts_with("replication latency"))
+                        .map_or(String::new(), |n| format!("; {n}"));
+                    format!(
+                        "probe from {} at {}: {} passed, {} failed{latency}",
+                        p.source, p.started, p.passed, p.failed
+                    )
+                })
+                .collect();
+            ReplicationRow {
+                id: r.id.clone(),
+                name: r.name.clone().unwrap_or_default(),
+                from,
+                to,
+                source: r.source.to_string(),
+                source_unsupported,
+                auth: match r.auth {
+                    ReplicationAuth::Ed25519 => {
+                        "ed25519 (the receive side holds only the public key)".to_owned()
+                    }
+                    _ => "hmac-sha256 (both sides hold the secret)".to_owned(),
+                },
+                blocks: r
+                    .blocks
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "block {}: unit {} {} {}-{} every {}, max_age {}",
+                            b.id,
+                            b.unit,
+                            b.table.as_str(),
+                            b.range.start,
+                            b.range.end,
+                            secs(b.period),
+                            secs(rx.max_age_for(b.period))
+                        )
+                    })
+                    .collect(),
+                transmit: format!(
+                    "UDP to {}{}, repeat {}, refresh {}, request_timeout {}",
+                    t.to,
+                    t.bind.map_or(String::new(), |b| format!(" from {b}")),
+                    t.repeat,
+                    secs(t.refresh),
+                    secs(t.request_timeout)
+                ),
+                receive: format!(
+                    "datagrams on {}, replica on {} ({tls}), at most {} client(s)",
+                    rx.bind, rx.serve, rx.max_connections
+                ),
+                repeat: t.repeat,
+                refresh: secs(t.refresh),
+                one_way,
+                probes,
+            }
+        })
+        .collect()
+}
+
+/// The report's text section (nothing when the model has no replication).
+pub fn render_text(rows: &[ReplicationRow], w: &mut String) {
+    use std::fmt::Write as _;
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "ONE-WAY REPLICATIONS (DATA DIODE)");
+    let _ = writeln!(w, "{}", "-".repeat(80));
+    for r in rows {
+        let _ = writeln!(w, "Replication {}  {}", r.id, r.name);
+        let _ = writeln!(w, "  Flow:             {} -> {} only", r.from, r.to);
+        let _ = writeln!(w, "  Source:           {}", r.source);
+        let _ = writeln!(w, "  Authentication:   {}", r.auth);
+        let _ = writeln!(w, "  Transmit:         {}", r.transmit);
+        let _ = writeln!(w, "  Receive:          {}", r.receive);
+        let _ = writeln!(w, "  Blocks ({}):", r.blocks.len());
+        for b in &r.blocks {
+            let _ = writeln!(w, "    - {b}");
+        }
+        let _ = writeln!(w, "  Enforced one way:");
+        for o in &r.one_way {
+            let _ = writeln!(w, "    - {o}");
+        }
+        if r.probes.is_empty() {
+            let _ = writeln!(
+                w,
+                "  Probe:            none included (`zonegate probe MODEL --replication {}`)",
+                r.id
+            );
+        }
+        for p in &r.probes {
+            let _ = writeln!(w, "  Probe:            {p}");
+        }
+        let _ = writeln!(w);
+    }
+}
+
+/// The report's Markdown section.
+pub fn render_markdown(rows: &[ReplicationRow], w: &mut String) {
+    use crate::util::md;
+    use std::fmt::Write as _;
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "## One-way replications (data diode)\n");
+    for r in rows {
+        let _ = writeln!(w, "### {} {}\n", md(&r.id), md(&r.name));
+        let _ = writeln!(w, "| | |\n|---|---|");
+        let _ = writeln!(w, "| Flow | {} -> {} only |", md(&r.from), md(&r.to));
+        let _ = writeln!(w, "| Source | `{}` |", r.source);
+        let _ = writeln!(w, "| Authentication | {} |", md(&r.auth));
+        let _ = writeln!(w, "| Transmit | {} |", md(&r.transmit));
+        let _ = writeln!(w, "| Receive | {} |", md(&r.receive));
+        let _ = writeln!(w, "| Blocks | {} |", md(&r.blocks.join("; ")));
+        let _ = writeln!(w, "| Enforced one way | {} |", md(&r.one_way.join("; ")));
+        let _ = writeln!(
+            w,
+            "| Probe | {} |\n",
+            if r.probes.is_empty() {
+                "none included".to_owned()
+            } else {
+                md(&r.probes.join("; "))
+            }
+        );
+    }
+}
+
+/// The report's HTML section.
+pub fn render_html(rows: &[ReplicationRow], w: &mut String) {
+    use crate::util::html_text;
+    use std::fmt::Write as _;
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "<h2>One-way replications (data diode)</h2>");
+    for r in rows {
+        let _ = writeln!(
+            w,
+            "<h3>{} {}</h3><table><tbody>",
+            html_text(&r.id),
+            html_text(&r.name)
+        );
+        let list = |items: &[String]| {
+            items
+                .iter()
+                .map(|i| html_text(i))
+                .collect::<Vec<_>>()
+                .join("<br>")
+        };
+        for (k, v) in [
+            ("Flow", html_text(&format!("{} -> {} only", r.from, r.to))),
+            ("Source", html_text(&r.source)),
+            ("Authentication", html_text(&r.auth)),
+            ("Transmit", html_text(&r.transmit)),
+            ("Receive", html_text(&r.receive)),
+            ("Blocks", list(&r.blocks)),
+            ("Enforced one way", list(&r.one_way)),
+            (
+                "Probe",
+                if r.probes.is_empty() {
+                    "none included".to_owned()
+                } else {
+                    list(&r.probes)
+                },
+            ),
+        ] {
+            let _ = writeln!(w, "<tr><th>{k}</th><td>{v}</td></tr>");
+        }
+        let _ = writeln!(w, "</tbody></table>");
+    }
+}

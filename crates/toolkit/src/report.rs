@@ -41,6 +41,8 @@ pub struct Report {
     pub zones: Vec<ZoneRow>,
     /// One entry per conduit, in file order.
     pub conduits: Vec<ConduitRow>,
+    /// One entry per one-way replication (`replications:`), in file order.
+    pub replications: Vec<crate::replication::ReplicationRow>,
     /// `zonegate check` findings.
     pub findings: Vec<Finding>,
     /// Probe runs included with `--probe`.
@@ -348,6 +350,7 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
             }
         })
         .collect();
+    let replications = crate::replication::report_rows(site, &probes);
     let probe_passed = probes.iter().map(|p| p.passed).sum();
     let probe_failed = probes.iter().map(|p| p.failed).sum();
     Report {
@@ -376,6 +379,7 @@ pub fn build(site: &Site, probes: Vec<ProbeRun>) -> Report {
         },
         zones,
         conduits,
+        replications,
         findings,
         probes,
     }
@@ -535,6 +539,7 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(w, "  Default:          {}", c.default_action);
         let _ = writeln!(w);
     }
+    crate::replication::render_text(&r.replications, w);
     let _ = writeln!(w, "VALIDATION RESULTS");
     let _ = writeln!(w, "{THIN}");
     let _ = writeln!(
@@ -685,6 +690,7 @@ pub fn render_markdown(r: &Report) -> String {
         }
         let _ = writeln!(w, "\nDefault: {}\n", md(&c.default_action));
     }
+    crate::replication::render_markdown(&r.replications, w);
     let _ = writeln!(w, "## Validation results\n");
     let _ = writeln!(
         w,
@@ -879,6 +885,7 @@ pub fn render_html(r: &Report, site: &Site) -> String {
         }
         let _ = writeln!(w, "<p>Default: {}</p>", html_text(&c.default_action));
     }
+    crate::replication::render_html(&r.replications, w);
     let _ = writeln!(w, "<h2>Validation results</h2>");
     let _ = writeln!(
         w,

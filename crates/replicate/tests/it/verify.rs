@@ -283,3 +283,98 @@ fn coils_are_served_packed_in_modbus_order() {
         vec![0b0011_0100]
     );
 }
+
+/// Regression (issue 13): the window was kept in memory only, so right after a restart of
+/// the receive side a datagram captured before it was accepted once. A restored position
+/// rejects every number up to it, inside the old window too, and keeps counting gaps.
+#[test]
+fn a_restored_position_rejects_what_was_accepted_before_the_restart() {
+    let (r, key, mut rx) = setup();
+    let t = Instant::now();
+    let captured = regs(&r, EPOCH, 5, &ten(1)).encode(&key);
+    rx.receive(&captured, t);
+    rx.receive(&regs(&r, EPOCH, 6, &ten(2)).encode(&key), t);
+    let (epoch, seq) = rx.position().unwrap();
+    assert_eq!((epoch, seq), (EPOCH, 6));
+    // The restart: a new receiver with the saved position.
+    let (_, _, mut fresh) = setup();
+    fresh.restore(epoch, seq);
+    for (bytes, s) in [
+        (captured.clone(), 5),
+        (regs(&r, EPOCH, 6, &ten(2)).encode(&key), 6),
+    ] {
+        assert_eq!(
+            fresh.receive(&bytes, t),
+            Outcome::Rejected(Rejection::Replayed {
+                epoch: EPOCH,
+                seq: s
+            }),
+            "seq {s}"
+        );
+    }
+    // An older epoch too.
+    assert!(matches!(
+        fresh.receive(&regs(&r, EPOCH - 1, 900, &ten(8)).encode(&key), t),
+        Outcome::Rejected(Rejection::Replayed { .. })
+    ));
+    // The next number is new (the two skipped while it was down count as lost once they
+    // leave the window unseen, as always).
+    let next = fresh.receive(&regs(&r, EPOCH, 9, &ten(4)).encode(&key), t);
+    assert!(matches!(next, Outcome::Accepted { .. }), "{next:?}");
+    let later = fresh.receive(&regs(&r, EPOCH, 9 + 200, &ten(6)).encode(&key), t);
+    assert!(
+        // 7, 8 leave the window unseen, and 10..=81 are below the new one: 2 + 72 (the 127
+        // numbers still in the window count once they leave it).
+        matches!(later, Outcome::Accepted { lost: 74, .. }),
+        "{later:?}"
+    );
+    assert_eq!(read(&fresh, 0, 1, t).unwrap(), vec![6]);
+    // A new epoch (the transmit side restarted too) starts a new window.
+    let restarted = fresh.receive(&regs(&r, EPOCH + 1, 0, &ten(5)).encode(&key), t);
+    assert!(matches!(
+        restarted,
+        Outcome::Accepted {
+            restarted: true,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_state_file_round_trips_and_refuses_what_does_not_parse() {
+    use zonegate_replicate::ReplayState;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.state");
+    let stream = [1, 2, 3, 4, 5, 6, 7, 8];
+    assert!(
+        ReplayState::load(&path, stream).unwrap().is_none(),
+        "missing: first start"
+    );
+    let st = ReplayState {
+        stream,
+        epoch: 1_764_700_000_000_000,
+        seq: 4711,
+    };
+    st.save(&path).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "zonegate-replicate-state 1 stream=0102030405060708 epoch=1764700000000000 seq=4711\n"
+    );
+    assert_eq!(ReplayState::load(&path, stream).unwrap(), Some(st));
+    // Another stream (the blocks changed): ignored, not an error.
+    assert!(ReplayState::load(&path, [0; 8]).unwrap().is_none());
+    for bad in [
+        "",
+        "zonegate-replicate-state 2 stream=0102030405060708 epoch=1 seq=1\n",
+        "zonegate-replicate-state 1 stream=01020304 epoch=1 seq=1\n",
+        "zonegate-replicate-state 1 stream=0102030405060708 epoch=-1 seq=1\n",
+        "zonegate-replicate-state 1 stream=0102030405060708 seq=1 epoch=1\n",
+        "zonegate-replicate-state 1 stream=0102030405060708 epoch=1 seq=1 more\n",
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let e = ReplayState::load(&path, stream).unwrap_err();
+        assert!(e.to_string().contains("delete it"), "{bad:?}: {e}");
+    }
+    std::fs::write(&path, vec![b'x'; 1000]).unwrap();
+    assert!(ReplayState::load(&path, stream).is_err(), "oversize");
+}
