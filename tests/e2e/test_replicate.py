@@ -1,6 +1,9 @@
 """One-way replication (issue 13) on loopback: both halves of `zonegate run` against `zonegate sim`
 and a pymodbus device, the replica read by the pymodbus client and mbpoll, writes refused (01),
-staleness (0x0B) when the transmit side stops, and `zonegate probe --replication`."""
+staleness (0x0B) when the transmit side stops, and `zonegate probe --replication`; the replica
+over Modbus/TCP Security read by pymodbus's ModbusTlsClient, a `tls://` source that is a pymodbus
+ModbusTlsServer with CERT_REQUIRED, the transmit side's own audit chain, and a datagram captured
+before a receive-side restart replayed after it (rejected and recorded)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import json
 import socket
 import struct
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,9 +30,11 @@ def free_udp_port() -> int:
 class Replication:
     """A model with one replication of `device`, its key pair, and `zonegate run` processes."""
 
-    def __init__(self, tmp: Path, device: zg.Device, auth: str = "ed25519", max_age: str = "1s"):
+    def __init__(self, tmp: Path, device: zg.Device, auth: str = "ed25519", max_age: str = "1s",
+                 source: str | None = None, receive_extra: str = "", transmit_to: int | None = None):
         self.dir = tmp
         self.udp = free_udp_port()
+        to = self.udp if transmit_to is None else transmit_to
         self.serve = zg.free_port()
         out = subprocess.run(
             [str(zg.zonegate_bin()), "log", "keygen", "--out", str(tmp / "diode")],
@@ -44,13 +50,13 @@ class Replication:
 replications:
   - replication_id: {RID}
     connects: [Z3-OPS, Z4-DMZ]
-    source: {device.upstream}
+    source: {source or device.upstream}
     auth: {auth}
     blocks:
       - {{unit: 1, table: holding, range: 0-199, period: 100ms}}
       - {{unit: 1, table: coils, range: 0-15, period: 100ms}}
-    transmit: {{to: {zg.LOOP}:{self.udp}, key: diode.key, repeat: 2, refresh: 2s}}
-    receive: {{bind: {zg.LOOP}:{self.udp}, key: {rx_key}, serve: {zg.LOOP}:{self.serve}, max_age: {max_age}}}
+    transmit: {{to: {zg.LOOP}:{to}, key: diode.key, repeat: 2, refresh: 2s, counters: 1s}}
+    receive: {{bind: {zg.LOOP}:{self.udp}, key: {rx_key}, serve: {zg.LOOP}:{self.serve}, max_age: {max_age}{receive_extra}}}
 """
         )
         self.procs: list[zg.Proc] = []
@@ -60,8 +66,10 @@ replications:
         self.procs.append(p)
         return p
 
-    def audit(self) -> list[dict]:
-        path = self.dir / f"{RID}-receive.log"
+    def audit(self, side: str = "receive") -> list[dict]:
+        path = self.dir / f"{RID}-{side}.log"
+        if not path.exists():
+            return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def stop(self) -> None:
@@ -215,3 +223,184 @@ def test_run_refuses_what_it_cannot_do_with_a_clear_error(tmp_path: Path, sim_de
     # --side on a model without replications.
     out = run("zones: []\n", "--side", "receive")
     assert out.returncode == 2 and "no replications" in out.stderr, out.stderr
+
+
+# ---------------------------------------------------------------- Modbus/TCP Security
+
+
+def test_tls_replica_is_read_by_a_pymodbus_tls_client_and_refuses_writes(tmp_path: Path, sim_device: zg.SimDevice) -> None:
+    from test_tls import Pki, client_ctx, tls_client
+
+    pki = Pki(tmp_path / "pki")
+    cert, key = pki.server("replica")
+    r = Replication(tmp_path, sim_device,
+                    receive_extra=f", tls: {{cert: {cert}, key: {key}, client_ca: {pki.ca}}}")
+    try:
+        check = subprocess.run([str(zg.zonegate_bin()), "check", str(r.model)], capture_output=True, text=True,
+                               timeout=30)
+        assert check.returncode == 0, check.stdout + check.stderr
+        p = r.run()
+        p.wait_line(r"replication R1-HIST receive: .*mutual TLS", timeout=15)
+        p.wait_line(r"replication R1-HIST transmit", timeout=15)
+        sim_device.write_holding(7, [777])
+        direct = sim_device.read_holding(0, 20)
+        c = tls_client(r.serve, client_ctx(pki, pki.client("hist1", role="Historian")))
+        assert c.connect()
+        try:
+            def same() -> bool:
+                rr = c.read_holding_registers(0, count=20, device_id=1)
+                return not rr.isError() and rr.registers == direct
+            zg.wait_until(same, 10, "the TLS replica to show the device's registers")
+            w = c.write_register(7, 1, device_id=1)
+            assert w.isError() and w.exception_code == zg.ILLEGAL_FUNCTION, w
+        finally:
+            c.close()
+        assert sim_device.read_holding(7, 1) == [777], "a write over TLS reached the device"
+        # Plaintext Modbus to the TLS replica is never answered as Modbus.
+        with socket.create_connection((zg.LOOP, r.serve), timeout=5) as s:
+            s.sendall(zg.adu(1, 1, zg.read_pdu(3, 0, 1)))
+            s.settimeout(3)
+            try:
+                got = s.recv(1024)
+            except (TimeoutError, ConnectionResetError):
+                got = b""
+        assert not (len(got) >= 8 and got[:2] == b"\x00\x01" and got[2:4] == b"\x00\x00"), got
+
+        def recorded() -> bool:
+            a = r.audit()
+            est = [e for e in a if e.get("reason") == "tls_established" and e.get("peer_subject") == "CN=hist1"]
+            deny = [e for e in a if e.get("reason") == "replica_is_read_only" and e.get("peer_subject") == "CN=hist1"]
+            plain = [e for e in a if e.get("kind") == "connection" and e.get("reason") == "not_tls"]
+            return bool(est and deny and plain and est[0].get("role") == "Historian"
+                        and deny[0].get("role") == "Historian" and len(deny[0].get("peer_fingerprint", "")) == 64)
+        zg.wait_until(recorded, 10, "the TLS session, the refused write and the plaintext attempt on the chain")
+    finally:
+        r.stop()
+
+
+def test_tls_source_is_a_pymodbus_tls_device_with_cert_required(tmp_path: Path) -> None:
+    from test_tls import Pki, TlsPyDevice
+
+    pki = Pki(tmp_path / "pki")
+    dev = TlsPyDevice(pki)
+    try:
+        c, k = pki.client("diode-tx")
+        source = f"tls://{zg.LOOP}:{dev.port}?ca={pki.ca}&cert={c}&key={k}&server_name=localhost"
+        r = Replication(tmp_path, dev, source=source)
+        try:
+            p = r.run()
+            p.wait_line(r"replication R1-HIST transmit: source tls://", timeout=15)
+            zg.wait_until(lambda: zg.registers_of(replica_read(r.serve, 10, 2)) == [1010, 1011]
+                          if zg.exception_of(replica_read(r.serve, 10, 2)) is None else False,
+                          10, "the replica to show the TLS device's registers")
+            # The transmit side's own chain: its start names the source.
+            start = zg.wait_until(lambda: [e for e in r.audit("transmit")
+                                           if e.get("kind") == "start" and e.get("conduit") == RID], 5,
+                                  "the transmit agent's start record")
+            assert start[0]["dst"] == f"{zg.LOOP}:{dev.port}", start
+        finally:
+            r.stop()
+        # A name the device certificate does not carry: nothing is replicated, and it is recorded.
+        r.model.write_text(r.model.read_text().replace("server_name=localhost", "server_name=plc.example"))
+        r.procs = []
+        try:
+            p = r.run()
+            p.wait_line(r"replication R1-HIST transmit", timeout=15)
+            failed = zg.wait_until(lambda: [e for e in r.audit("transmit")
+                                            if e.get("reason") == "source_read_failed"], 10,
+                                   "a source_read_failed record")
+            assert "TLS" in failed[0]["message"] or "certificate" in failed[0]["message"], failed[0]
+            zg.wait_until(lambda: zg.exception_of(replica_read(r.serve, 10, 1)) == zg.TARGET_FAILED, 5,
+                          "0x0B: the source is gone")
+        finally:
+            r.stop()
+        stops = [e for e in r.audit("transmit") if e.get("kind") == "stop" and e.get("conduit") == RID]
+        assert len(stops) == 2 and "polls=" in stops[-1]["message"], stops
+    finally:
+        dev.stop()
+
+
+# ---------------------------------------------------------------- replay across a restart
+
+
+class Tap:
+    """A UDP relay between the agents that keeps every datagram and forwards while `open`."""
+
+    def __init__(self, to: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((zg.LOOP, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.to = to
+        self.open = True
+        self.seen: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        while not self._stop.is_set():
+            try:
+                data, _ = self.sock.recvfrom(2048)
+            except (TimeoutError, OSError):
+                continue
+            if len(self.seen) < 10_000:
+                self.seen.append(data)
+            if self.open:
+                out.sendto(data, (zg.LOOP, self.to))
+        out.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def test_a_datagram_captured_before_a_receive_restart_is_rejected_and_recorded_after_it(
+    tmp_path: Path, sim_device: zg.SimDevice
+) -> None:
+    udp = free_udp_port()
+    tap = Tap(udp)
+    r = Replication(tmp_path, sim_device, transmit_to=tap.port)
+    # The receive side binds the port the tap forwards to.
+    r.model.write_text(r.model.read_text().replace(f"bind: {zg.LOOP}:{r.udp}", f"bind: {zg.LOOP}:{udp}"))
+    r.udp = udp
+    try:
+        sim_device.write_holding(150, [1111])
+        rx = r.run("--side", "receive", name="receive-1")
+        rx.wait_line(r"replication R1-HIST receive", timeout=15)
+        tx = r.run("--side", "transmit", name="transmit")
+        tx.wait_line(r"replication R1-HIST transmit", timeout=15)
+        def shows(v: int) -> bool:
+            pdu = replica_read(r.serve, 150, 1)
+            return zg.exception_of(pdu) is None and zg.registers_of(pdu) == [v]
+        zg.wait_until(lambda: shows(1111), 10, "the replica")
+        captured = tap.seen[0]
+        sim_device.write_holding(150, [2222])
+        zg.wait_until(lambda: shows(2222), 10, "the replica to follow")
+        # Restart the receive side with nothing forwarded meanwhile.
+        tap.open = False
+        assert rx.stop() == 0
+        state = tmp_path / f"{RID}-receive.state"
+        assert state.read_text().startswith("zonegate-replicate-state 1 "), state.read_text()
+        before = len([e for e in r.audit() if e.get("reason") == "replayed"])
+        assert before == 0
+        rx2 = r.run("--side", "receive", name="receive-2")
+        rx2.wait_line(r"replication R1-HIST receive", timeout=15)
+        # The replay: the first datagram the new receive side gets is the old capture.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(captured, (zg.LOOP, udp))
+        rec = zg.wait_until(lambda: [e for e in r.audit() if e.get("reason") == "replayed"], 5,
+                            "a replayed alert after the restart")
+        assert rec[0]["kind"] == "alert" and rec[0]["conduit"] == RID, rec
+        assert zg.exception_of(replica_read(r.serve, 150, 1)) == zg.TARGET_FAILED, "the old value was served"
+        # The live stream resumes.
+        tap.open = True
+        zg.wait_until(lambda: shows(2222), 10, "the replica after the restart")
+        verify = subprocess.run([str(zg.zonegate_bin()), "log", "verify", str(tmp_path / f"{RID}-receive.log")],
+                                capture_output=True, text=True, timeout=30)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        r.stop()
+        tap.stop()
