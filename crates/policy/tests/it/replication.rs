@@ -131,3 +131,35 @@ fn duplicate_replication_ids_are_an_error() {
         .to_string();
     assert!(e.contains("replication id `R1` is already used"), "{e}");
 }
+
+#[test]
+fn receive_tls_and_state_and_transmit_audit_keys_decode() {
+    let m = zonegate_policy::load_str(
+        "replications:\n  - replication_id: R\n    connects: [A, B]\n    source: tls://10.0.0.1:802?ca=ca.pem\n    blocks: [{unit: 1, table: holding, range: 0-9, period: 1s}]\n    transmit: {to: 127.0.0.1:1, key: k, audit: tx.log, counters: 5m}\n    receive: {bind: 127.0.0.1:1, key: k, serve: 127.0.0.1:2, state: rx.state, tls: {cert: s.pem, key: s.key, client_ca: ca.pem, min_version: \"1.3\"}}\n",
+        "m.yaml",
+    )
+    .unwrap();
+    let r = &m.replications[0];
+    assert!(
+        r.source_runnable().is_ok(),
+        "tls:// is read by the transmit agent"
+    );
+    assert_eq!(
+        r.transmit.audit.as_deref(),
+        Some(std::path::Path::new("tx.log"))
+    );
+    assert_eq!(r.transmit.counters, std::time::Duration::from_secs(300));
+    assert_eq!(
+        r.receive.state.as_deref(),
+        Some(std::path::Path::new("rx.state"))
+    );
+    let t = r.receive.tls.as_ref().unwrap();
+    assert_eq!(t.min_version, zonegate_policy::TlsVersion::V1_3);
+    // The gateway's rules for the block: TLS below 1.2 is refused.
+    let e = zonegate_policy::load_str(
+        "replications:\n  - replication_id: R\n    connects: [A, B]\n    source: tcp://10.0.0.1:502\n    blocks: [{unit: 1, table: holding, range: 0-9, period: 1s}]\n    transmit: {to: 127.0.0.1:1, key: k}\n    receive: {bind: 127.0.0.1:1, key: k, serve: 127.0.0.1:2, tls: {cert: s.pem, key: s.key, client_ca: ca.pem, min_version: \"1.1\"}}\n",
+        "m.yaml",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("R-34"), "{e}");
+}

@@ -154,3 +154,95 @@ fn iptables_output_has_the_reverse_drop_before_conntrack() {
         assert!(ok, "iptables-restore --test rejected:\n{err}\n{text}");
     }
 }
+
+/// Regression (issue 13): ZG-C041 asked the gateway whether it could run the source, so
+/// `tls://` was reported refused (the transmit agent reads it now) and an `rtu://` source would
+/// stop being reported the day the gateway learns RTU (the transmit agent has no RTU link yet).
+#[test]
+fn zg_c041_follows_the_transmit_agent_tls_is_read_and_rtu_is_refused() {
+    let tls = BASE.replace(
+        "tcp://10.30.1.10:502",
+        "tls://10.30.1.10:802?ca=ca.pem&cert=tx.pem&key=tx.key",
+    );
+    assert!(!ids(&tls).contains(&"ZG-C041"), "{:?}", ids(&tls));
+    let rtu = BASE.replace("tcp://10.30.1.10:502", "rtu:///dev/ttyUSB0");
+    let f = findings(&rtu);
+    let c041 = f.iter().find(|f| f.id == "ZG-C041").expect("ZG-C041");
+    assert!(
+        c041.message.contains("rtu://") && c041.message.contains("transmit agent"),
+        "{}",
+        c041.message
+    );
+}
+
+#[test]
+fn the_report_body_lists_each_replication_and_what_is_enforced_one_way() {
+    use zonegate_toolkit::report;
+    let yaml = BASE.replace(
+        "max_age: 5s}",
+        "max_age: 5s, tls: {cert: r.pem, key: r.key, client_ca: ca.pem}}",
+    );
+    let s = site(&yaml);
+    let probe = zonegate_toolkit::probe::ProbeRun {
+        conduit: "R1-HIST".into(),
+        gateway: "172.16.1.100:502".into(),
+        source: "this host".into(),
+        started: "2026-12-02T19:00:00Z".into(),
+        tests: Vec::new(),
+        passed: 5,
+        failed: 0,
+        notes: vec!["replication latency (source write to replica visible): 12.5 ms".into()],
+    };
+    let r = report::build(&s, vec![probe]);
+    assert_eq!(r.replications.len(), 1);
+    let row = &r.replications[0];
+    assert_eq!((row.from.as_str(), row.to.as_str()), ("Z3-OPS", "Z4-DMZ"));
+    assert_eq!(row.repeat, 2);
+    assert_eq!(row.refresh, "30 s");
+    assert!(
+        row.blocks[0].contains("unit 1 holding 0-99 every 1 s, max_age 5 s"),
+        "{row:?}"
+    );
+    assert!(row.receive.contains("mutual TLS"), "{}", row.receive);
+    assert!(
+        row.one_way
+            .iter()
+            .any(|o| o.contains("never reads its socket")),
+        "{row:?}"
+    );
+    assert!(
+        row.one_way
+            .iter()
+            .any(|o| o.contains("drop everything from 172.16.1.100")),
+        "{row:?}"
+    );
+    assert!(
+        row.probes[0].contains("5 passed, 0 failed; replication latency"),
+        "{row:?}"
+    );
+    let text = report::render_text(&r);
+    for want in [
+        "ONE-WAY REPLICATIONS (DATA DIODE)",
+        "Replication R1-HIST",
+        "Z3-OPS -> Z4-DMZ only",
+        "ed25519",
+        "UDP to 172.16.1.100:5450, repeat 2, refresh 30 s",
+        "Probe:            probe from this host",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    let md = report::render_markdown(&r);
+    assert!(md.contains("## One-way replications (data diode)"), "{md}");
+    let html = report::render_html(&r, &s);
+    assert!(html.contains("<h2>One-way replications (data diode)</h2>"));
+    // An rtu:// source is not credited with anything the agents would do.
+    let rtu = report::build(
+        &site(&BASE.replace("tcp://10.30.1.10:502", "rtu:///dev/ttyUSB0")),
+        vec![],
+    );
+    assert!(
+        rtu.replications[0].one_way[0].starts_with("NOT RUNNABLE"),
+        "{:?}",
+        rtu.replications[0]
+    );
+}
