@@ -274,6 +274,22 @@ def test_tls_replica_is_read_by_a_pymodbus_tls_client_and_refuses_writes(tmp_pat
             return bool(est and deny and plain and est[0].get("role") == "Historian"
                         and deny[0].get("role") == "Historian" and len(deny[0].get("peer_fingerprint", "")) == 64)
         zg.wait_until(recorded, 10, "the TLS session, the refused write and the plaintext attempt on the chain")
+        # The probe reads the TLS replica as a client (forward checks and the marked value).
+        hist = (pki.d / "hist1.pem", pki.d / "hist1.key")
+        out_json = tmp_path / "probe-tls.json"
+        out = subprocess.run(
+            [str(zg.zonegate_bin()), "probe", str(r.model), "--replication", RID, "--cert", str(hist[0]),
+             "--key", str(hist[1]), "--mark", "1:150", "--timeout-ms", "1000", "--out", str(out_json)],
+            capture_output=True, text=True, timeout=60,
+        )
+        result = json.loads(out_json.read_text())
+        forward = [t for t in result["tests"] if t["name"].startswith("forward")]
+        assert forward and all(t["pass"] for t in forward), out.stdout + out.stderr
+        assert result["latency_ms"] is not None, out.stdout
+        rep = subprocess.run([str(zg.zonegate_bin()), "report", str(r.model), "--probe", str(out_json)],
+                             capture_output=True, text=True, timeout=60)
+        assert "ONE-WAY REPLICATIONS" in rep.stdout and "mutual TLS" in rep.stdout, rep.stdout
+        assert "replication latency" in rep.stdout, rep.stdout
     finally:
         r.stop()
 

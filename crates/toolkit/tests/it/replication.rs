@@ -188,6 +188,7 @@ fn the_report_body_lists_each_replication_and_what_is_enforced_one_way() {
         gateway: "172.16.1.100:502".into(),
         source: "this host".into(),
         started: "2026-12-02T19:00:00Z".into(),
+        tls: None,
         tests: Vec::new(),
         passed: 5,
         failed: 0,

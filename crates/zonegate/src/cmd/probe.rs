@@ -37,14 +37,16 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub(crate) timeout_ms: u64,
     /// Modbus/TCP Security: the client certificate (PEM) to probe as; its role decides which
-    /// rules apply. Required when the conduit's gateway has a `tls:` listener.
+    /// rules apply. Required when the conduit's gateway has a `tls:` listener (with
+    /// --replication: when the replica has a `receive.tls` block).
     #[arg(long, value_name = "PEM", requires = "key")]
     pub(crate) cert: Option<PathBuf>,
     /// The private key of --cert (PEM).
     #[arg(long, value_name = "PEM", requires = "cert")]
     pub(crate) key: Option<PathBuf>,
     /// The CA bundle (PEM) the gateway's certificate must chain to (default: the conduit's
-    /// `tls.client_ca`, right for a lab PKI where one CA signs both).
+    /// `tls.client_ca`, or the replica's `receive.tls.client_ca`, right for a lab PKI where
+    /// one CA signs both).
     #[arg(long, value_name = "PEM", requires = "cert")]
     pub(crate) ca: Option<PathBuf>,
     /// The name the gateway's certificate must carry (default: the IP address connected to).
@@ -58,6 +60,18 @@ pub(crate) struct Args {
 /// Runs the subcommand and returns the exit status.
 pub(crate) fn run(args: Args) -> u8 {
     if let Some(id) = &args.replication {
+        let tls = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => {
+                match super::replicate::probe_tls(&args, id, cert.clone(), key.clone()) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        eprintln!("zonegate probe: {e}");
+                        return cli::EXIT_INPUT;
+                    }
+                }
+            }
+            _ => None,
+        };
         return super::replicate::probe(&super::replicate::ProbeArgs {
             model: &args.model,
             id,
@@ -66,6 +80,7 @@ pub(crate) fn run(args: Args) -> u8 {
             mark: args.mark.as_deref(),
             connect: args.connect,
             out: args.out.as_deref(),
+            tls,
         });
     }
     let Ok(site) = cli::load_or_report(&args.model) else {

@@ -283,6 +283,51 @@ pub(crate) struct ProbeArgs<'a> {
     pub(crate) mark: Option<&'a str>,
     pub(crate) connect: Option<SocketAddr>,
     pub(crate) out: Option<&'a Path>,
+    /// Read the replica over Modbus/TCP Security as this client (`--cert`, `--key`).
+    pub(crate) tls: Option<zonegate_toolkit::mbaps::ProbeTls>,
+}
+
+/// How the probe reads the replica: a fresh plaintext connection per read, or one Modbus/TCP
+/// Security session (the toolkit's probe client, which reconnects when it must).
+enum ReplicaReader {
+    Plain(SocketAddr),
+    Tls(Box<zonegate_toolkit::probe::Client>),
+}
+
+impl ReplicaReader {
+    fn read(
+        &mut self,
+        unit: u8,
+        table: ReplicaTable,
+        address: u16,
+        timeout: Duration,
+    ) -> Result<u16, String> {
+        use zonegate_toolkit::probe::Reply;
+        match self {
+            Self::Plain(addr) => read(*addr, unit, table, address, timeout),
+            Self::Tls(c) => {
+                let range =
+                    zonegate_modbus::AddressRange::new(address, 1).map_err(|e| format!("{e:?}"))?;
+                let request = match table {
+                    ReplicaTable::Coils => zonegate_modbus::Request::ReadCoils(range),
+                    ReplicaTable::Discrete => zonegate_modbus::Request::ReadDiscreteInputs(range),
+                    ReplicaTable::Input => zonegate_modbus::Request::ReadInputRegisters(range),
+                    _ => zonegate_modbus::Request::ReadHoldingRegisters(range),
+                };
+                match c.exchange(unit, &request) {
+                    Reply::Normal(Some(v)) => Ok(v),
+                    Reply::Exception(code) => Err(format!(
+                        "exception 0x{code:02X} ({})",
+                        zonegate_modbus::ExceptionCode::from_u8(code).as_str()
+                    )),
+                    Reply::Normal(None) => Err("empty response".into()),
+                    Reply::Timeout => Err("no response before the timeout".into()),
+                    Reply::Closed => Err("connection closed by the replica".into()),
+                    Reply::Error(e) => Err(e),
+                }
+            }
+        }
+    }
 }
 
 /// `zonegate probe MODEL --replication ID`: forward flow, latency, reverse flow.
@@ -303,12 +348,22 @@ pub(crate) fn probe(a: &ProbeArgs<'_>) -> u8 {
         return 2;
     };
     let replica = a.connect.unwrap_or(r.receive.serve);
+    let mut reader = match &a.tls {
+        None => ReplicaReader::Plain(replica),
+        Some(t) => match zonegate_toolkit::probe::Client::new_tls(replica, a.from, a.timeout, t) {
+            Ok(c) => ReplicaReader::Tls(Box::new(c)),
+            Err(e) => {
+                eprintln!("zonegate probe: {e}");
+                return 2;
+            }
+        },
+    };
     let started = zonegate_toolkit::util::now_utc();
     let mut checks = Vec::new();
     let mut latency_ms = None;
     // Forward flow: every block's first address answers with data, not 0x0B.
     for b in &r.blocks {
-        let res = read(replica, b.unit, b.table, b.range.start, a.timeout);
+        let res = reader.read(b.unit, b.table, b.range.start, a.timeout);
         checks.push(Check {
             name: format!(
                 "forward: unit {} {} {} is served",
@@ -325,7 +380,7 @@ pub(crate) fn probe(a: &ProbeArgs<'_>) -> u8 {
     }
     // A marked value: written to the source, restored after it is seen on the replica.
     if let Some(mark) = a.mark {
-        let (check, latency) = marked_value(r, mark, replica, a.timeout);
+        let (check, latency) = marked_value(r, mark, &mut reader, a.timeout);
         latency_ms = latency;
         checks.push(check);
     }
@@ -435,6 +490,43 @@ pub(crate) fn probe(a: &ProbeArgs<'_>) -> u8 {
         }
     }
     u8::from(failed > 0)
+}
+
+/// `--cert/--key` with `--replication`: the CA (given, or the replica's `receive.tls.client_ca`
+/// resolved against the model's folder, right for a lab PKI where one CA signs both) and the
+/// server name (given, or the address connected to).
+pub(crate) fn probe_tls(
+    args: &super::probe::Args,
+    id: &str,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+) -> Result<zonegate_toolkit::mbaps::ProbeTls, String> {
+    let model = zonegate_policy::load_file(&args.model).map_err(|e| e.to_string())?;
+    let r = model
+        .replication(id)
+        .ok_or_else(|| format!("no replication `{id}` in the model"))?;
+    let ca = match (&args.ca, &r.receive.tls) {
+        (Some(ca), _) => ca.clone(),
+        (None, Some(t)) => model.resolve(&t.client_ca),
+        (None, None) => {
+            return Err(format!(
+                "replication {id} has no receive.tls block; --cert applies only to a TLS replica"
+            ))
+        }
+    };
+    let target = args.connect.unwrap_or(r.receive.serve);
+    let server_name = args.server_name.clone().unwrap_or_else(|| {
+        if target.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            target.ip().to_string()
+        }
+    });
+    Ok(zonegate_toolkit::mbaps::ProbeTls {
+        ca,
+        identity: Some((cert, key)),
+        server_name,
+    })
 }
 
 fn reverse_targets(r: &Replication) -> Vec<(&'static str, SocketAddr)> {
@@ -555,7 +647,7 @@ fn write_register(
 fn marked_value(
     r: &Replication,
     mark: &str,
-    replica: SocketAddr,
+    replica: &mut ReplicaReader,
     timeout: Duration,
 ) -> (Check, Option<f64>) {
     let fail = |detail: String| {
@@ -612,7 +704,7 @@ fn marked_value(
         .min(Duration::from_secs(60));
     let mut seen = None;
     while started.elapsed() < limit {
-        if read(replica, unit, ReplicaTable::Holding, address, timeout) == Ok(marker) {
+        if replica.read(unit, ReplicaTable::Holding, address, timeout) == Ok(marker) {
             seen = Some(started.elapsed());
             break;
         }
