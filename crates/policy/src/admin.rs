@@ -71,3 +71,49 @@ pub(crate) fn decode_admin(cx: &mut Cx, n: &Node, p: &str) -> Option<AdminSettin
         line: n.line,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    const BASE: &str = "zones: []\nconduits: []\n";
+
+    #[test]
+    fn loopback_without_a_token_loads() {
+        let m = crate::load_str(
+            &format!("{BASE}admin:\n  listen: 127.0.0.1:9502\n"),
+            "m.yaml",
+        )
+        .unwrap();
+        let a = m.admin.unwrap();
+        assert_eq!(a.listen.to_string(), "127.0.0.1:9502");
+        assert_eq!(a.token_file, None);
+        assert!(
+            crate::load_str(BASE, "m.yaml").unwrap().admin.is_none(),
+            "off when absent"
+        );
+    }
+
+    #[test]
+    fn off_loopback_needs_a_token_file_and_the_error_names_the_line() {
+        let text = format!("{BASE}admin:\n  listen: 0.0.0.0:9502\n");
+        let err = crate::load_str(&text, "m.yaml").unwrap_err().to_string();
+        assert!(err.contains("m.yaml:4:"), "{err}");
+        assert!(err.contains("admin.listen"), "{err}");
+        assert!(err.contains("token_file"), "{err}");
+        let ok = format!("{BASE}admin:\n  listen: 10.0.0.1:9502\n  token_file: admin.token\n");
+        let a = crate::load_str(&ok, "m.yaml").unwrap().admin.unwrap();
+        assert_eq!(a.token_file.unwrap().to_str(), Some("admin.token"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_addresses_are_errors() {
+        let err = crate::load_str(
+            &format!("{BASE}admin:\n  listen: 127.0.0.1\n  tls: yes\n"),
+            "m.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not an address:port"), "{err}");
+        assert!(err.contains("admin.tls"), "{err}");
+    }
+}
