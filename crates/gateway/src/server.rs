@@ -74,6 +74,9 @@ pub struct GatewayOptions {
     /// Test hook, see [`ReloadReadHook`]; `None` in production.
     #[doc(hidden)]
     pub reload_read_hook: Option<ReloadReadHook>,
+    /// The registry to count into (made before the start so that the admin endpoint can
+    /// serve `/healthz` and a not-ready `/readyz` while the gateway starts); `None`: a new one.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -87,6 +90,7 @@ impl fmt::Debug for GatewayOptions {
             .field("model_gate", &self.model_gate.is_some())
             .field("probe_upstreams", &self.probe_upstreams)
             .field("reload_read_hook", &self.reload_read_hook.is_some())
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -102,6 +106,7 @@ impl Default for GatewayOptions {
             model_gate: None,
             probe_upstreams: true,
             reload_read_hook: None,
+            metrics: None,
         }
     }
 }
@@ -366,7 +371,7 @@ impl Gateway {
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let tracker = Arc::new(Tracker::default());
-        let metrics = Arc::new(Metrics::new());
+        let metrics = options.metrics.clone().unwrap_or_default();
         metrics.set_audit(recorder.handle().clone());
         let mut conduits = Vec::new();
         let mut listeners = Vec::new();
