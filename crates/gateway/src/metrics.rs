@@ -19,7 +19,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +32,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::{json, Value};
 use zonegate_audit::{AuditHandle, Decision, Event};
+use zonegate_policy::canonical_ip;
 
 /// Most recent denials and alerts kept for the dashboard.
 const RECENT: usize = 100;
@@ -153,7 +154,8 @@ struct MasterView {
 #[derive(Debug, Default)]
 struct Live {
     units: BTreeMap<(Arc<str>, u8), UnitView>,
-    masters: HashMap<(Arc<str>, String), MasterView>,
+    /// Keyed by address (no allocation per request); `None`: a source that is not an address.
+    masters: HashMap<(Arc<str>, Option<IpAddr>), MasterView>,
     recent: VecDeque<Value>,
     would_deny: BTreeMap<(Arc<str>, String, String), u64>,
     allowed: u64,
@@ -216,10 +218,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The address part of a `src` label (`10.0.0.5:40112` → `10.0.0.5`).
-fn source_ip(src: &str) -> String {
+/// The address of a `src` label (`10.0.0.5:40112` → `10.0.0.5`), without allocating.
+fn source_ip(src: &str) -> Option<IpAddr> {
     src.parse::<SocketAddr>()
-        .map_or_else(|_| src.to_owned(), |a| a.ip().to_string())
+        .map(|a| canonical_ip(a.ip()))
+        .or_else(|_| src.parse::<IpAddr>().map(canonical_ip))
+        .ok()
+}
+
+fn ip_text(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 impl Metrics {
@@ -423,7 +431,7 @@ impl Metrics {
                 })
                 .observe(seconds);
         }
-        let src = event.src.as_deref().map(source_ip).unwrap_or_default();
+        let src = event.src.as_deref().and_then(source_ip);
         let now_ms = unix_ms(SystemTime::now());
         let mut live = lock(&self.live);
         let denied = !forwarded;
@@ -468,7 +476,7 @@ impl Metrics {
                 .or_default()
                 .denied += 1;
         }
-        let key = (Arc::clone(&conduit), src.clone());
+        let key = (Arc::clone(&conduit), src);
         if !live.masters.contains_key(&key) && live.masters.len() >= MASTERS {
             if let Some(oldest) = live
                 .masters
@@ -504,7 +512,7 @@ impl Metrics {
                 "at_ms": now_ms,
                 "kind": "request",
                 "conduit": &*conduit,
-                "src": src,
+                "src": ip_text(src),
                 "unit": unit,
                 "function": event.function.as_deref(),
                 "decision": decision.as_str(),
@@ -708,7 +716,7 @@ impl Metrics {
             .masters
             .iter()
             .map(|((conduit, src), m)| {
-                json!({"conduit": &**conduit, "src": src, "requests": m.requests,
+                json!({"conduit": &**conduit, "src": ip_text(*src), "requests": m.requests,
                        "denied": m.denied, "last_seen_ms": m.last_seen})
             })
             .collect();
