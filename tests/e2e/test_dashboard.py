@@ -142,3 +142,17 @@ def test_the_admin_port_off_loopback_needs_a_token(tmp_path: Path, zonegate_bin:
     )
     assert r.returncode == 2, r
     assert "admin.listen" in r.stderr and "token_file" in r.stderr, r.stderr
+
+
+def test_demo_prints_and_serves_the_dashboard(zonegate_bin: Path, tmp_path: Path) -> None:
+    demo = zg.Proc([str(zonegate_bin), "demo"], "demo", tmp_path)
+    try:
+        m = demo.wait_line(r"^Dashboard .*(http://127\.0\.0\.1:\d+/)", timeout=20)
+        base = m.group(1)
+        zg.wait_until(lambda: http_get(f"{base}readyz")[0] == 200, 10, "the demo's admin endpoint ready")
+        status, ctype, page = http_get(base)
+        assert status == 200 and ctype.startswith("text/html") and "<title>zonegate</title>" in page
+        state = json.loads(http_get(f"{base}api/state")[2])
+        assert [c["id"] for c in state["conduits"]] == ["C1-OPS-CTRL", "C2-OPS-CTRL-TLS"], state
+    finally:
+        demo.stop()
