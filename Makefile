@@ -19,11 +19,13 @@ VENV_PYTHON := $(VENV)/bin/python
 #   iproute2        `ip netns`/`ip link`: the two network namespaces of the one-way replication
 #                   test (tests/e2e/test_replicate_netns.py)
 #   iptables        `iptables-restore --test` checks the iptables target (toolkit tests)
-#   chromium        headless screenshot of the HTML report (toolkit report test)
+#   chromium        headless screenshot of the HTML report (toolkit report test), and the
+#                   browser of the dashboard test (tests/e2e/test_dashboard.py)
+#   chromium-driver the WebDriver selenium drives chromium with (tests/e2e/test_dashboard.py)
 #   haproxy         the baseline of the gateway benchmark (`make bench`; no test needs it)
 #   openssl         mints certificates and runs handshake cases for the Modbus/TCP Security e2e tests
 #   python3, python3-venv   the e2e suite's interpreter and its virtual environment
-APT_PACKAGES := mbpoll rsyslog rsyslog-gnutls nftables iptables iproute2 chromium haproxy openssl python3 python3-venv
+APT_PACKAGES := mbpoll rsyslog rsyslog-gnutls nftables iptables iproute2 chromium chromium-driver haproxy openssl python3 python3-venv
 
 demo:
 	cargo run --release -p zonegate -- demo

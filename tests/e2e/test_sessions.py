@@ -188,7 +188,10 @@ def test_200_concurrent_clients(
 def test_max_connections_refuses_the_extra_client(
     gateway_factory: Callable[..., zg.Gateway], sim_device: zg.SimDevice
 ) -> None:
-    gw = gateway_factory(sim_device.upstream, max_connections=2)
+    # Backpressure: the third waits in the listen backlog for max_connections_wait, then is refused.
+    gw = gateway_factory(
+        sim_device.upstream, max_connections=2, extra_gateway={"max_connections_wait": "300ms"}
+    )
     time.sleep(0.5)  # the fixture's readiness probe connection must be gone first
     with zg.Raw(gw.port, src=zg.HIST) as a, zg.Raw(gw.port, src=zg.HIST) as b:
         assert zg.exception_of(a.request(1, zg.read_pdu(3, 0, 1))) is None

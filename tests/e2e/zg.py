@@ -678,6 +678,7 @@ def model(
     rules: list[dict[str, Any]] | None = None,
     extra_gateway: dict[str, Any] | None = None,
     extra_audit: dict[str, Any] | None = None,
+    admin: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     gateway: dict[str, Any] = {
         "listen": listen,
@@ -730,6 +731,7 @@ def model(
             }
         ],
         "audit": {"path": str(events), **(extra_audit or {})},
+        **({"admin": admin} if admin else {}),
     }
 
 

@@ -107,6 +107,7 @@ pub(crate) struct Counters {
     pub(crate) free_bytes: AtomicU64,
     pub(crate) storage_alarms: AtomicU64,
     pub(crate) withdrawn: AtomicU64,
+    pub(crate) fsync_micros: AtomicU64,
 }
 
 /// A snapshot of the writer's counters ([`AuditHandle::stats`]).
@@ -144,6 +145,8 @@ pub struct Stats {
     /// Durable `request` records whose ticket failed (or was dropped) and that were therefore
     /// not written late (their caller recorded what it did instead).
     pub withdrawn: u64,
+    /// Time spent in fsync, in microseconds, summed over `fsyncs` (the metrics' mean latency).
+    pub fsync_micros: u64,
 }
 
 impl Counters {
@@ -165,6 +168,7 @@ impl Counters {
             free_bytes: g(&self.free_bytes),
             storage_alarms: g(&self.storage_alarms),
             withdrawn: g(&self.withdrawn),
+            fsync_micros: g(&self.fsync_micros),
         }
     }
 }
@@ -191,6 +195,8 @@ struct Shared {
     /// Unix microseconds of the first and last of them (0 = none).
     lost_first: AtomicU64,
     lost_last: AtomicU64,
+    /// (seq, hash) of the last record known written: the chain head the dashboard shows.
+    head: std::sync::Mutex<Option<(u64, String)>>,
 }
 
 impl Shared {
@@ -211,6 +217,7 @@ impl Shared {
             lost_pending: AtomicU64::new(0),
             lost_first: AtomicU64::new(0),
             lost_last: AtomicU64::new(0),
+            head: std::sync::Mutex::new(None),
         }
     }
 
@@ -761,6 +768,20 @@ impl AuditHandle {
     pub fn stats(&self) -> Stats {
         self.shared.counters.snapshot()
     }
+
+    /// Messages waiting in the writer's queue now (0 for a disabled log).
+    pub fn queue_len(&self) -> usize {
+        self.tx.as_ref().map_or(0, Sender::len)
+    }
+
+    /// (seq, hash) of the last record written and committed: the head of the hash chain.
+    pub fn head(&self) -> Option<(u64, String)> {
+        self.shared
+            .head
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// What became of a low-priority record ([`AuditHandle::record_low`]).
@@ -839,6 +860,14 @@ impl Writer {
     fn commit_point(&mut self) {
         self.committed = (self.next_seq, self.head.clone(), self.since_checkpoint);
         self.committed_len = self.file_len;
+        if let Some(seq) = self.next_seq.checked_sub(1) {
+            *self
+                .shared
+                .head
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((seq, self.head.clone()));
+        }
     }
 
     fn run(mut self, rx: &Receiver<Msg>) {
@@ -1339,7 +1368,11 @@ impl Writer {
             self.unsynced = true;
         }
         if self.unsynced && (self.pending_durable || force_sync) {
-            if let Err(e) = self.storage.sync() {
+            let started = Instant::now();
+            let synced = self.storage.sync();
+            let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            bump(&self.counters().fsync_micros, took);
+            if let Err(e) = synced {
                 self.fail(&format!("fsync failed: {e}"));
                 return;
             }

@@ -488,10 +488,12 @@ impl Session {
                 }
                 DenyAction::Drop => {
                     event.message = Some("dropped (deny: drop)".to_owned());
+                    self.shared.metrics.request(&event, 0);
                     self.shared.recorder.record_denial(event);
                 }
                 DenyAction::Close => {
                     event.message = Some("connection closed (deny: close)".to_owned());
+                    self.shared.metrics.request(&event, 0);
                     self.shared.recorder.record_denial(event);
                     self.end = Some(End::PolicyClose);
                 }
@@ -829,6 +831,7 @@ impl Session {
     fn finish_event(&self, slot: &mut Slot, latency_us: u64) {
         let mut event = std::mem::take(&mut slot.event);
         event.latency_us = Some(latency_us);
+        self.shared.metrics.request(&event, latency_us);
         match slot.ref_seq {
             Some(seq) => {
                 // An outcome that was no (right) answer says so in `reason`, and why.
@@ -1039,6 +1042,7 @@ mod tests {
             tracker: Arc::new(Tracker::default()),
             pool: Arc::default(),
             admitted: Default::default(),
+            metrics: Default::default(),
         })
     }
 

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use zonegate_audit::{Event, Kind};
@@ -329,6 +330,9 @@ pub struct DemoOptions {
     pub audit_log: Option<PathBuf>,
     /// The lab PKI of the Modbus/TCP Security conduit; `None` runs the plaintext conduit only.
     pub pki: Option<DemoPki>,
+    /// The registry the admin endpoint serves, and that endpoint's address (the dashboard,
+    /// printed in the banner); `None`: no admin endpoint.
+    pub admin: Option<(Arc<crate::Metrics>, SocketAddr)>,
 }
 
 /// The default audit log of the demo: a file in the temp directory, named after the process.
@@ -352,6 +356,7 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
     );
     let gateway_options = GatewayOptions {
         audit_path: Some(options.audit_log.clone()),
+        metrics: options.admin.as_ref().map(|(m, _)| Arc::clone(m)),
         ..GatewayOptions::default()
     };
     let gateway = match Gateway::start_text(&yaml, "<built-in demo model>", gateway_options).await {
@@ -400,6 +405,13 @@ pub async fn run(options: DemoOptions) -> Result<(), String> {
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "{}", instructions(listener.addr, device, &audit_label));
             let _ = write!(out, "{tls_text}");
+            if let Some((_, addr)) = &options.admin {
+                let _ = writeln!(
+                    out,
+                    "Dashboard (live decisions, devices, denials): http://{addr}/\n  \
+                     metrics: http://{addr}/metrics   ready: http://{addr}/readyz\n"
+                );
+            }
             if follow {
                 let _ = writeln!(out, "Live decisions (from the audit log):");
             }

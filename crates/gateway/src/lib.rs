@@ -30,6 +30,7 @@ mod conn;
 pub mod demo;
 mod io;
 pub mod mbaps;
+mod metrics;
 mod record;
 mod server;
 mod settings;
@@ -39,6 +40,7 @@ mod state;
 mod tls;
 mod upstream;
 
+pub use metrics::{ConduitInfo, Metrics};
 pub use server::{
     AuditStorageFactory, BoundListener, Gateway, GatewayOptions, ModelGate, ReloadError,
     ReloadOutcome, ReloadReadHook, ReloadTrigger, ShutdownSummary, ShutdownTrigger, StartError,

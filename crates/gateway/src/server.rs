@@ -33,6 +33,7 @@ use zonegate_audit::{AuditError, AuditLog, Event, Kind, Storage};
 use zonegate_policy::{LoadErrors, Model, Policy};
 
 use crate::conn::Session;
+use crate::metrics::{ConduitInfo, Metrics};
 use crate::record::Recorder;
 use crate::settings::{audit_config, conduit_state, gateway_conduits, limiter_for, Unsupported};
 use crate::state::{ConduitShared, ConduitState, ConnectionPermit, Mode, Tracker, UpstreamTarget};
@@ -73,6 +74,9 @@ pub struct GatewayOptions {
     /// Test hook, see [`ReloadReadHook`]; `None` in production.
     #[doc(hidden)]
     pub reload_read_hook: Option<ReloadReadHook>,
+    /// The registry to count into (made before the start so that the admin endpoint can
+    /// serve `/healthz` and a not-ready `/readyz` while the gateway starts); `None`: a new one.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -86,6 +90,7 @@ impl fmt::Debug for GatewayOptions {
             .field("model_gate", &self.model_gate.is_some())
             .field("probe_upstreams", &self.probe_upstreams)
             .field("reload_read_hook", &self.reload_read_hook.is_some())
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -101,6 +106,7 @@ impl Default for GatewayOptions {
             model_gate: None,
             probe_upstreams: true,
             reload_read_hook: None,
+            metrics: None,
         }
     }
 }
@@ -274,6 +280,8 @@ struct Inner {
     current: Mutex<Current>,
     /// Asks `run_until_signal` to reload from the model file, as SIGHUP does.
     reload_now: Arc<Notify>,
+    /// What `/metrics` and the dashboard show (metrics.rs).
+    metrics: Arc<Metrics>,
 }
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].
@@ -363,6 +371,8 @@ impl Gateway {
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let tracker = Arc::new(Tracker::default());
+        let metrics = options.metrics.clone().unwrap_or_default();
+        metrics.set_audit(recorder.handle().clone());
         let mut conduits = Vec::new();
         let mut listeners = Vec::new();
         let mut sockets = Vec::new();
@@ -393,7 +403,9 @@ impl Gateway {
                 tracker: Arc::clone(&tracker),
                 pool: Arc::default(),
                 admitted: Default::default(),
+                metrics: Arc::clone(&metrics),
             });
+            let _ = shared.pool.metrics.set(Arc::clone(&metrics));
             conduits.push(Arc::clone(&shared));
             sockets.push((listener, shared));
         }
@@ -410,6 +422,8 @@ impl Gateway {
             .into_iter()
             .map(|(listener, shared)| tokio::spawn(accept_loop(listener, shared)))
             .collect();
+        metrics.set_policy(&hash, conduit_infos(&model, &conduits, &listeners));
+        metrics.set_listeners_up(true);
         let inner = Arc::new(Inner {
             conduits,
             listeners,
@@ -422,6 +436,7 @@ impl Gateway {
                 tls_hash: tls_files_hash(&policy),
             }),
             reload_now: Arc::new(Notify::new()),
+            metrics,
         });
         Ok(Self {
             inner,
@@ -438,6 +453,11 @@ impl Gateway {
     /// Live client sessions across all listeners.
     pub fn sessions(&self) -> usize {
         self.inner.tracker.active()
+    }
+
+    /// The gateway's metrics and live view (served by the admin endpoint, `zonegate-admin`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.inner.metrics)
     }
 
     /// Re-reads the model file and applies it (see the module docs). On error the old policy
@@ -484,6 +504,9 @@ impl Gateway {
     }
 
     fn report_reload(&self, result: &Result<ReloadOutcome, ReloadError>) {
+        if !matches!(result, Ok(ReloadOutcome::Unchanged)) {
+            self.inner.metrics.reloaded(result.is_ok());
+        }
         match result {
             Ok(ReloadOutcome::Applied {
                 policy_hash,
@@ -628,6 +651,8 @@ impl Gateway {
         for (shared, state) in self.inner.conduits.iter().zip(states) {
             shared.state.store(Arc::new(state));
         }
+        let infos = conduit_infos(&model, &self.inner.conduits, &self.inner.listeners);
+        self.inner.metrics.set_policy(&hash, infos);
         current.policy_hash.clone_from(&hash);
         current.tls_hash = tls_files_hash(&policy);
         Ok(ReloadOutcome::Applied {
@@ -738,6 +763,7 @@ impl Gateway {
     /// Stops accepting, drains the sessions (bounded by the drain timeout), writes the audit
     /// `stop` record and flushes the log.
     pub async fn shutdown(self) -> ShutdownSummary {
+        self.inner.metrics.set_listeners_up(false);
         let _ = self.inner.shutdown_tx.send(true);
         for probe in &self.probe_tasks {
             probe.abort();
@@ -864,12 +890,40 @@ async fn probe_upstream(shared: Arc<ConduitShared>) {
     shared.recorder.record(ev);
 }
 
+/// What the dashboard shows of each listener's conduit: zones and SL from the model, mode and
+/// upstream from the state in force.
+fn conduit_infos(
+    model: &Model,
+    conduits: &[Arc<ConduitShared>],
+    listeners: &[BoundListener],
+) -> Vec<ConduitInfo> {
+    conduits
+        .iter()
+        .zip(listeners)
+        .map(|(shared, bound)| {
+            let state = shared.state.load();
+            let c = model.conduit(&shared.conduit);
+            ConduitInfo {
+                id: shared.conduit.to_string(),
+                zones: c
+                    .map(|c| c.connects.iter().map(|z| z.value.clone()).collect())
+                    .unwrap_or_default(),
+                mode: state.settings.mode.as_str(),
+                security_level: c.and_then(|c| c.security_level.as_ref().map(ToString::to_string)),
+                listen: bound.addr.to_string(),
+                upstream: state.settings.upstream.label.to_string(),
+            }
+        })
+        .collect()
+}
+
 /// Refuses an accepted connection: closes it and records why (aggregated by the recorder per
 /// source and reason, so a flood of refusals cannot flood the log). `src` is the address
 /// without the port: the port of a refused connection tells nothing and would defeat the
 /// aggregation.
 fn refuse(
     shared: &ConduitShared,
+    listener: &Arc<str>,
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
     reason: &'static str,
@@ -877,6 +931,7 @@ fn refuse(
     last_log: &mut Option<Instant>,
 ) {
     drop(socket);
+    shared.metrics.refused(&shared.conduit, listener, reason);
     if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
         warn!(conduit = %shared.conduit, %peer, "{message}");
         *last_log = Some(Instant::now());
@@ -891,17 +946,105 @@ fn refuse(
     shared.recorder.record_denial(ev);
 }
 
+/// A connection already waiting in the listen backlog, if any (never waits).
+async fn accept_now(
+    listener: &TcpListener,
+) -> Option<std::io::Result<(tokio::net::TcpStream, SocketAddr)>> {
+    std::future::poll_fn(|cx| match listener.poll_accept(cx) {
+        std::task::Poll::Ready(r) => std::task::Poll::Ready(Some(r)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
+/// Backpressure at `max_connections`, as haproxy's `maxconn`: while the listener is full it
+/// accepts nothing, so newcomers wait in the kernel's listen backlog (their SYN is answered,
+/// they are not reset) until a connection ends. When none ends within `max_connections_wait`
+/// the connections then in the backlog are accepted and refused (recorded, reason
+/// `max_connections`), and the wait starts again. Returns false at shutdown.
+async fn wait_for_slot(
+    listener: &TcpListener,
+    label: &Arc<str>,
+    shared: &ConduitShared,
+    shutdown: &mut watch::Receiver<bool>,
+    last_log: &mut Option<Instant>,
+) -> bool {
+    let (max, wait) = {
+        let state = shared.state.load();
+        (
+            state.settings.max_connections,
+            state.settings.max_connections_wait,
+        )
+    };
+    shared.metrics.backlog_wait(&shared.conduit, label);
+    let deadline = Instant::now() + wait;
+    while shared.admitted.is_full(max) {
+        tokio::select! {
+            () = shared.admitted.freed.notified() => {}
+            () = tokio::time::sleep_until(deadline) => {
+                // Bounded so that a flood cannot keep the loop here: at most one backlog's worth.
+                for _ in 0..4096 {
+                    if !shared.admitted.is_full(max) {
+                        break;
+                    }
+                    match accept_now(listener).await {
+                        Some(Ok((socket, peer))) => refuse(
+                            shared,
+                            label,
+                            socket,
+                            peer,
+                            "max_connections",
+                            format!(
+                                "refused: max_connections ({max}) open for max_connections_wait \
+                                 ({wait:?})"
+                            ),
+                            last_log,
+                        ),
+                        Some(Err(_)) | None => break,
+                    }
+                }
+                return true;
+            }
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Accepts clients until shutdown. In enforce mode a source no rule of the conduit names is
 /// refused at once (it could only ever be denied, and must not hold a connection slot that
 /// an operator needs); a monitor-mode conduit is for learning what talks to the device, so it
-/// accepts every source (its requests are recorded `would_deny`). Then `max_connections` and
-/// `max_connections_per_source` apply, in every mode.
+/// accepts every source (its requests are recorded `would_deny`). Then `max_connections`
+/// (backpressure, [`wait_for_slot`]) and `max_connections_per_source` (refused) apply, in
+/// every mode.
 async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared>) {
     let mut shutdown = shared.shutdown.clone();
     let mut last_refusal_log: Option<Instant> = None;
+    let label: Arc<str> = listener
+        .local_addr()
+        .map_or_else(|_| Arc::from("unknown"), |a| Arc::from(a.to_string()));
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        let max = shared.state.load().settings.max_connections;
+        if shared.admitted.is_full(max) {
+            if !wait_for_slot(
+                &listener,
+                &label,
+                &shared,
+                &mut shutdown,
+                &mut last_refusal_log,
+            )
+            .await
+            {
+                break;
+            }
+            continue;
         }
         tokio::select! {
             r = listener.accept() => match r {
@@ -913,7 +1056,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared>) {
                         } else {
                             ("no_rule_for_source", "refused: no rule of the conduit names this source".to_owned())
                         };
-                        refuse(&shared, socket, peer, reason, message, &mut last_refusal_log);
+                        refuse(&shared, &label, socket, peer, reason, message, &mut last_refusal_log);
                         continue;
                     }
                     let admitted = ConnectionPermit::admit(
@@ -926,15 +1069,18 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared>) {
                     match admitted {
                         Ok(permit) => {
                             shared.tracker.enter();
+                            let open = shared.metrics.accepted(&shared.conduit, &label);
                             let session_shared = Arc::clone(&shared);
                             tokio::spawn(async move {
                                 // Held for the whole session, dropped however it ends.
                                 let _permit = permit;
+                                let _open = open;
                                 Session::serve(socket, peer, session_shared).await;
                             });
                         }
                         Err(refusal) => refuse(
                             &shared,
+                            &label,
                             socket,
                             peer,
                             refusal.reason(),

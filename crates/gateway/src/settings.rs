@@ -111,6 +111,7 @@ fn settings(g: &GatewaySettings) -> Result<Settings, String> {
         connect_timeout: g.connect_timeout,
         max_connections: g.max_connections.max(1),
         max_connections_per_source: g.max_connections_per_source.max(1),
+        max_connections_wait: g.max_connections_wait,
         max_in_flight: g.max_in_flight.max(1),
         upstream: upstream_target(&g.upstream)?,
         unauthenticated_idle_timeout: g.unauthenticated_idle_timeout,

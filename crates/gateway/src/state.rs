@@ -70,6 +70,8 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) max_connections_per_source: usize,
+    /// How long newcomers wait in the listen backlog at `max_connections` (then refused).
+    pub(crate) max_connections_wait: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) upstream: UpstreamTarget,
     // Session data path: lock-out and the upstream pool.
@@ -215,6 +217,8 @@ pub(crate) struct ConduitShared {
     /// loop checks `max_connections` and `max_connections_per_source` against it, and each
     /// admitted connection's [`ConnectionPermit`] gives its count back when dropped.
     pub(crate) admitted: Admitted,
+    /// Counters and the live view of the admin endpoint (metrics.rs), shared by all listeners.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Connections admitted by one listener, in total and per source address (IPv4-mapped IPv6
@@ -222,6 +226,8 @@ pub(crate) struct ConduitShared {
 #[derive(Debug, Default)]
 pub(crate) struct Admitted {
     inner: Mutex<AdmittedInner>,
+    /// Woken when a connection ends: the accept loop, stopped at `max_connections`, resumes.
+    pub(crate) freed: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -289,6 +295,11 @@ impl Admitted {
         Ok(src)
     }
 
+    /// Whether `max_total` connections are open (the accept loop then stops accepting).
+    pub(crate) fn is_full(&self, max_total: usize) -> bool {
+        self.lock().total >= max_total
+    }
+
     /// Live admitted connections (all sources).
     #[cfg(test)]
     pub(crate) fn total(&self) -> usize {
@@ -314,6 +325,10 @@ impl Admitted {
                 inner.per_source.remove(&src);
             }
         }
+        drop(inner);
+        // One waiter (the accept loop); a permit stored while it is not waiting only makes it
+        // look once more.
+        self.freed.notify_one();
     }
 }
 

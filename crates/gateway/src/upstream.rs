@@ -144,6 +144,8 @@ pub(crate) struct UpstreamPool {
     idle: Mutex<Vec<DeviceConn>>,
     /// When connecting last failed (reconnect backoff, and one warning per outage).
     failed_at: Mutex<Option<Instant>>,
+    /// Where failed connects are counted (set once by the server; metrics.rs).
+    pub(crate) metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 impl Default for UpstreamPool {
@@ -156,6 +158,7 @@ impl Default for UpstreamPool {
             shrink: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
             failed_at: Mutex::new(None),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 }
@@ -309,6 +312,9 @@ impl UpstreamPool {
                                     ),
                                 };
                                 warn!(conduit, upstream = %target.label, "{why}; answering 0x0A");
+                                if let Some(m) = self.metrics.get() {
+                                    m.upstream_failed(conduit, false, &why, true);
+                                }
                                 *self
                                     .failed_at
                                     .lock()
@@ -336,6 +342,10 @@ impl UpstreamPool {
                 conduit, upstream = %target.label,
                 "device unreachable ({why}); answering 0x0A"
             );
+        }
+        let timed_out = why.starts_with("no answer within");
+        if let Some(m) = self.metrics.get() {
+            m.upstream_failed(conduit, timed_out, &why, failed.is_none());
         }
         *failed = Some(Instant::now());
         Err(Unavailable::Unreachable)

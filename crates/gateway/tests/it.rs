@@ -6,6 +6,7 @@
 mod it {
     pub(crate) mod accept;
     pub(crate) mod audit;
+    pub(crate) mod backpressure;
     pub(crate) mod deny;
     pub(crate) mod forward;
     pub(crate) mod pool;

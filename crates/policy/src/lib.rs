@@ -105,6 +105,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod admin;
 mod decode;
 mod error;
 #[doc(hidden)]
@@ -121,6 +122,7 @@ mod tls;
 mod verdict;
 mod yaml;
 
+pub use admin::AdminSettings;
 pub use error::{LoadError, LoadErrorKind, LoadErrors};
 pub use load::{load_bytes, load_file, load_file_text, load_str, MAX_MODEL_BYTES};
 pub use model::{

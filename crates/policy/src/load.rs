@@ -134,6 +134,7 @@ fn decode_model(cx: &mut Cx, root: &Node) -> Option<Model> {
     let replications = f
         .opt(cx, "replications", crate::replication::decode_replications)
         .unwrap_or_default();
+    let admin = f.opt(cx, "admin", crate::admin::decode_admin);
     let keys = f.finish(cx);
     for c in &mut conduits {
         for r in &mut c.rules {
@@ -154,6 +155,7 @@ fn decode_model(cx: &mut Cx, root: &Node) -> Option<Model> {
         conduits,
         audit,
         replications,
+        admin,
         dir: None,
         keys,
         sha256: [0; 32],
@@ -499,6 +501,9 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
             positive(cx, n, p, 100_000)
         })
         .unwrap_or(GatewaySettings::DEFAULT_MAX_CONNECTIONS_PER_SOURCE);
+    let max_connections_wait = f
+        .opt(cx, "max_connections_wait", duration)
+        .unwrap_or(GatewaySettings::DEFAULT_MAX_CONNECTIONS_WAIT);
     let max_in_flight = f
         .opt(cx, "max_in_flight", |cx, n, p| positive(cx, n, p, 4096))
         .unwrap_or(GatewaySettings::DEFAULT_MAX_IN_FLIGHT);
@@ -524,6 +529,7 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         connect_timeout,
         max_connections,
         max_connections_per_source,
+        max_connections_wait,
         max_in_flight,
         unauthenticated_idle_timeout,
         max_upstream_connections,

@@ -103,6 +103,8 @@ pub struct Model {
     pub audit: Option<AuditSection>,
     /// The `replications:` section: one-way replications (data diodes), in file order.
     pub replications: Vec<crate::Replication>,
+    /// The `admin:` section (metrics, health, dashboard), if present: off when absent.
+    pub admin: Option<crate::AdminSettings>,
     /// Directory of the model file (set by [`crate::load_file`]); relative paths resolve against it.
     pub dir: Option<PathBuf>,
     /// Lines of the top-level keys.
@@ -783,6 +785,10 @@ pub struct GatewaySettings {
     /// Most client connections at once from one source address (default 16), so that one
     /// host, named by a rule or not, cannot take every slot of `max_connections`.
     pub max_connections_per_source: usize,
+    /// How long a connection may wait in the listen backlog while `max_connections` are open
+    /// (default 5 s): the gateway stops accepting, as haproxy's `maxconn` does, and refuses
+    /// (and records) the waiting connections only when no slot freed within this time.
+    pub max_connections_wait: Duration,
     /// Most requests of one client connection outstanding at the device at once (default 1).
     /// A client may still pipeline: the gateway queues its requests and forwards them one at a
     /// time, because many PLCs (and pymodbus's server) answer only the first ADU of a segment.
@@ -814,6 +820,8 @@ impl GatewaySettings {
     pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
     /// Default `max_connections_per_source`.
     pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 16;
+    /// Default `max_connections_wait`.
+    pub const DEFAULT_MAX_CONNECTIONS_WAIT: Duration = Duration::from_secs(5);
     /// Default `max_in_flight`: one at a time, what every Modbus device can take.
     pub const DEFAULT_MAX_IN_FLIGHT: usize = 1;
     /// Default `unauthenticated_idle_timeout`.

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod gate;
+mod notify;
 
 /// Enforce an IEC 62443 zone-and-conduit model on Modbus traffic.
 ///

@@ -13,5 +13,6 @@ mod it {
     pub(crate) mod log;
     pub(crate) mod report;
     pub(crate) mod run;
+    pub(crate) mod service;
     pub(crate) mod util;
 }

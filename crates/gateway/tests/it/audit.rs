@@ -338,7 +338,15 @@ async fn refused_connections_are_one_record_and_one_count_not_one_record_each() 
         .await
         .unwrap();
     let upstream = sim.local_addr();
-    let rig = Rig::launch(sim, upstream, "      max_connections: 1\n", None, "", None).await;
+    let rig = Rig::launch(
+        sim,
+        upstream,
+        "      max_connections: 1\n      max_connections_wait: 50ms\n",
+        None,
+        "",
+        None,
+    )
+    .await;
     let mut held = rig.client(HISTORIAN).await;
     let _ = held.call(1, &read_holding(100, 1)).await;
     const REFUSED: u64 = 30;
@@ -392,7 +400,7 @@ async fn aggregate_interval_zero_writes_every_refusal_in_full() {
     let rig = Rig::launch(
         sim,
         upstream,
-        "      max_connections: 1\n",
+        "      max_connections: 1\n      max_connections_wait: 50ms\n",
         None,
         "  aggregate_interval: 0s\n",
         None,

@@ -130,7 +130,12 @@ async fn monitor_mode_forwards_and_records_would_deny() {
 
 #[tokio::test]
 async fn max_connections_refuses_the_extra_client() {
-    let rig = Rig::start("      max_connections: 2\n", None).await;
+    // Past max_connections_wait in the listen backlog, the newcomer is refused.
+    let rig = Rig::start(
+        "      max_connections: 2\n      max_connections_wait: 200ms\n",
+        None,
+    )
+    .await;
     let mut a = rig.client(HISTORIAN).await;
     let mut b = rig.client(HISTORIAN).await;
     let _ = a.call(1, &read_holding(100, 1)).await;

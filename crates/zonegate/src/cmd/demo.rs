@@ -21,6 +21,9 @@ pub(crate) struct Args {
     /// Print the built-in model (as a file `zonegate run -c` accepts) and exit.
     #[arg(long)]
     pub(crate) print_model: bool,
+    /// Where the dashboard and metrics are served (default: a free port on 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub(crate) admin: SocketAddr,
 }
 
 /// Runs the subcommand and returns the exit status.
@@ -53,16 +56,41 @@ pub(crate) fn run(args: Args) -> u8 {
         );
         return 2;
     }
+    let metrics = std::sync::Arc::new(zonegate_gateway::Metrics::new());
+    // The dashboard: loopback unless the operator says otherwise (no token in the demo).
+    if !args.admin.ip().is_loopback() {
+        eprintln!("zonegate demo: --admin must be a loopback address (the demo sets no token)");
+        let _ = std::fs::remove_dir_all(&pki_dir);
+        return 2;
+    }
+    let admin = match runtime.block_on(zonegate_admin::Admin::start(
+        args.admin,
+        std::sync::Arc::clone(&metrics),
+        None,
+    )) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "zonegate demo: cannot serve the dashboard on {}: {e}",
+                args.admin
+            );
+            let _ = std::fs::remove_dir_all(&pki_dir);
+            return 2;
+        }
+    };
     let options = demo::DemoOptions {
         listen: args.listen,
         audit_log,
         pki: Some(demo::DemoPki {
             dir: pki_dir.clone(),
         }),
+        admin: Some((metrics, admin.addr())),
     };
     let outcome = runtime.block_on(demo::run(options));
     // The lab CA's key has no use once the demo's gateway is gone.
     let _ = std::fs::remove_dir_all(&pki_dir);
+    let _guard = runtime.enter();
+    admin.stop();
     match outcome {
         Ok(()) => 0,
         Err(e) => {

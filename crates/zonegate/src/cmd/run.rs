@@ -11,11 +11,23 @@
 //! `file:line:col: key: message`), no conduit has a gateway, an upstream is not supported yet,
 //! a listener cannot bind, or the audit log cannot be opened. The gateway itself lives in
 //! `zonegate_gateway`.
+//!
+//! `--check`: load, review and compile the model, check what the start would open (TLS files,
+//! the admin token), print a summary and exit (0 fine, 1 error findings, 2 anything else)
+//! without binding a socket or opening the audit log: for `ExecStartPre=` and before a reload.
+//!
+//! As a service (packaging/zonegate.service, `Type=notify`): `READY=1` goes to
+//! `$NOTIFY_SOCKET` once every listener is up, `WATCHDOG=1` at half of `WatchdogSec=`,
+//! `STOPPING=1` at shutdown ([`crate::notify`]). With `admin: {listen: ...}` in the model the
+//! admin endpoint (metrics, health, dashboard; `zonegate_admin`) starts before the gateway,
+//! not ready until the listeners are up.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use zonegate_gateway::{Gateway, GatewayOptions, StartError};
+use zonegate_gateway::{Gateway, GatewayOptions, Metrics, StartError};
+use zonegate_policy::Model;
 
 use crate::gate::{self, Accepted};
 
@@ -44,6 +56,9 @@ pub(crate) struct Args {
         value_parser = gate::parse_check_id
     )]
     pub(crate) accept_findings: Vec<&'static str>,
+    /// Load, check and compile the model, print a summary and exit; binds nothing.
+    #[arg(long)]
+    pub(crate) check: bool,
 }
 
 /// Where the audit log of `model` goes: the absolute path of its file, or `None` for stdout.
@@ -55,7 +70,7 @@ fn audit_file(model: &zonegate_policy::Model) -> Option<PathBuf> {
 }
 
 /// Loads the model and runs the design gate; `Err(status)` after printing why not.
-fn review(path: &Path, accepted: &Accepted) -> Result<Option<PathBuf>, u8> {
+fn review(path: &Path, accepted: &Accepted) -> Result<Model, u8> {
     let site = match zonegate_toolkit::load(path) {
         Ok(loaded) => loaded,
         Err(errors) => {
@@ -74,16 +89,125 @@ fn review(path: &Path, accepted: &Accepted) -> Result<Option<PathBuf>, u8> {
         eprintln!("zonegate run: nothing started");
         return Err(1);
     }
-    Ok(audit_file(&site))
+    Ok((*site).clone())
+}
+
+/// The admin token of the model's `admin:` block, read from its file (`Ok(None)`: no token).
+fn admin_token(model: &Model) -> Result<Option<String>, String> {
+    let Some(file) = model.admin.as_ref().and_then(|a| a.token_file.as_ref()) else {
+        return Ok(None);
+    };
+    zonegate_admin::read_token(&model.resolve(file))
+        .map(Some)
+        .map_err(|e| format!("admin.token_file: {e}"))
+}
+
+/// `--check`: everything the start would do short of binding and opening; the exit status.
+fn check(path: &Path, model: &Model) -> u8 {
+    let mut problems = Vec::new();
+    let policy = match zonegate_policy::Policy::compile(model) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("zonegate run --check: {}: does not compile", path.display());
+            return 2;
+        }
+    };
+    let gateways: Vec<_> = policy
+        .conduits()
+        .iter()
+        .filter_map(|c| c.gateway.as_ref().map(|g| (c, g)))
+        .collect();
+    if gateways.is_empty() && model.replications.is_empty() {
+        problems.push("no conduit has a gateway block and there is no replication".to_owned());
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "model: {} (policy {})",
+        path.display(),
+        model.policy_hash()
+    );
+    for (c, g) in &gateways {
+        if let Err(u) = g.runnable() {
+            problems.push(format!("conduit {}: {} is not supported yet", c.id, u.what));
+        }
+        for f in g.tls.iter().flat_map(|t| t.files()) {
+            if let Err(e) = std::fs::File::open(f) {
+                problems.push(format!("conduit {}: TLS file {}: {e}", c.id, f.display()));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "conduit {}: listen {} -> upstream {}, mode {}, {} rule(s), max_connections {} (wait {:?})",
+            c.id,
+            g.listen,
+            g.upstream,
+            g.mode.as_str(),
+            c.rules().len(),
+            g.max_connections,
+            g.max_connections_wait,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "audit log: {}",
+        audit_file(model).map_or_else(|| "stdout".to_owned(), |p| p.display().to_string())
+    );
+    match &model.admin {
+        Some(a) => {
+            if let Err(e) = admin_token(model) {
+                problems.push(e);
+            }
+            let _ = writeln!(
+                out,
+                "admin: http://{}/ ({})",
+                a.listen,
+                if a.token_file.is_some() {
+                    "bearer token"
+                } else {
+                    "loopback, no token"
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(out, "admin: off (no admin: block)");
+        }
+    }
+    let _ = out.flush();
+    for p in &problems {
+        eprintln!("zonegate run --check: {}: {p}", path.display());
+    }
+    if problems.is_empty() {
+        let _ = writeln!(std::io::stdout(), "ok: the model would start");
+        0
+    } else {
+        2
+    }
 }
 
 /// Runs the subcommand and returns the exit status.
 pub(crate) fn run(args: Args) -> u8 {
     let accepted = Accepted::new(&args.accept_findings);
-    let audit = match review(&args.model, &accepted) {
-        Ok(audit) => audit,
+    let model = match review(&args.model, &accepted) {
+        Ok(model) => model,
         Err(status) => return status,
     };
+    if args.check {
+        return check(&args.model, &model);
+    }
+    let audit = audit_file(&model);
+    let admin_token = match admin_token(&model) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "zonegate run: {}: {e}; nothing started",
+                args.model.display()
+            );
+            return 2;
+        }
+    };
+    let metrics = Arc::new(Metrics::new());
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if args.threads > 0 {
         builder.worker_threads(args.threads);
@@ -104,6 +228,7 @@ pub(crate) fn run(args: Args) -> u8 {
         // The path printed below is the path written, whatever the working directory.
         audit_path: audit.map(Some),
         model_gate: Some(gate::model_gate(accepted)),
+        metrics: Some(Arc::clone(&metrics)),
         ..GatewayOptions::default()
     };
     runtime.block_on(async move {
@@ -117,6 +242,26 @@ pub(crate) fn run(args: Args) -> u8 {
             replications.stop().await;
             return 0;
         }
+        // The admin endpoint first: /healthz answers and /readyz says "not ready" while the
+        // gateway starts.
+        let admin = match &model.admin {
+            Some(a) => {
+                match zonegate_admin::Admin::start(a.listen, Arc::clone(&metrics), admin_token)
+                    .await
+                {
+                    Ok(admin) => Some(admin),
+                    Err(e) => {
+                        eprintln!(
+                            "zonegate run: admin endpoint: cannot listen on {}: {e}",
+                            a.listen
+                        );
+                        return 2;
+                    }
+                }
+            }
+            None => None,
+        };
+        let admin_addr = admin.as_ref().map(zonegate_admin::Admin::addr);
         let gateway = match Gateway::start_file(&args.model, options).await {
             Ok(g) => g,
             Err(StartError::Model(errors)) => {
@@ -141,6 +286,7 @@ pub(crate) fn run(args: Args) -> u8 {
         };
         // The addresses are printed once SIGINT/SIGTERM/SIGHUP are handled, so a supervisor
         // that waits for them may signal right away.
+        let watchdog = crate::notify::spawn_watchdog();
         let summary = gateway
             .run_until_signal_then(|listeners| {
                 let mut out = std::io::stdout().lock();
@@ -152,9 +298,30 @@ pub(crate) fn run(args: Args) -> u8 {
                         l.addr, l.conduit, l.upstream, l.mode
                     );
                 }
+                if let Some(addr) = admin_addr {
+                    let _ = writeln!(
+                        out,
+                        "admin on http://{addr}/ (dashboard; /metrics, /healthz, /readyz)"
+                    );
+                }
                 let _ = out.flush();
+                // systemd: the service is up once every listener is.
+                let status = format!(
+                    "READY=1\nSTATUS=listening on {} conduit(s)",
+                    listeners.len()
+                );
+                if let Err(e) = crate::notify::notify(&status) {
+                    tracing::warn!("systemd notify failed: {e}");
+                }
             })
             .await;
+        let _ = crate::notify::notify("STOPPING=1");
+        if let Some(w) = watchdog {
+            w.abort();
+        }
+        if let Some(a) = admin {
+            a.stop();
+        }
         replications.stop().await;
         if summary.sessions_cut > 0 {
             eprintln!(
