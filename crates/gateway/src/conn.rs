@@ -605,7 +605,8 @@ impl Session {
         }
         slot.state = SlotState::Pending {
             utid,
-            deadline: Instant::now() + state.settings.request_timeout,
+            // A bus answers within its own timing (queue, retries): see bus.rs.
+            deadline: Instant::now() + state.settings.answer_within(),
         };
         self.slots.push(slot);
         Ok(())
@@ -628,7 +629,7 @@ impl Session {
         match self
             .shared
             .pool
-            .borrow(&state.settings, &self.shared.conduit)
+            .borrow(&state.settings, &self.shared.conduit, &self.shared.recorder)
             .await
         {
             Ok(link) => {

@@ -67,6 +67,8 @@ pub(crate) enum Stream<T> {
     Plain(TcpStream),
     /// Modbus/TCP Security: the ADU stream inside TLS application data.
     Tls(Box<T>),
+    /// A port of a Modbus RTU bus (bus.rs): MBAP to the session, RTU on the line.
+    Bus(Box<crate::bus::Port>),
 }
 
 /// The client side of a session.
@@ -108,6 +110,8 @@ where
                     )),
                 }
             }
+            // Queued at once (or answered 0x06): a bus never blocks the writer.
+            Self::Bus(p) => p.write(buf),
         }
     }
 
@@ -124,6 +128,7 @@ where
         match self {
             Self::Plain(s) => s.read_buf(buf).await,
             Self::Tls(s) => s.read_buf(buf).await,
+            Self::Bus(p) => p.read_some(buf).await,
         }
     }
 
@@ -145,6 +150,7 @@ where
                     Poll::Pending
                 )
             }
+            Self::Bus(p) => p.still_usable(),
         }
     }
 }

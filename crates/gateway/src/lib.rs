@@ -19,12 +19,14 @@
 //! - conn.rs: one client session, the hot path: decide, forward, timeouts, deny actions;
 //! - slots.rs: the session's answer queue (pipelining, ordering, 0x0B deadlines);
 //! - upstream.rs: the conduit's device connections (pool, limit, late answers after 0x0B);
+//! - bus.rs: Modbus RTU buses (`rtu://`, `rtu+tcp://`): one task per line, fair queue, timing;
 //! - class.rs: which requests are write class for audit durability and `block_writes`;
 //! - record.rs: audit durability (`audit.sync`) and failure behaviour (`audit.on_failure`);
 //! - [`sim`]: the simulated device behind `zonegate sim` and `zonegate demo`;
 //! - [`demo`]: the built-in demo model and the commands it prints;
 //! - [`mbaps`]: the TLS configuration for zonegate's other agents (the replication's sides).
 
+mod bus;
 mod class;
 mod conn;
 pub mod demo;

@@ -46,7 +46,10 @@ pub(crate) fn gateway_conduits(policy: &Policy) -> Result<Vec<GatewayConduit>, U
     Ok(out)
 }
 
-fn upstream_target(upstream: &Upstream) -> Result<UpstreamTarget, String> {
+fn upstream_target(
+    upstream: &Upstream,
+    serial: Option<&zonegate_policy::SerialOptions>,
+) -> Result<UpstreamTarget, String> {
     // The one decision of "supported" is the policy crate's; check/report/assess use it too.
     upstream.runnable().map_err(|u| u.what)?;
     match upstream {
@@ -61,6 +64,7 @@ fn upstream_target(upstream: &Upstream) -> Result<UpstreamTarget, String> {
                 port: *port,
                 label: Arc::from(label),
                 tls: None,
+                bus: None,
             })
         }
         Upstream::Tls {
@@ -88,9 +92,21 @@ fn upstream_target(upstream: &Upstream) -> Result<UpstreamTarget, String> {
                 port: *port,
                 label: Arc::from(label),
                 tls: Some(tls),
+                bus: None,
             })
         }
-        Upstream::Rtu { .. } => Err(format!("upstream {upstream} (Modbus RTU, rtu://)")),
+        // Modbus RTU: the gateway is the master of the bus (bus.rs).
+        Upstream::Rtu { .. } | Upstream::RtuTcp { .. } => {
+            let bus = crate::bus::BusTarget::for_upstream(upstream, serial)
+                .ok_or_else(|| format!("upstream {upstream}"))?;
+            Ok(UpstreamTarget {
+                host: String::new(),
+                port: 0,
+                label: Arc::from(upstream.to_string()),
+                tls: None,
+                bus: Some(bus),
+            })
+        }
         _ => Err(format!("upstream {upstream}")),
     }
 }
@@ -113,7 +129,7 @@ fn settings(g: &GatewaySettings) -> Result<Settings, String> {
         max_connections_per_source: g.max_connections_per_source.max(1),
         max_connections_wait: g.max_connections_wait,
         max_in_flight: g.max_in_flight.max(1),
-        upstream: upstream_target(&g.upstream)?,
+        upstream: upstream_target(&g.upstream, g.serial.as_ref())?,
         unauthenticated_idle_timeout: g.unauthenticated_idle_timeout,
         max_upstream_connections: g.max_upstream_connections.max(1),
         tls: g.tls.as_ref().map(crate::tls::server_config).transpose()?,

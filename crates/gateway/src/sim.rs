@@ -34,6 +34,10 @@
 /// by side (`crates/zonegate/tests/it/run.rs` checks it).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1502";
 
+
+mod rtu;
+pub use rtu::{RtuLine, RtuSim, TORN_SILENCE};
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 

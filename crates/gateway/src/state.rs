@@ -58,6 +58,8 @@ pub(crate) struct UpstreamTarget {
     pub(crate) label: Arc<str>,
     /// `tls://`: Modbus/TCP Security to the device (`None`: plaintext `tcp://`).
     pub(crate) tls: Option<crate::tls::UpstreamTls>,
+    /// `rtu://` or `rtu+tcp://`: a Modbus RTU bus (bus.rs); `host`/`port` are unused.
+    pub(crate) bus: Option<crate::bus::BusTarget>,
 }
 
 /// The gateway settings of one conduit, as the data path uses them.

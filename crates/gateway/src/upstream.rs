@@ -170,8 +170,16 @@ impl UpstreamPool {
         &self,
         settings: &Settings,
         conduit: &str,
+        recorder: &crate::record::Recorder,
     ) -> Result<Link, Unavailable> {
-        self.resize(settings.max_upstream_connections);
+        // A bus port is no device connection: the bus queues fairly behind it, so every
+        // session may hold one (the line's limit is one transaction at a time).
+        let bus = crate::bus::PortConfig::new(settings, conduit, recorder).map(Arc::new);
+        self.resize(if bus.is_some() {
+            settings.max_connections
+        } else {
+            settings.max_upstream_connections
+        });
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(p) => p,
             Err(TryAcquireError::NoPermits) => {
@@ -193,10 +201,19 @@ impl UpstreamPool {
                 _ => false,
             };
             if conn.target == *target && same_tls && conn.still_usable() {
+                if let (Stream::Bus(port), Some(config)) = (&mut conn.stream, &bus) {
+                    port.configure(Arc::clone(config));
+                }
                 return Ok(Link { conn, permit });
             }
         }
-        let stream = self.connect(settings, conduit).await?;
+        let stream = match bus {
+            Some(config) => {
+                let line = crate::bus::Bus::for_target(&config.target);
+                Stream::Bus(Box::new(line.open_port(config)))
+            }
+            None => self.connect(settings, conduit).await?,
+        };
         Ok(Link {
             conn: DeviceConn::new(
                 stream,

@@ -115,6 +115,7 @@ mod model;
 mod net;
 mod policy;
 mod rate;
+mod serial;
 mod replication;
 pub mod role;
 mod syntax;
@@ -135,6 +136,7 @@ pub use model::{
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};
 pub use rate::{RateLimiter, DEFAULT_BUCKETS};
+pub use serial::{LineTiming, SerialOptions};
 pub use replication::{
     ReceiveSettings, ReplicaTable, Replication, ReplicationAuth, ReplicationBlock, TransmitSettings,
 };

@@ -518,6 +518,19 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         .unwrap_or(GatewaySettings::DEFAULT_MAX_UPSTREAM_CONNECTIONS);
     // Modbus/TCP Security listener (issue 10).
     let tls = f.opt(cx, "tls", crate::tls::decode_tls);
+    // Modbus RTU bus options (issue 11): only where the upstream is a bus.
+    let serial = f.opt(cx, "serial", |cx, sn, sp| {
+        let s = crate::serial::decode_serial(cx, sn, sp)?;
+        if upstream.as_ref().is_some_and(|u| !u.is_bus()) {
+            cx.error(
+                sn,
+                sp,
+                "serial: applies to an rtu:// or rtu+tcp:// upstream only",
+            );
+            return None;
+        }
+        Some(s)
+    });
     f.finish(cx);
     Some(GatewaySettings {
         listen: listen?,
@@ -534,6 +547,7 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         unauthenticated_idle_timeout,
         max_upstream_connections,
         tls,
+        serial,
         line: n.line,
         column: n.column,
     })

@@ -693,15 +693,31 @@ pub enum Upstream {
         /// Stop bits, 1 or 2 (default 1).
         stop_bits: u8,
     },
+    /// `rtu+tcp://host:port`: raw RTU frames (with CRC) inside a TCP stream, what most
+    /// serial-to-Ethernet converters speak; the converter is one bus. Port defaults to 502.
+    RtuTcp {
+        /// Host name or address of the converter (IPv6 without brackets).
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
 }
 
 impl Upstream {
     /// Host and TCP port for `tcp://` and `tls://`; `None` for a serial line.
     pub fn host_port(&self) -> Option<(&str, u16)> {
         match self {
-            Self::Tcp { host, port } | Self::Tls { host, port, .. } => Some((host, *port)),
+            Self::Tcp { host, port }
+            | Self::Tls { host, port, .. }
+            | Self::RtuTcp { host, port } => Some((host, *port)),
             Self::Rtu { .. } => None,
         }
+    }
+
+    /// True for a Modbus RTU bus (`rtu://` serial line or `rtu+tcp://` converter): one
+    /// transaction on the wire at a time, shared by every conduit that names it.
+    pub fn is_bus(&self) -> bool {
+        matches!(self, Self::Rtu { .. } | Self::RtuTcp { .. })
     }
 }
 
@@ -758,6 +774,11 @@ impl fmt::Display for Upstream {
                 path.display(),
                 parity.as_str()
             ),
+            Self::RtuTcp { host: h, port } => {
+                f.write_str("rtu+tcp://")?;
+                host(f, h)?;
+                write!(f, ":{port}")
+            }
         }
     }
 }
@@ -803,6 +824,9 @@ pub struct GatewaySettings {
     pub max_upstream_connections: usize,
     /// Modbus/TCP Security: the listener speaks mutual TLS (`None`: plaintext Modbus/TCP).
     pub tls: Option<crate::TlsListener>,
+    /// The bus options of an `rtu://` or `rtu+tcp://` upstream (`serial:` block; `None`:
+    /// defaults, or not a bus).
+    pub serial: Option<crate::SerialOptions>,
     /// 1-based line of the `gateway:` mapping.
     pub line: u32,
     /// 1-based column.
@@ -858,10 +882,8 @@ impl Upstream {
     /// [`GatewaySettings::runnable`]).
     pub fn runnable(&self) -> Result<(), Unsupported> {
         match self {
-            Self::Tcp { .. } | Self::Tls { .. } => Ok(()),
-            Self::Rtu { .. } => Err(Unsupported {
-                what: format!("upstream {self} (Modbus RTU, rtu://)"),
-            }),
+            // Modbus RTU: the gateway is the bus master (gateway/src/bus.rs).
+            Self::Tcp { .. } | Self::Tls { .. } | Self::Rtu { .. } | Self::RtuTcp { .. } => Ok(()),
         }
     }
 }

@@ -375,8 +375,17 @@ pub(crate) fn parse_upstream(s: &str) -> Result<Upstream, String> {
                 stop_bits,
             })
         }
+        "rtu+tcp" => {
+            if let Some((k, _)) = pairs.first() {
+                return Err(format!(
+                    "`{url}`: rtu+tcp:// takes no option `{k}` (bus options go in `serial:`)"
+                ));
+            }
+            let (host, port) = split_host_port(body, 502, url)?;
+            Ok(Upstream::RtuTcp { host, port })
+        }
         _ => Err(format!(
-            "`{url}`: unknown scheme `{scheme}` (use tcp, tls or rtu)"
+            "`{url}`: unknown scheme `{scheme}` (use tcp, tls, rtu or rtu+tcp)"
         )),
     }
 }

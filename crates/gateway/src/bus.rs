@@ -1,0 +1,991 @@
+//! Modbus RTU buses: the gateway as the master of a serial line (`rtu:///dev/ttyX`) or of an
+//! RTU-over-TCP converter (`rtu+tcp://host:port`).
+//!
+//! ```text
+//!  session ─MBAP─▶ Port ─┐                                    ┌─▶ line (serial2 / TCP)
+//!  session ─MBAP─▶ Port ─┼─▶ per-port queues ─▶ bus task ─RTU─┤   one transaction at a time
+//!  session ─MBAP─▶ Port ─┘   round robin       (one per line) └─◀ CRC-checked answer
+//! ```
+//!
+//! One data path: a bus is a new kind of device *link*, not a second gateway. The session
+//! (conn.rs) decides, records and matches answers exactly as for `tcp://`; what it holds as its
+//! device connection is a [`Port`], which speaks MBAP to it (the session's own transaction ids)
+//! and queues each request for the bus task. The bus task owns the line:
+//!
+//! - **Fairness**: one queue per port (a port is lent to one client session at a time), served
+//!   round robin, so one busy HMI cannot starve the others. A port's queue is bounded
+//!   (`max_queue_per_client`): beyond it the request is answered 0x06 (Server Device Busy)
+//!   at once. A request still queued after `queue_timeout` gets 0x0B.
+//! - **Timing** (Serial Line V1.02 §2.5.1.1): a silence of t3.5 before each frame, measured from
+//!   the last byte sent or received; `request_timeout` from when the frame went on the wire;
+//!   a frame whose bytes stop for the inter-character timeout is torn.
+//! - **Faults** (CRC error, torn frame, an answer from another unit or with another function,
+//!   noise): discarded, recorded as an `alert`, never forwarded. Then `retries` resends (never
+//!   of a write unless `retry_writes`) and finally 0x0B.
+//! - **Broadcast** (unit 0, sent only when a rule allowed it): written, no answer awaited, then
+//!   `turnaround`. The TCP client gets the normal response of the write (what a device would
+//!   have answered, FC 5/6/22 an echo, FC 15/16 address and quantity) once the frame is on the
+//!   wire: a broadcast has no confirmation on a bus. A broadcast that is not a write is not sent
+//!   and answered 0x01.
+//! - **Loss**: a line that fails (a USB adapter unplugged, a converter gone) is closed; the
+//!   next request reopens it (at most every [`REOPEN_BACKOFF`]); requests meanwhile get 0x0A.
+//!   The outage is recorded when it starts and when it ends (with its length).
+//!
+//! All conduits that name one line share its bus (the registry is keyed by device path or
+//! converter address); the bus task ends when the last port and pool handle are gone.
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{info, warn};
+use zonegate_audit::{Event, Kind};
+use zonegate_modbus::error::FrameError;
+use zonegate_modbus::rtu;
+use zonegate_modbus::tcp;
+use zonegate_modbus::{Access, ExceptionCode, Request, UnitId};
+use zonegate_policy::{LineTiming, Parity, SerialOptions, Upstream};
+
+use crate::record::Recorder;
+use crate::state::Settings;
+
+/// How long a failed line is left alone before the next request tries to reopen it.
+pub(crate) const REOPEN_BACKOFF: Duration = Duration::from_millis(500);
+/// Slack added to the session's deadline of a request sent on a bus: the bus always answers
+/// first (0x0B at the latest), the session's own timer is only a safety net.
+const SESSION_SLACK: Duration = Duration::from_secs(1);
+
+/// The physical side of a bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LineKind {
+    /// A serial port.
+    Serial {
+        path: PathBuf,
+        baud: u32,
+        parity: Parity,
+        data_bits: u8,
+        stop_bits: u8,
+    },
+    /// An RTU-over-TCP converter.
+    Tcp { host: String, port: u16 },
+}
+
+/// A bus upstream, as the data path uses it.
+#[derive(Debug, Clone)]
+pub(crate) struct BusTarget {
+    pub(crate) line: LineKind,
+    pub(crate) options: SerialOptions,
+    pub(crate) timing: LineTiming,
+    /// The silence before each frame: t3.5 on a serial line; none to a converter, which keeps
+    /// the serial timing itself.
+    pub(crate) silence: Duration,
+    /// The inter-character timeout (see [`SerialOptions::char_timeout_for`]).
+    pub(crate) char_timeout: Duration,
+}
+
+impl BusTarget {
+    /// The bus of an `rtu://` or `rtu+tcp://` upstream; `None` for other kinds.
+    pub(crate) fn for_upstream(upstream: &Upstream, options: Option<&SerialOptions>) -> Option<Self> {
+        let options = options.cloned().unwrap_or_default();
+        let (line, timing, serial) = match upstream {
+            Upstream::Rtu {
+                path,
+                baud,
+                parity,
+                data_bits,
+                stop_bits,
+            } => (
+                LineKind::Serial {
+                    path: path.clone(),
+                    baud: *baud,
+                    parity: *parity,
+                    data_bits: *data_bits,
+                    stop_bits: *stop_bits,
+                },
+                LineTiming::new(*baud, *parity, *data_bits, *stop_bits),
+                true,
+            ),
+            Upstream::RtuTcp { host, port } => (
+                LineKind::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                },
+                // What a converter's line most often runs; only the torn-frame timeout uses it.
+                LineTiming::new(19_200, Parity::Even, 8, 1),
+                false,
+            ),
+            _ => return None,
+        };
+        Some(Self {
+            silence: if serial { timing.t3_5 } else { Duration::ZERO },
+            char_timeout: options.char_timeout_for(&timing),
+            line,
+            options,
+            timing,
+        })
+    }
+
+    /// The registry key: one bus per device path or converter address.
+    fn key(&self) -> String {
+        match &self.line {
+            LineKind::Serial { path, .. } => format!("serial:{}", path.display()),
+            LineKind::Tcp { host, port } => format!("tcp:{host}:{port}"),
+        }
+    }
+}
+
+impl Settings {
+    /// How long the session waits for the answer to a request it sent to its device link:
+    /// `request_timeout` on TCP; on a bus the longest the bus can take (queue, every attempt,
+    /// turnaround), plus slack, because the bus answers every request itself.
+    pub(crate) fn answer_within(&self) -> Duration {
+        match &self.upstream.bus {
+            None => self.request_timeout,
+            Some(bus) => {
+                let o = &bus.options;
+                let attempts = u32::from(o.retries) + 1;
+                let frames = bus.timing.chars(2 * rtu::MAX_RTU_ADU_LEN) + bus.silence;
+                o.queue_timeout
+                    + (self.request_timeout + frames + bus.char_timeout).saturating_mul(attempts)
+                    + o.turnaround
+                    + SESSION_SLACK
+            }
+        }
+    }
+}
+
+/// What a port's requests need from their conduit (refreshed each time the pool lends it).
+pub(crate) struct PortConfig {
+    pub(crate) conduit: Arc<str>,
+    pub(crate) label: Arc<str>,
+    pub(crate) recorder: Recorder,
+    pub(crate) target: BusTarget,
+    pub(crate) request_timeout: Duration,
+    /// Connecting to an RTU-over-TCP converter.
+    pub(crate) connect_timeout: Duration,
+}
+
+impl PortConfig {
+    /// The config of a port lent under `settings` (`None` when the upstream is no bus).
+    pub(crate) fn new(settings: &Settings, conduit: &str, recorder: &Recorder) -> Option<Self> {
+        let target = settings.upstream.bus.clone()?;
+        Some(Self {
+            conduit: Arc::from(conduit),
+            label: Arc::clone(&settings.upstream.label),
+            recorder: recorder.clone(),
+            target,
+            request_timeout: settings.request_timeout,
+            connect_timeout: settings.connect_timeout,
+        })
+    }
+}
+
+/// One queued request.
+struct Job {
+    utid: u16,
+    unit: UnitId,
+    pdu: Vec<u8>,
+    queued: Instant,
+    config: Arc<PortConfig>,
+}
+
+/// The queue of one port, and where its answers go.
+struct PortQueue {
+    id: u64,
+    jobs: VecDeque<Job>,
+    answers: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+#[derive(Default)]
+struct Queues {
+    ports: Vec<PortQueue>,
+    /// The next port the round robin serves.
+    cursor: usize,
+}
+
+struct Core {
+    queues: Mutex<Queues>,
+}
+
+/// A bus handle: the task lives while one exists (ports hold one).
+pub(crate) struct Bus {
+    core: Arc<Core>,
+    kick: mpsc::Sender<()>,
+    next_port: AtomicU64,
+}
+
+/// The buses of this process (shared by every conduit, and by gateways in one test process).
+fn registry() -> &'static Mutex<Vec<(String, Weak<Bus>)>> {
+    static BUSES: OnceLock<Mutex<Vec<(String, Weak<Bus>)>>> = OnceLock::new();
+    BUSES.get_or_init(Mutex::default)
+}
+
+impl Bus {
+    /// The bus of `target`'s line, started if nobody holds it.
+    pub(crate) fn for_target(target: &BusTarget) -> Arc<Self> {
+        let key = target.key();
+        let mut buses = registry().lock().unwrap_or_else(PoisonError::into_inner);
+        buses.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(bus) = buses
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return bus;
+        }
+        let core = Arc::new(Core {
+            queues: Mutex::default(),
+        });
+        let (kick, kicked) = mpsc::channel(1);
+        let bus = Arc::new(Self {
+            core: Arc::clone(&core),
+            kick,
+            next_port: AtomicU64::new(1),
+        });
+        tokio::spawn(BusTask::new(core, key.clone()).run(kicked));
+        buses.push((key, Arc::downgrade(&bus)));
+        bus
+    }
+
+    /// A new port (one client session's place in the round robin).
+    pub(crate) fn open_port(self: &Arc<Self>, config: Arc<PortConfig>) -> Port {
+        let id = self.next_port.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.core
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ports
+            .push(PortQueue {
+                id,
+                jobs: VecDeque::new(),
+                answers: tx,
+            });
+        Port {
+            bus: Arc::clone(self),
+            id,
+            config,
+            inbuf: BytesMut::new(),
+            ready: BytesMut::new(),
+            answers: rx,
+        }
+    }
+}
+
+/// A session's link to a bus: MBAP in (its requests), MBAP out (the answers, same ids).
+pub(crate) struct Port {
+    bus: Arc<Bus>,
+    id: u64,
+    config: Arc<PortConfig>,
+    /// Request bytes not yet a whole MBAP ADU.
+    inbuf: BytesMut,
+    /// Answers made at once (0x06), before any from the bus.
+    ready: BytesMut,
+    answers: mpsc::UnboundedReceiver<Vec<u8>>,
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // Its queued requests go with it: nobody waits for their answers any more.
+        let mut q = self
+            .bus
+            .core
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        q.ports.retain(|p| p.id != self.id);
+    }
+}
+
+impl Port {
+    /// Follows the conduit's current settings (the pool calls it on every lend).
+    pub(crate) fn configure(&mut self, config: Arc<PortConfig>) {
+        self.config = config;
+    }
+
+    /// The session writes its requests (MBAP ADUs): each goes into this port's queue, or is
+    /// answered 0x06 when the queue is full.
+    pub(crate) fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inbuf.extend_from_slice(buf);
+        let mut queued = false;
+        loop {
+            let (utid, unit, pdu, wire) = match tcp::decode_adu(&self.inbuf) {
+                Ok(None) => break,
+                Ok(Some(adu)) => (
+                    adu.header.transaction_id,
+                    adu.header.unit_id,
+                    adu.pdu.to_vec(),
+                    adu.wire_len(),
+                ),
+                Err(e) => {
+                    self.inbuf.clear();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
+                }
+            };
+            self.inbuf.advance(wire);
+            let fc = pdu.first().copied().unwrap_or(0);
+            let mut q = self
+                .bus
+                .core
+                .queues
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(mine) = q.ports.iter_mut().find(|p| p.id == self.id) else {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "bus port closed"));
+            };
+            if mine.jobs.len() >= self.config.target.options.max_queue_per_client {
+                drop(q);
+                push_mbap(
+                    &mut self.ready,
+                    utid,
+                    unit,
+                    &[fc | 0x80, ExceptionCode::ServerDeviceBusy.to_u8()],
+                );
+                continue;
+            }
+            mine.jobs.push_back(Job {
+                utid,
+                unit,
+                pdu,
+                queued: Instant::now(),
+                config: Arc::clone(&self.config),
+            });
+            queued = true;
+        }
+        if queued {
+            // Capacity 1: a kick already pending is as good as a new one.
+            let _ = self.bus.kick.try_send(());
+        }
+        Ok(())
+    }
+
+    /// The next answers (MBAP), waiting for one; 0 when the bus is gone.
+    pub(crate) async fn read_some(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        if !self.ready.is_empty() {
+            let n = self.ready.len();
+            buf.extend_from_slice(&self.ready);
+            self.ready.clear();
+            return Ok(n);
+        }
+        match self.answers.recv().await {
+            Some(adu) => {
+                buf.extend_from_slice(&adu);
+                Ok(adu.len())
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// An idle port is usable when nothing stray is waiting in it.
+    pub(crate) fn still_usable(&mut self) -> bool {
+        self.ready.is_empty() && self.inbuf.is_empty() && self.answers.is_empty()
+    }
+}
+
+fn push_mbap(out: &mut BytesMut, utid: u16, unit: UnitId, pdu: &[u8]) {
+    let mut adu = [0u8; tcp::MAX_TCP_ADU_LEN];
+    if let Ok(n) = tcp::encode_adu(utid, unit, pdu, &mut adu) {
+        out.extend_from_slice(&adu[..n]);
+    }
+}
+
+fn mbap(utid: u16, unit: UnitId, pdu: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::with_capacity(7 + pdu.len());
+    push_mbap(&mut out, utid, unit, pdu);
+    out.to_vec()
+}
+
+/// The open line.
+enum LineIo {
+    Serial(serial2_tokio::SerialPort),
+    Tcp(TcpStream),
+}
+
+impl LineIo {
+    async fn open(target: &BusTarget, connect_timeout: Duration) -> io::Result<Self> {
+        match &target.line {
+            LineKind::Serial {
+                path,
+                baud,
+                parity,
+                data_bits,
+                stop_bits,
+            } => {
+                let (baud, parity, data_bits, stop_bits) = (*baud, *parity, *data_bits, *stop_bits);
+                let port = serial2_tokio::SerialPort::open(
+                    path,
+                    move |mut s: serial2_tokio::Settings| {
+                        s.set_raw();
+                        s.set_baud_rate(baud)?;
+                        s.set_char_size(if data_bits == 7 {
+                            serial2_tokio::CharSize::Bits7
+                        } else {
+                            serial2_tokio::CharSize::Bits8
+                        });
+                        s.set_stop_bits(if stop_bits == 2 {
+                            serial2_tokio::StopBits::Two
+                        } else {
+                            serial2_tokio::StopBits::One
+                        });
+                        s.set_parity(match parity {
+                            Parity::Even => serial2_tokio::Parity::Even,
+                            Parity::Odd => serial2_tokio::Parity::Odd,
+                            _ => serial2_tokio::Parity::None,
+                        });
+                        s.set_flow_control(serial2_tokio::FlowControl::None);
+                        Ok(s)
+                    },
+                )?;
+                if target.options.rs485 {
+                    // Linux RS-485 direction control: the kernel drives RTS around each frame.
+                    let config = serial2_tokio::rs4xx::Rs485Config::new();
+                    port.set_rs4xx_mode(config).map_err(|e| {
+                        io::Error::new(e.kind(), format!("cannot enable RS-485 mode (TIOCSRS485): {e}"))
+                    })?;
+                }
+                // Whatever sat in the buffers before we owned the line is not an answer.
+                let _ = port.discard_buffers();
+                Ok(Self::Serial(port))
+            }
+            LineKind::Tcp { host, port } => {
+                let connect = TcpStream::connect((host.as_str(), *port));
+                let stream = tokio::time::timeout(connect_timeout, connect)
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("no answer within {connect_timeout:?}"),
+                        )
+                    })??;
+                let _ = stream.set_nodelay(true);
+                Ok(Self::Tcp(stream))
+            }
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Serial(p) => p.read(buf).await,
+            Self::Tcp(s) => s.read(buf).await,
+        }
+    }
+
+    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Serial(p) => p.write_all(buf).await,
+            Self::Tcp(s) => s.write_all(buf).await,
+        }
+    }
+}
+
+/// How one attempt ended.
+enum Attempt {
+    /// A good answer (the PDU).
+    Answer(Vec<u8>),
+    /// No (valid) answer in time: retry or 0x0B.
+    Failed(&'static str),
+    /// The line failed.
+    Lost(String),
+}
+
+/// The task that owns one line.
+struct BusTask {
+    core: Arc<Core>,
+    key: String,
+    line: Option<LineIo>,
+    /// What the open line was opened with (a reload may change baud rate or parity).
+    opened: Option<LineKind>,
+    /// The line may be sent the next frame once it was silent since then for the silence time.
+    quiet_from: Instant,
+    /// When the line failed, and the wall-clock time for the record; `None` while it works.
+    down: Option<(Instant, SystemTime, String)>,
+    last_open_attempt: Option<Instant>,
+}
+
+impl BusTask {
+    fn new(core: Arc<Core>, key: String) -> Self {
+        Self {
+            core,
+            key,
+            line: None,
+            opened: None,
+            quiet_from: Instant::now(),
+            down: None,
+            last_open_attempt: None,
+        }
+    }
+
+    async fn run(mut self, mut kicked: mpsc::Receiver<()>) {
+        loop {
+            match self.next_job() {
+                Some((job, answers)) => {
+                    let answer = self.transact(&job).await;
+                    // The port may be gone (its session ended): the answer is then dropped.
+                    let _ = answers.send(mbap(job.utid, job.unit, &answer));
+                }
+                None => {
+                    if kicked.recv().await.is_none() {
+                        // No handle left: close the line.
+                        info!(bus = %self.key, "bus unused, line closed");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next request, round robin over the ports; requests that waited past
+    /// `queue_timeout` are answered 0x0B on the way.
+    fn next_job(&mut self) -> Option<(Job, mpsc::UnboundedSender<Vec<u8>>)> {
+        let now = Instant::now();
+        let mut q = self.core.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        for port in &mut q.ports {
+            while let Some(job) = port.jobs.front() {
+                if now.saturating_duration_since(job.queued) < job.config.target.options.queue_timeout {
+                    break;
+                }
+                if let Some(job) = port.jobs.pop_front() {
+                    let fc = job.pdu.first().copied().unwrap_or(0);
+                    alert(
+                        &job.config,
+                        Some(job.unit.get()),
+                        Some(fc),
+                        "rtu_queue_timeout",
+                        format!(
+                            "waited {:?} for the bus (queue_timeout): answered 0x0B, never sent",
+                            now.saturating_duration_since(job.queued)
+                        ),
+                    );
+                    let _ = port.answers.send(mbap(
+                        job.utid,
+                        job.unit,
+                        &exception(fc, ExceptionCode::GatewayTargetFailedToRespond),
+                    ));
+                }
+            }
+        }
+        let n = q.ports.len();
+        for i in 0..n {
+            let idx = (q.cursor + i) % n;
+            let port = &mut q.ports[idx];
+            if let Some(job) = port.jobs.pop_front() {
+                let answers = port.answers.clone();
+                q.cursor = idx + 1;
+                return Some((job, answers));
+            }
+        }
+        None
+    }
+
+    /// Makes sure the line is open with the job's settings; `Err` answers 0x0A.
+    async fn ensure_line(&mut self, config: &PortConfig) -> Result<(), ()> {
+        if self.opened.as_ref() != Some(&config.target.line) {
+            // A reload changed the line settings: reopen.
+            self.line = None;
+        }
+        if self.line.is_some() {
+            return Ok(());
+        }
+        if self
+            .last_open_attempt
+            .is_some_and(|t| t.elapsed() < REOPEN_BACKOFF)
+        {
+            return Err(());
+        }
+        self.last_open_attempt = Some(Instant::now());
+        match LineIo::open(&config.target, config.connect_timeout).await {
+            Ok(line) => {
+                self.line = Some(line);
+                self.opened = Some(config.target.line.clone());
+                self.quiet_from = Instant::now();
+                if let Some((since, _, why)) = self.down.take() {
+                    let outage = since.elapsed();
+                    info!(bus = %config.label, "line back after {outage:?}");
+                    let mut ev = bus_event(config, Kind::Connection, "bus_line_restored");
+                    ev.message = Some(format!(
+                        "line reopened after an outage of {:.3} s ({why})",
+                        outage.as_secs_f64()
+                    ));
+                    config.recorder.record(ev);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.lost(config, &format!("cannot open the line: {e}"));
+                Err(())
+            }
+        }
+    }
+
+    /// The line failed: close it and record the outage's start (once per outage).
+    fn lost(&mut self, config: &PortConfig, why: &str) {
+        self.line = None;
+        self.opened = None;
+        if self.down.is_none() {
+            warn!(bus = %config.label, "bus line lost ({why}); answering 0x0A until it is back");
+            let mut ev = bus_event(config, Kind::Alert, "bus_line_lost");
+            ev.message = Some(why.to_owned());
+            config.recorder.record(ev);
+            self.down = Some((Instant::now(), SystemTime::now(), why.to_owned()));
+        }
+    }
+
+    /// One request on the wire: the answer PDU for the client (the device's, or an exception).
+    async fn transact(&mut self, job: &Job) -> Vec<u8> {
+        let config = &*job.config;
+        let fc = job.pdu.first().copied().unwrap_or(0);
+        let Ok(request) = Request::parse(&job.pdu) else {
+            // The session parsed it before forwarding; cannot happen.
+            return exception(fc, ExceptionCode::ServerDeviceFailure);
+        };
+        let broadcast = job.unit.is_broadcast();
+        if broadcast && request.access() != Access::Write {
+            return exception(fc, ExceptionCode::IllegalFunction);
+        }
+        if self.ensure_line(config).await.is_err() {
+            return exception(fc, ExceptionCode::GatewayPathUnavailable);
+        }
+        let mut frame = [0u8; rtu::MAX_RTU_ADU_LEN];
+        let Ok(len) = rtu::encode_adu(job.unit, &job.pdu, &mut frame) else {
+            return exception(fc, ExceptionCode::ServerDeviceFailure);
+        };
+        let frame = &frame[..len];
+        let o = &config.target.options;
+        let attempts = if request.access() == Access::Write && !o.retry_writes {
+            1
+        } else {
+            1 + u32::from(o.retries)
+        };
+        for attempt in 1..=attempts {
+            if let Err(why) = self.drain_stray(config).await {
+                self.lost(config, &why);
+                return exception(fc, ExceptionCode::GatewayPathUnavailable);
+            }
+            // t3.5 of silence before the frame.
+            tokio::time::sleep_until(self.quiet_from + config.target.silence).await;
+            let Some(line) = &mut self.line else {
+                return exception(fc, ExceptionCode::GatewayPathUnavailable);
+            };
+            if let Err(e) = line.write_all(frame).await {
+                self.lost(config, &format!("write failed: {e}"));
+                return exception(fc, ExceptionCode::GatewayPathUnavailable);
+            }
+            let sent = Instant::now();
+            // The frame is on the wire until its last character left.
+            let on_wire_until = sent + config.target.timing.chars(len);
+            self.quiet_from = on_wire_until;
+            if o.echo {
+                match self.read_echo(config, frame, on_wire_until).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(why) => {
+                        self.lost(config, &why);
+                        return exception(fc, ExceptionCode::GatewayPathUnavailable);
+                    }
+                }
+            }
+            if broadcast {
+                // No device answers a broadcast; the next frame waits the turnaround delay.
+                tokio::time::sleep_until(on_wire_until + o.turnaround).await;
+                self.quiet_from = Instant::now();
+                return broadcast_answer(&job.pdu);
+            }
+            let deadline = on_wire_until + config.request_timeout;
+            match self.read_answer(job, &request, deadline).await {
+                Attempt::Answer(pdu) => return pdu,
+                Attempt::Failed(why) => {
+                    if attempt < attempts {
+                        info!(bus = %config.label, unit = job.unit.get(), "{why}; retrying ({attempt}/{})", attempts - 1);
+                    }
+                }
+                Attempt::Lost(why) => {
+                    self.lost(config, &why);
+                    return exception(fc, ExceptionCode::GatewayPathUnavailable);
+                }
+            }
+        }
+        exception(fc, ExceptionCode::GatewayTargetFailedToRespond)
+    }
+
+    /// Reads and drops bytes already waiting (a late answer, noise), recording them.
+    async fn drain_stray(&mut self, config: &PortConfig) -> Result<(), String> {
+        let Some(line) = &mut self.line else {
+            return Ok(());
+        };
+        let mut junk = [0u8; 512];
+        let mut total = 0usize;
+        for _ in 0..64 {
+            match tokio::time::timeout(Duration::ZERO, line.read(&mut junk)).await {
+                Err(_) => break,
+                Ok(Ok(0)) => return Err("the line closed".to_owned()),
+                Ok(Ok(n)) => total += n,
+                Ok(Err(e)) => return Err(format!("read failed: {e}")),
+            }
+        }
+        if total > 0 {
+            self.quiet_from = Instant::now();
+            alert(
+                config,
+                None,
+                None,
+                "rtu_unsolicited",
+                format!("{total} bytes on the line between transactions (a late answer or noise), dropped"),
+            );
+        }
+        Ok(())
+    }
+
+    /// A 2-wire adapter echoes the frame: read it back. `Ok(false)` = it did not come back
+    /// right (a collision): the attempt failed.
+    async fn read_echo(
+        &mut self,
+        config: &PortConfig,
+        frame: &[u8],
+        on_wire_until: Instant,
+    ) -> Result<bool, String> {
+        let Some(line) = &mut self.line else {
+            return Ok(false);
+        };
+        let mut echo = vec![0u8; frame.len()];
+        let mut got = 0;
+        let deadline = on_wire_until + config.target.char_timeout + config.request_timeout / 4;
+        while got < echo.len() {
+            match tokio::time::timeout_at(deadline, line.read(&mut echo[got..])).await {
+                Err(_) => break,
+                Ok(Ok(0)) => return Err("the line closed".to_owned()),
+                Ok(Ok(n)) => got += n,
+                Ok(Err(e)) => return Err(format!("read failed: {e}")),
+            }
+        }
+        self.quiet_from = Instant::now().max(self.quiet_from);
+        if echo[..got] == *frame {
+            return Ok(true);
+        }
+        alert(
+            config,
+            frame.first().copied(),
+            frame.get(1).copied(),
+            "rtu_echo_mismatch",
+            format!(
+                "echo: true, but {got} of {} bytes came back{} (a collision on the bus?)",
+                frame.len(),
+                if got == frame.len() { " different" } else { "" }
+            ),
+        );
+        Ok(false)
+    }
+
+    /// Waits for the answer to `job` until `deadline`: skips noise, drops (and records) torn
+    /// frames, CRC errors and answers from another unit or with another function.
+    async fn read_answer(&mut self, job: &Job, request: &Request<'_>, deadline: Instant) -> Attempt {
+        let config = &*job.config;
+        let fc = job.pdu.first().copied().unwrap_or(0);
+        let unit = job.unit.get();
+        let char_timeout = config.target.char_timeout;
+        let mut buf: Vec<u8> = Vec::with_capacity(rtu::MAX_RTU_ADU_LEN * 2);
+        let mut chunk = [0u8; 512];
+        let mut last_byte: Option<Instant> = None;
+        // The device answered, but not usably: give up at the next silence, not the deadline.
+        let mut answered_badly = false;
+        let mut noise = 0usize;
+        let mut crc_reported = false;
+        loop {
+            let Some(line) = &mut self.line else {
+                return Attempt::Lost("the line closed".to_owned());
+            };
+            let until = match last_byte {
+                Some(t) if !buf.is_empty() => deadline.min(t + char_timeout),
+                _ => deadline,
+            };
+            match tokio::time::timeout_at(until, line.read(&mut chunk)).await {
+                Err(_) => {
+                    let now = Instant::now();
+                    if !buf.is_empty() {
+                        // Silence inside a frame: a frame the length rules could not frame
+                        // (user-defined codes) may still be whole; else it is torn.
+                        if let Ok(adu) = rtu::decode_frame(&buf, rtu::Direction::Response) {
+                            if adu.address == job.unit && adu.pdu.first().is_some_and(|&f| f & 0x7F == fc) {
+                                return Attempt::Answer(adu.pdu.to_vec());
+                            }
+                        }
+                        alert(
+                            config,
+                            Some(unit),
+                            Some(fc),
+                            "rtu_torn_frame",
+                            format!(
+                                "{} bytes, then silence for {char_timeout:?} (torn frame), dropped",
+                                buf.len()
+                            ),
+                        );
+                        buf.clear();
+                        answered_badly = true;
+                    }
+                    if answered_badly || now >= deadline {
+                        if noise > 0 {
+                            alert(config, Some(unit), Some(fc), "rtu_noise", format!("{noise} bytes of noise skipped"));
+                        }
+                        return Attempt::Failed(if answered_badly {
+                            "no valid answer (see the alert)"
+                        } else {
+                            "no answer within request_timeout"
+                        });
+                    }
+                }
+                Ok(Ok(0)) => return Attempt::Lost("the line closed".to_owned()),
+                Ok(Err(e)) => return Attempt::Lost(format!("read failed: {e}")),
+                Ok(Ok(n)) => {
+                    let now = Instant::now();
+                    last_byte = Some(now);
+                    self.quiet_from = now;
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Frame as much as is there.
+                    loop {
+                        match rtu::decode_response(&buf, request) {
+                            Ok(None) => break,
+                            Ok(Some(adu)) => {
+                                let wire = adu.wire_len();
+                                let got_fc = adu.pdu.first().copied().unwrap_or(0);
+                                if adu.address != job.unit {
+                                    alert(
+                                        config,
+                                        Some(adu.address.get()),
+                                        Some(got_fc),
+                                        "rtu_wrong_unit",
+                                        format!(
+                                            "answer from unit {} to a request to unit {unit}, dropped",
+                                            adu.address.get()
+                                        ),
+                                    );
+                                    answered_badly = true;
+                                } else if got_fc & 0x7F != fc {
+                                    alert(
+                                        config,
+                                        Some(unit),
+                                        Some(got_fc),
+                                        "rtu_wrong_function",
+                                        format!("answer with function {got_fc} to function {fc}, dropped"),
+                                    );
+                                    answered_badly = true;
+                                } else {
+                                    if noise > 0 {
+                                        alert(config, Some(unit), Some(fc), "rtu_noise", format!("{noise} bytes of noise skipped before the answer"));
+                                    }
+                                    return Attempt::Answer(adu.pdu.to_vec());
+                                }
+                                buf.drain(..wire.min(buf.len()));
+                            }
+                            Err(FrameError::Crc { computed, received }) => {
+                                if !crc_reported {
+                                    alert(
+                                        config,
+                                        Some(unit),
+                                        Some(fc),
+                                        "rtu_crc_error",
+                                        format!("CRC {received:#06x} on the wire, {computed:#06x} computed: frame dropped"),
+                                    );
+                                    crc_reported = true;
+                                }
+                                answered_badly = true;
+                                // Resynchronise: the next valid frame may start anywhere.
+                                buf.remove(0);
+                                noise = noise.saturating_sub(0);
+                            }
+                            Err(_) => {
+                                // Not the start of a frame: noise, skipped byte by byte.
+                                buf.remove(0);
+                                noise += 1;
+                            }
+                        }
+                        if buf.is_empty() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `fc | 0x80`, `code`.
+fn exception(fc: u8, code: ExceptionCode) -> Vec<u8> {
+    vec![fc | 0x80, code.to_u8()]
+}
+
+/// What the TCP client gets for a broadcast write that went on the wire: the normal
+/// response of the write (see the module docs).
+fn broadcast_answer(pdu: &[u8]) -> Vec<u8> {
+    match pdu.first() {
+        Some(15 | 16) => pdu.get(..5).unwrap_or(pdu).to_vec(),
+        _ => pdu.to_vec(),
+    }
+}
+
+fn bus_event(config: &PortConfig, kind: Kind, reason: &'static str) -> Event {
+    Event {
+        kind,
+        conduit: Some(Arc::clone(&config.conduit)),
+        dst: Some(Arc::clone(&config.label)),
+        reason: Some(reason.into()),
+        ..Event::default()
+    }
+}
+
+/// Records a bus fault as an `alert` (and logs it).
+fn alert(config: &PortConfig, unit: Option<u8>, fc: Option<u8>, reason: &'static str, message: String) {
+    warn!(bus = %config.label, ?unit, ?fc, reason, "{message}");
+    let mut ev = bus_event(config, Kind::Alert, reason);
+    ev.unit = unit;
+    ev.fc = fc;
+    ev.message = Some(message);
+    config.recorder.record(ev);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broadcast_write_gets_the_normal_response() {
+        // FC 6 | addr 0x0001 | value 0x0003: the echo.
+        assert_eq!(broadcast_answer(&[6, 0, 1, 0, 3]), vec![6, 0, 1, 0, 3]);
+        // FC 16 | addr 0x0000 | qty 2 | bc 4 | values: address and quantity.
+        assert_eq!(
+            broadcast_answer(&[16, 0, 0, 0, 2, 4, 0, 1, 0, 2]),
+            vec![16, 0, 0, 0, 2]
+        );
+    }
+
+    #[test]
+    fn the_session_waits_longer_than_the_bus() {
+        let upstream = Upstream::Rtu {
+            path: "/dev/null".into(),
+            baud: 9600,
+            parity: Parity::None,
+            data_bits: 8,
+            stop_bits: 1,
+        };
+        let bus = BusTarget::for_upstream(&upstream, None).unwrap();
+        assert_eq!(bus.silence, bus.timing.t3_5);
+        assert_eq!(bus.char_timeout, SerialOptions::MIN_DEFAULT_CHAR_TIMEOUT);
+        let tcp = BusTarget::for_upstream(
+            &Upstream::RtuTcp {
+                host: "127.0.0.1".into(),
+                port: 1,
+            },
+            None,
+        )
+        .unwrap();
+        assert_eq!(tcp.silence, Duration::ZERO);
+        assert_ne!(bus.key(), tcp.key());
+    }
+}
