@@ -93,7 +93,10 @@ pub(crate) struct BusTarget {
 
 impl BusTarget {
     /// The bus of an `rtu://` or `rtu+tcp://` upstream; `None` for other kinds.
-    pub(crate) fn for_upstream(upstream: &Upstream, options: Option<&SerialOptions>) -> Option<Self> {
+    pub(crate) fn for_upstream(
+        upstream: &Upstream,
+        options: Option<&SerialOptions>,
+    ) -> Option<Self> {
         let options = options.cloned().unwrap_or_default();
         let (line, timing, serial) = match upstream {
             Upstream::Rtu {
@@ -157,6 +160,23 @@ impl Settings {
                     + (self.request_timeout + frames + bus.char_timeout).saturating_mul(attempts)
                     + o.turnaround
                     + SESSION_SLACK
+            }
+        }
+    }
+}
+
+/// The start-up probe of a bus: the serial device exists, or the converter accepts a TCP
+/// connection (closed at once; the bus opens its own on the first request).
+pub(crate) async fn probe(target: &BusTarget, timeout: Duration) -> Result<(), String> {
+    match &target.line {
+        LineKind::Serial { path, .. } => std::fs::metadata(path)
+            .map(|_| ())
+            .map_err(|e| format!("serial device {}: {e}", path.display())),
+        LineKind::Tcp { host, port } => {
+            match tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), *port))).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {timeout:?}")),
             }
         }
     }
@@ -448,7 +468,10 @@ impl LineIo {
                     // Linux RS-485 direction control: the kernel drives RTS around each frame.
                     let config = serial2_tokio::rs4xx::Rs485Config::new();
                     port.set_rs4xx_mode(config).map_err(|e| {
-                        io::Error::new(e.kind(), format!("cannot enable RS-485 mode (TIOCSRS485): {e}"))
+                        io::Error::new(
+                            e.kind(),
+                            format!("cannot enable RS-485 mode (TIOCSRS485): {e}"),
+                        )
                     })?;
                 }
                 // Whatever sat in the buffers before we owned the line is not an answer.
@@ -546,10 +569,16 @@ impl BusTask {
     /// `queue_timeout` are answered 0x0B on the way.
     fn next_job(&mut self) -> Option<(Job, mpsc::UnboundedSender<Vec<u8>>)> {
         let now = Instant::now();
-        let mut q = self.core.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut q = self
+            .core
+            .queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for port in &mut q.ports {
             while let Some(job) = port.jobs.front() {
-                if now.saturating_duration_since(job.queued) < job.config.target.options.queue_timeout {
+                if now.saturating_duration_since(job.queued)
+                    < job.config.target.options.queue_timeout
+                {
                     break;
                 }
                 if let Some(job) = port.jobs.pop_front() {
@@ -785,7 +814,12 @@ impl BusTask {
 
     /// Waits for the answer to `job` until `deadline`: skips noise, drops (and records) torn
     /// frames, CRC errors and answers from another unit or with another function.
-    async fn read_answer(&mut self, job: &Job, request: &Request<'_>, deadline: Instant) -> Attempt {
+    async fn read_answer(
+        &mut self,
+        job: &Job,
+        request: &Request<'_>,
+        deadline: Instant,
+    ) -> Attempt {
         let config = &*job.config;
         let fc = job.pdu.first().copied().unwrap_or(0);
         let unit = job.unit.get();
@@ -812,7 +846,9 @@ impl BusTask {
                         // Silence inside a frame: a frame the length rules could not frame
                         // (user-defined codes) may still be whole; else it is torn.
                         if let Ok(adu) = rtu::decode_frame(&buf, rtu::Direction::Response) {
-                            if adu.address == job.unit && adu.pdu.first().is_some_and(|&f| f & 0x7F == fc) {
+                            if adu.address == job.unit
+                                && adu.pdu.first().is_some_and(|&f| f & 0x7F == fc)
+                            {
                                 return Attempt::Answer(adu.pdu.to_vec());
                             }
                         }
@@ -831,7 +867,13 @@ impl BusTask {
                     }
                     if answered_badly || now >= deadline {
                         if noise > 0 {
-                            alert(config, Some(unit), Some(fc), "rtu_noise", format!("{noise} bytes of noise skipped"));
+                            alert(
+                                config,
+                                Some(unit),
+                                Some(fc),
+                                "rtu_noise",
+                                format!("{noise} bytes of noise skipped"),
+                            );
                         }
                         return Attempt::Failed(if answered_badly {
                             "no valid answer (see the alert)"
@@ -877,7 +919,15 @@ impl BusTask {
                                     answered_badly = true;
                                 } else {
                                     if noise > 0 {
-                                        alert(config, Some(unit), Some(fc), "rtu_noise", format!("{noise} bytes of noise skipped before the answer"));
+                                        alert(
+                                            config,
+                                            Some(unit),
+                                            Some(fc),
+                                            "rtu_noise",
+                                            format!(
+                                                "{noise} bytes of noise skipped before the answer"
+                                            ),
+                                        );
                                     }
                                     return Attempt::Answer(adu.pdu.to_vec());
                                 }
@@ -897,7 +947,7 @@ impl BusTask {
                                 answered_badly = true;
                                 // Resynchronise: the next valid frame may start anywhere.
                                 buf.remove(0);
-                                noise = noise.saturating_sub(0);
+                                noise += 1;
                             }
                             Err(_) => {
                                 // Not the start of a frame: noise, skipped byte by byte.
@@ -940,7 +990,13 @@ fn bus_event(config: &PortConfig, kind: Kind, reason: &'static str) -> Event {
 }
 
 /// Records a bus fault as an `alert` (and logs it).
-fn alert(config: &PortConfig, unit: Option<u8>, fc: Option<u8>, reason: &'static str, message: String) {
+fn alert(
+    config: &PortConfig,
+    unit: Option<u8>,
+    fc: Option<u8>,
+    reason: &'static str,
+    message: String,
+) {
     warn!(bus = %config.label, ?unit, ?fc, reason, "{message}");
     let mut ev = bus_event(config, Kind::Alert, reason);
     ev.unit = unit;

@@ -867,15 +867,26 @@ async fn probe_upstream(shared: Arc<ConduitShared>) {
     let UpstreamTarget {
         host, port, label, ..
     } = &target;
-    let connecting = tokio::net::TcpStream::connect((host.as_str(), *port));
-    let why = match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok(stream)) => {
-            drop(stream);
-            info!(conduit = %shared.conduit, "device {label} is reachable");
-            return;
+    let why = if let Some(bus) = &target.bus {
+        // A bus: the line exists / the converter accepts (bus.rs).
+        match crate::bus::probe(bus, timeout).await {
+            Ok(()) => {
+                info!(conduit = %shared.conduit, "bus {label} is reachable");
+                return;
+            }
+            Err(why) => why,
         }
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => format!("no answer within {timeout:?}"),
+    } else {
+        let connecting = tokio::net::TcpStream::connect((host.as_str(), *port));
+        match tokio::time::timeout(timeout, connecting).await {
+            Ok(Ok(stream)) => {
+                drop(stream);
+                info!(conduit = %shared.conduit, "device {label} is reachable");
+                return;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {timeout:?}"),
+        }
     };
     warn!(
         conduit = %shared.conduit,

@@ -34,7 +34,6 @@
 /// by side (`crates/zonegate/tests/it/run.rs` checks it).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1502";
 
-
 mod rtu;
 pub use rtu::{RtuLine, RtuSim, TORN_SILENCE};
 

@@ -13,6 +13,7 @@ mod it {
     pub(crate) mod reload;
     pub(crate) mod replies;
     pub(crate) mod robust;
+    pub(crate) mod rtu;
     pub(crate) mod session;
     pub(crate) mod sim;
     pub(crate) mod start;

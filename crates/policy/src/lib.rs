@@ -115,9 +115,9 @@ mod model;
 mod net;
 mod policy;
 mod rate;
-mod serial;
 mod replication;
 pub mod role;
+mod serial;
 mod syntax;
 mod tls;
 mod verdict;
@@ -136,10 +136,10 @@ pub use model::{
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};
 pub use rate::{RateLimiter, DEFAULT_BUCKETS};
-pub use serial::{LineTiming, SerialOptions};
 pub use replication::{
     ReceiveSettings, ReplicaTable, Replication, ReplicationAuth, ReplicationBlock, TransmitSettings,
 };
+pub use serial::{LineTiming, SerialOptions};
 pub use tls::{TlsListener, TlsVersion};
 pub use verdict::{Decision, Denial, Reason, Verdict};
 pub use zonegate_modbus::{ExceptionCode, Request, UnitId};

@@ -106,10 +106,8 @@ pub struct LineTiming {
 impl LineTiming {
     /// The timings of a line; above 19200 baud the spec's fixed 750 µs and 1.750 ms.
     pub fn new(baud: u32, parity: Parity, data_bits: u8, stop_bits: u8) -> Self {
-        let bits = 1
-            + u32::from(data_bits)
-            + u32::from(parity != Parity::None)
-            + u32::from(stop_bits);
+        let bits =
+            1 + u32::from(data_bits) + u32::from(parity != Parity::None) + u32::from(stop_bits);
         let baud = u64::from(baud.max(1));
         // Nanoseconds per character: bits * 1e9 / baud.
         let char_ns = u64::from(bits) * 1_000_000_000 / baud;
@@ -251,7 +249,10 @@ mod tests {
         assert_eq!(s.char_timeout, Some(Duration::from_millis(5)));
         let e = gateway("rtu:///dev/ttyS1", "      serial:\n        retries: 9\n").unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("m.yaml") && text.contains("retries"), "{text}");
+        assert!(
+            text.contains("m.yaml") && text.contains("retries"),
+            "{text}"
+        );
         let e = gateway("rtu:///dev/ttyS1", "      serial:\n        echo: maybe\n").unwrap_err();
         assert!(e.to_string().contains("echo"), "{e}");
         let e = gateway("rtu:///dev/ttyS1", "      serial:\n        baud: 9600\n").unwrap_err();

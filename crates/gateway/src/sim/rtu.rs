@@ -44,12 +44,17 @@ pub struct RtuSim {
     path: PathBuf,
     device: Arc<Device>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl RtuSim {
     /// Opens `path` and serves `device` as the slaves `units` until [`RtuSim::stop`].
-    pub fn start(path: &Path, line: RtuLine, device: Device, units: &[u8]) -> std::io::Result<Self> {
+    pub fn start(
+        path: &Path,
+        line: RtuLine,
+        device: Device,
+        units: &[u8],
+    ) -> std::io::Result<Self> {
         let port = open(path, line)?;
         let device = Arc::new(device);
         let units: Vec<UnitId> = units.iter().copied().map(UnitId::new).collect();
@@ -60,7 +65,7 @@ impl RtuSim {
             path: path.to_owned(),
             device,
             stop,
-            task,
+            task: Some(task),
         })
     }
 
@@ -77,12 +82,16 @@ impl RtuSim {
     /// Stops serving and closes the line.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
     }
 
     /// Waits until the line fails (a pty whose other side went away) or [`RtuSim::stop`].
     pub async fn finished(&mut self) {
-        let _ = (&mut self.task).await;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
     }
 }
 
