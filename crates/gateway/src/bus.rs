@@ -242,9 +242,12 @@ pub(crate) struct Bus {
     next_port: AtomicU64,
 }
 
+/// The registry: (line key, bus) pairs.
+type Registry = Mutex<Vec<(String, Weak<Bus>)>>;
+
 /// The buses of this process (shared by every conduit, and by gateways in one test process).
-fn registry() -> &'static Mutex<Vec<(String, Weak<Bus>)>> {
-    static BUSES: OnceLock<Mutex<Vec<(String, Weak<Bus>)>>> = OnceLock::new();
+fn registry() -> &'static Registry {
+    static BUSES: OnceLock<Registry> = OnceLock::new();
     BUSES.get_or_init(Mutex::default)
 }
 

@@ -36,7 +36,7 @@ impl PtyPair {
     fn start_at(a: PathBuf, b: PathBuf) -> Self {
         let _ = std::fs::remove_file(&a);
         let _ = std::fs::remove_file(&b);
-        let child = Command::new("socat")
+        let mut child = Command::new("socat")
             .arg(format!("pty,raw,echo=0,link={}", a.display()))
             .arg(format!("pty,raw,echo=0,link={}", b.display()))
             .stdout(Stdio::null())
@@ -51,6 +51,8 @@ impl PtyPair {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("socat did not create {} and {}", a.display(), b.display());
     }
 
