@@ -140,7 +140,7 @@ checks! {
     "ZG-C028" "undeclared-flows" Warning "A conduit declares its flows: protocols_allowed or a gateway (IEC 62443-3-2 ZCR 6.4).";
     "ZG-C029" "missing-conduit-sl" Warning "Every conduit has a security_level.";
     "ZG-C030" "unit-not-on-asset" Warning "Every unit id a rule names is on an asset of the conduit's target zone (when that zone lists unit ids).";
-    "ZG-C031" "gateway-not-runnable" Error "Every gateway can be run by this build of zonegate (today: tcp:// and tls:// upstreams; rtu:// not yet). zonegate run refuses a model with one that cannot, so none of its conduits is enforced.";
+    "ZG-C031" "gateway-not-runnable" Error "Every gateway can be run by this build of zonegate (today: tcp://, tls://, rtu:// and rtu+tcp:// upstreams). zonegate run refuses a model with one that cannot, so none of its conduits is enforced.";
     "ZG-C032" "class-without-table" Warning "A function class in a rule has a table to act on: some of its table functions has an address range in the rule (otherwise the class allows none of them).";
     "ZG-C033" "file-record-by-class" Warning "FC 20/21 (file records) are allowed only by name: they touch no register table, so a class next to table ranges does not limit them to those ranges.";
     "ZG-C034" "fifo-pointer-only" Warning "A rule allowing FC 24 (read FIFO queue) knows the gateway checks only the pointer address, not the up to 31 queued registers the device returns.";

@@ -416,9 +416,10 @@ pub fn upstream_is_plaintext(u: &p::Upstream) -> bool {
     !matches!(u, p::Upstream::Tls { .. })
 }
 
-/// True for a serial (RTU) upstream.
+/// True for a serial (RTU) upstream: a serial line, or an RTU bus behind an RTU-over-TCP
+/// converter (`rtu+tcp://`).
 pub fn upstream_is_serial(u: &p::Upstream) -> bool {
-    matches!(u, p::Upstream::Rtu { .. })
+    u.is_bus()
 }
 
 /// `tcp://10.0.0.1:502`, `tls://host:802`, `rtu:///dev/ttyUSB0`: the upstream without its
@@ -428,10 +429,10 @@ pub fn upstream_short(u: &p::Upstream) -> String {
         p::Upstream::Rtu { path, .. } => format!("rtu://{}", path.display()),
         other => match other.host_port() {
             Some((h, port)) => {
-                let scheme = if matches!(other, p::Upstream::Tls { .. }) {
-                    "tls"
-                } else {
-                    "tcp"
+                let scheme = match other {
+                    p::Upstream::Tls { .. } => "tls",
+                    p::Upstream::RtuTcp { .. } => "rtu+tcp",
+                    _ => "tcp",
                 };
                 if h.contains(':') {
                     format!("{scheme}://[{h}]:{port}")

@@ -186,7 +186,13 @@ fn enforcement(c: &Conduit) -> (String, Option<String>, String) {
             ),
         ),
         Ok(()) if g.enforce() => (
-            "ON (zonegate, enforce)".to_owned(),
+            if g.upstream.is_bus() {
+                // The truth about a bus: zonegate is one master on it; frames of another
+                // master wired to the same line never pass through it.
+                "ON (zonegate, enforce); RTU bus master: requests through zonegate are inspected, those of other masters on the line are not".to_owned()
+            } else {
+                "ON (zonegate, enforce)".to_owned()
+            },
             Some(line),
             format!(
                 "DENY everything else (implicit default deny, answered with deny: {})",

@@ -144,7 +144,7 @@ fn many_mistakes_all_reported_with_lines_and_keys() {
         "model.yaml:9:15: zones[0].assets[0].kind: expected one of plc | rtu | hmi | ews | historian | sis | server | other, found `plcc`",
         "model.yaml:11:5: zones[1].colour: unknown key `colour`",
         "model.yaml:16:15: conduits[0].gateway.listen: `localhost` is not an address:port; write e.g. 127.0.0.1:5020 or [::1]:5020",
-        "model.yaml:17:17: conduits[0].gateway.upstream: `udp://10.20.1.10:502`: unknown scheme `udp` (use tcp, tls or rtu)",
+        "model.yaml:17:17: conduits[0].gateway.upstream: `udp://10.20.1.10:502`: unknown scheme `udp` (use tcp, tls, rtu or rtu+tcp)",
         "model.yaml:18:21: conduits[0].gateway.idle_timeout: `30` has no unit; write e.g. 800ms, 2s, 5m",
         "model.yaml:21:20: conduits[0].rules[0].from[1]: `NOPE-ZONE` names no zone or asset and is not a CIDR or IP address",
         "model.yaml:22:27: conduits[0].rules[0].functions[1]: `read_everything`: unknown function `read_everything`",
