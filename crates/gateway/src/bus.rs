@@ -702,7 +702,7 @@ impl BusTask {
                 return exception(fc, ExceptionCode::GatewayPathUnavailable);
             }
             // t3.5 of silence before the frame.
-            tokio::time::sleep_until(self.quiet_from + config.target.silence).await;
+            wait_precisely(self.quiet_from + config.target.silence).await;
             let Some(line) = &mut self.line else {
                 return exception(fc, ExceptionCode::GatewayPathUnavailable);
             };
@@ -965,6 +965,27 @@ impl BusTask {
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `until` to within ~0.1 ms. tokio's timer has a 1 ms tick and rounds up, which
+/// would add up to a millisecond to every t3.5 (1.75-4 ms): a bus at 19200 baud would lose 5 %
+/// of its capacity to the timer alone (scripts/BENCH.md). Short waits therefore sleep on a
+/// blocking-pool thread (`nanosleep`), long ones on the tokio timer.
+async fn wait_precisely(until: Instant) {
+    let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return;
+    }
+    if left > Duration::from_millis(20) {
+        tokio::time::sleep_until(until).await;
+        return;
+    }
+    if tokio::task::spawn_blocking(move || std::thread::sleep(left))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep_until(until).await;
     }
 }
 
