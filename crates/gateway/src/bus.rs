@@ -1045,6 +1045,69 @@ mod tests {
         );
     }
 
+    /// A port config on a pty path nobody opens (the test never runs the task).
+    fn config() -> Arc<PortConfig> {
+        let model = zonegate_policy::load_str(
+            "conduits:\n  - conduit_id: C1\n    gateway:\n      listen: 127.0.0.1:0\n      upstream: rtu:///nonexistent/tty?parity=none\n    rules: []\n",
+            "m.yaml",
+        )
+        .unwrap();
+        let policy = Arc::new(zonegate_policy::Policy::compile(&model).unwrap());
+        let state = crate::settings::conduit_state(&policy, Some(0), None).unwrap();
+        let handle =
+            zonegate_audit::AuditLog::start(zonegate_audit::AuditConfig::default()).unwrap();
+        let recorder = Recorder::new(
+            handle,
+            zonegate_audit::SyncMode::Batch,
+            zonegate_audit::OnFailure::BlockWrites,
+        );
+        Arc::new(PortConfig::new(&state.settings, "C1", &recorder).unwrap())
+    }
+
+    #[test]
+    fn one_busy_client_cannot_starve_the_others() {
+        // Port 1 queues 6 requests at once (a busy HMI), ports 2 and 3 one each: the bus
+        // serves 1, 2, 3, then the rest of 1 — round robin, not arrival order.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let config = config();
+            let core = Arc::new(Core {
+                queues: Mutex::default(),
+            });
+            let mut keep = Vec::new();
+            {
+                let mut q = core.queues.lock().unwrap();
+                for (id, n) in [(1u64, 6u16), (2, 1), (3, 1)] {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    keep.push(rx);
+                    let jobs = (0..n)
+                        .map(|i| Job {
+                            utid: (id as u16) * 100 + i,
+                            unit: UnitId::new(1),
+                            pdu: vec![3, 0, 0, 0, 1],
+                            queued: Instant::now(),
+                            config: Arc::clone(&config),
+                        })
+                        .collect();
+                    q.ports.push(PortQueue {
+                        id,
+                        jobs,
+                        answers: tx,
+                    });
+                }
+            }
+            let mut task = BusTask::new(Arc::clone(&core), "test".into());
+            let mut order = Vec::new();
+            while let Some((job, _)) = task.next_job() {
+                order.push(job.utid);
+            }
+            assert_eq!(order, vec![100, 200, 300, 101, 102, 103, 104, 105]);
+        });
+    }
+
     #[test]
     fn the_session_waits_longer_than_the_bus() {
         let upstream = Upstream::Rtu {

@@ -102,6 +102,14 @@ pub fn plan(site: &Site) -> Plan {
             } else {
                 vec![Cidr::host(g.listen.ip())]
             };
+            if g.upstream.is_bus() && g.upstream.host_port().is_none() {
+                // The truth about a serial upstream: no packet filter stands on the bus.
+                plan.notes.push(format!(
+                    "{}: the gateway's upstream {} is a serial line: no L3/L4 rule reaches it; only the gateway (one master of the line) and the line's physical protection stand there",
+                    c.id,
+                    crate::model::upstream_short(&g.upstream)
+                ));
+            }
             if c.rules.is_empty() {
                 plan.notes.push(format!(
                     "{}: gateway {} has no rules: no flow to it is opened",

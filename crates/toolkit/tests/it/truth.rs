@@ -289,3 +289,20 @@ fn a_rule_naming_only_higher_file_numbers_is_reported_as_allowing_nothing() {
     assert!(with_id(&f, "ZG-C032").is_empty(), "{f:#?}");
     assert!(with_id(&f, "ZG-C033").is_empty(), "{f:#?}");
 }
+
+#[test]
+fn compile_says_no_firewall_rule_reaches_a_serial_upstream() {
+    // Issue 11: an rtu:// gateway runs; `compile` must not suggest its bus is filtered.
+    let plan = compile::plan(&site(&rtu_model()));
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("rtu:///dev/ttyUSB0") && n.contains("serial line")),
+        "{:?}",
+        plan.notes
+    );
+    assert!(!compile::plan(&site(&with(&[])))
+        .notes
+        .iter()
+        .any(|n| n.contains("serial line")));
+}
