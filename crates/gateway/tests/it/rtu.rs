@@ -352,6 +352,12 @@ enum Spoil {
 /// Relays the gateway's pty (`gw`) to the device's (`dev`); the first answer is spoiled by
 /// each mode of `modes` in turn, one answer per mode, then everything passes.
 fn corrupting_relay(gw: PathBuf, dev: PathBuf, modes: Vec<Spoil>) -> tokio::task::JoinHandle<()> {
+    relay(gw, dev, modes, false)
+}
+
+/// The relay; `echo`: every request is also sent back to the gateway first, as a 2-wire
+/// RS-485 adapter that hears its own transmitter does.
+fn relay(gw: PathBuf, dev: PathBuf, modes: Vec<Spoil>, echo: bool) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let open = |p: &Path| {
             serial2_tokio::SerialPort::open(p, |mut s: serial2_tokio::Settings| {
@@ -366,7 +372,10 @@ fn corrupting_relay(gw: PathBuf, dev: PathBuf, modes: Vec<Spoil>) -> tokio::task
         tokio::spawn(async move {
             let mut b = [0u8; 512];
             while let Ok(n) = g2.read(&mut b).await {
-                if n == 0 || d2.write_all(&b[..n]).await.is_err() {
+                if n == 0 || (echo && g2.write_all(&b[..n]).await.is_err()) {
+                    return;
+                }
+                if d2.write_all(&b[..n]).await.is_err() {
                     return;
                 }
             }
@@ -496,6 +505,38 @@ async fn retries_resend_a_read_but_never_a_write() {
         230,
         "executed once by the device"
     );
+    rig.stop().await;
+    relay.abort();
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn echo_true_drops_the_adapters_echo_of_each_frame() {
+    let dir = temp_dir();
+    let near = PtyPair::start(&dir, "near");
+    let far = PtyPair::start(&dir, "far");
+    let sim = hvac_on(&far, &[1, 2]);
+    let relay = relay(near.b.clone(), far.a.clone(), Vec::new(), true);
+    let rig = Rig::start(
+        dir,
+        &upstream_of(&near.a),
+        "      serial:\n        echo: true\n",
+    )
+    .await;
+    let mut hist = rig.client(HISTORIAN).await;
+    for round in 0..5u16 {
+        let pdu = hist
+            .call(1 + (round % 2) as u8, &read_holding(100 + round % 4, 1))
+            .await;
+        assert_eq!(registers_of(&pdu).len(), 1, "round {round}: {pdu:02x?}");
+    }
+    let mut ews = rig.client(EWS).await;
+    assert_eq!(
+        ews.call(2, &write_one(105, 200)).await,
+        vec![6, 0, 105, 0, 200]
+    );
+    let events = read_events(&rig.audit);
+    assert!(alerts(&events, "rtu_echo_mismatch").is_empty());
     rig.stop().await;
     relay.abort();
     sim.stop().await;
