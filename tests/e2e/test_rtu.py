@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import threading
@@ -314,3 +315,92 @@ def test_model_with_a_bus_passes_check(tmp_path: Path, line: PtyPair) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ZG-C031" not in out.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# The serial listener: zonegate as a slave on a bus segment (issue 11, point 5)
+
+
+def serial_listener_model(tmp: Path, line: Path, upstream: str) -> Path:
+    """Z2-OPS lists the master's line under `serial:`; its rules name Z2-OPS in `from:`."""
+    m = zg.model("127.0.0.1:0", upstream, tmp / "events.jsonl", request_timeout="1s", rules=[
+        {"id": "line-read", "from": ["Z2-OPS"], "unit_ids": [1, 2],
+         "functions": ["read_holding_registers"], "holding": "0-199"},
+        {"id": "line-setpoints", "from": ["Z2-OPS"], "unit_ids": [1, 0],
+         "functions": ["write_single_register"], "holding": "100-109",
+         "values": {"min": 180, "max": 240}, "justification": "setpoints from the panel"},
+    ])
+    m["conduits"][0]["gateway"]["listen"] = f"rtu://{line}?baud=19200&parity=none"
+    m["zones"][1]["serial"] = [str(line)]
+    path = tmp / "model.yaml"
+    path.write_text(zg.to_yaml(m) + "\n", encoding="utf-8")
+    return path
+
+
+def test_serial_listener_forwards_what_the_rules_allow(
+    tmp_path: Path, line: PtyPair, sim_device: zg.SimDevice
+) -> None:
+    from pymodbus.client import ModbusSerialClient
+
+    path = serial_listener_model(tmp_path, line.b, sim_device.upstream)
+    out = subprocess.run([str(zg.zonegate_bin()), "check", str(path)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    gw = zg.Proc([str(zg.zonegate_bin()), "run", "-c", str(path)], "gateway-serial", tmp_path)
+    try:
+        gw.wait_line(rf"^listening on rtu://{re.escape(str(line.b))}", timeout=15)
+        # pymodbus's serial client as the master on the other end of the line.
+        client = ModbusSerialClient(str(line.a), baudrate=19200, parity="N", timeout=2, retries=0)
+        assert client.connect()
+        try:
+            rr = client.read_holding_registers(100, count=2, device_id=1)
+            assert not rr.isError(), rr
+            assert rr.registers == [200, 180]
+            rr = client.write_register(101, 190, device_id=1)
+            assert not rr.isError(), rr
+            assert sim_device.read_holding(101, 1) == [190]
+            # Denied: out of bounds (0x03), a function no rule allows (0x01): RTU exception
+            # responses with a valid CRC (pymodbus checks it).
+            rr = client.write_register(101, 999, device_id=1)
+            assert rr.isError() and rr.exception_code == zg.ILLEGAL_VALUE
+            rr = client.read_input_registers(0, count=1, device_id=1)
+            assert rr.isError() and rr.exception_code == zg.ILLEGAL_FUNCTION
+            assert sim_device.read_holding(101, 1) == [190], "a denied write went through"
+        finally:
+            client.close()
+        # mbpoll as the master: a read allowed, a write denied (0x01: unit 2 may not be written).
+        out = subprocess.run(
+            ["mbpoll", "-m", "rtu", "-b", "19200", "-P", "none", "-a", "2", "-r", "101", "-c", "2",
+             "-t", "4", "-1", "-o", "2", str(line.a)],
+            capture_output=True, text=True, timeout=20,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert re.search(r"^\[101\]:\s+200$", out.stdout, re.M), out.stdout
+        out = subprocess.run(
+            ["mbpoll", "-m", "rtu", "-b", "19200", "-P", "none", "-a", "2", "-r", "101",
+             "-t", "4", "-1", "-o", "2", str(line.a), "200"],
+            capture_output=True, text=True, timeout=20,
+        )
+        assert out.returncode != 0, out.stdout
+        assert "Illegal function" in out.stdout + out.stderr, out.stdout + out.stderr
+        # A malformed frame (bad CRC) gets no answer, and the line works after it.
+        import serial
+
+        raw = serial.Serial(str(line.a), 19200, timeout=0.5)
+        try:
+            raw.write(bytes([1, 3, 0, 100, 0, 1, 0x00, 0x00]))
+            assert raw.read(16) == b"", "a frame with a bad CRC was answered"
+        finally:
+            raw.close()
+        client = ModbusSerialClient(str(line.a), baudrate=19200, parity="N", timeout=2, retries=0)
+        assert client.connect()
+        try:
+            rr = client.read_holding_registers(100, count=1, device_id=1)
+            assert not rr.isError() and rr.registers == [200], rr
+        finally:
+            client.close()
+        events = [json.loads(l) for l in (tmp_path / "events.jsonl").read_text().splitlines() if l.strip()]
+        reqs = [e for e in events if e.get("kind", "request") == "request"]
+        assert reqs and all(e.get("src") == f"rtu://{line.b}" for e in reqs), reqs[:3]
+    finally:
+        gw.stop()

@@ -972,7 +972,7 @@ impl BusTask {
 /// would add up to a millisecond to every t3.5 (1.75-4 ms): a bus at 19200 baud would lose 5 %
 /// of its capacity to the timer alone (scripts/BENCH.md). Short waits therefore sleep on a
 /// blocking-pool thread (`nanosleep`), long ones on the tokio timer.
-async fn wait_precisely(until: Instant) {
+pub(crate) async fn wait_precisely(until: Instant) {
     let left = until.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return;

@@ -191,6 +191,42 @@ impl Session {
         debug!(conduit = %s.shared.conduit, peer = %s.peer, "session ended: {}", end.as_str());
     }
 
+    /// Serves requests arriving on a serial line (serial_listen.rs) with the same data path:
+    /// `peer` is the line's source identity, `label` its `src` in events. The caller counted
+    /// the session in the tracker. Returns true when the line failed (reopen it).
+    pub(crate) async fn serve_line(
+        client: ClientStream,
+        peer: SocketAddr,
+        label: String,
+        shared: Arc<ConduitShared>,
+    ) -> bool {
+        let admission = Admission(Arc::clone(&shared));
+        let cap = shared.state.load().settings.max_in_flight.max(1);
+        let mut s = Self {
+            peer_label: label,
+            shared,
+            client,
+            peer,
+            tls_peer: None,
+            link: None,
+            cbuf: BytesMut::with_capacity(READ_CHUNK),
+            ubuf: BytesMut::with_capacity(READ_CHUNK),
+            cout: BytesMut::with_capacity(READ_CHUNK),
+            uout: BytesMut::with_capacity(READ_CHUNK),
+            slots: Slots::with_capacity(cap),
+            last_activity: Instant::now(),
+            authenticated: false,
+            partial_since: None,
+            client_eof: false,
+            end: None,
+            _admission: admission,
+        };
+        let end = s.run().await;
+        s.abandon(end);
+        debug!(conduit = %s.shared.conduit, line = %s.peer_label, "line session ended: {}", end.as_str());
+        matches!(end, End::ClientClosed | End::ClientError)
+    }
+
     async fn run(&mut self) -> End {
         // One shutdown future for the whole session: `watch::Receiver::changed()` registers a
         // waiter on a Notify that every session shares, and dropping a registered waiter takes

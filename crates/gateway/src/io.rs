@@ -69,6 +69,9 @@ pub(crate) enum Stream<T> {
     Tls(Box<T>),
     /// A port of a Modbus RTU bus (bus.rs): MBAP to the session, RTU on the line.
     Bus(Box<crate::bus::Port>),
+    /// A serial line the gateway serves as a slave (serial_listen.rs): RTU on the line, MBAP
+    /// to the session.
+    Serial(Box<crate::serial_listen::LineClient>),
 }
 
 /// The client side of a session.
@@ -112,6 +115,7 @@ where
             }
             // Queued at once (or answered 0x06): a bus never blocks the writer.
             Self::Bus(p) => p.write(buf),
+            Self::Serial(l) => l.write_all_within(buf, limit).await,
         }
     }
 
@@ -129,6 +133,7 @@ where
             Self::Plain(s) => s.read_buf(buf).await,
             Self::Tls(s) => s.read_buf(buf).await,
             Self::Bus(p) => p.read_some(buf).await,
+            Self::Serial(l) => l.read_some(buf).await,
         }
     }
 
@@ -151,6 +156,7 @@ where
                 )
             }
             Self::Bus(p) => p.still_usable(),
+            Self::Serial(_) => true,
         }
     }
 }

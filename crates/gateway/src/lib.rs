@@ -34,6 +34,7 @@ mod io;
 pub mod mbaps;
 mod metrics;
 mod record;
+mod serial_listen;
 mod server;
 mod settings;
 pub mod sim;

@@ -189,13 +189,22 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// Where a conduit's clients come from: a TCP socket, or a serial line (bus slave).
+enum Listener {
+    Tcp(TcpListener),
+    Serial(zonegate_policy::SerialLine),
+}
+
 /// A listener the gateway bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BoundListener {
     /// The conduit id.
     pub conduit: String,
-    /// The address actually bound (the port is filled in when the model says port 0).
+    /// The address actually bound (the port is filled in when the model says port 0); for a
+    /// serial listener the line's source identity (`zonegate_policy::line_source`), port 0.
     pub addr: SocketAddr,
+    /// A serial listener: `rtu:///dev/ttyY?...` (then `addr` is no socket).
+    pub serial: Option<String>,
     /// The upstream device (`host:port`).
     pub upstream: String,
     /// `enforce` or `monitor`.
@@ -343,6 +352,16 @@ impl Gateway {
         // Bind every listener before anything else happens, so a bad address fails fast.
         let mut bound = Vec::with_capacity(gateways.len());
         for g in &gateways {
+            if let Some(line) = &g.serial {
+                // A serial listener (bus slave): no socket; its line opens in serve_line.
+                bound.push((
+                    g.index,
+                    g.id.clone(),
+                    Listener::Serial(line.clone()),
+                    g.listen,
+                ));
+                continue;
+            }
             let listener =
                 TcpListener::bind(g.listen)
                     .await
@@ -352,7 +371,7 @@ impl Gateway {
                         source,
                     })?;
             let addr = listener.local_addr().unwrap_or(g.listen);
-            bound.push((g.index, g.id.clone(), listener, addr));
+            bound.push((g.index, g.id.clone(), Listener::Tcp(listener), addr));
         }
 
         let (audit_cfg, sync, on_failure) = audit_config(&model, &options, &hash);
@@ -385,6 +404,10 @@ impl Gateway {
             listeners.push(BoundListener {
                 conduit: conduit_id.clone(),
                 addr,
+                serial: match &listener {
+                    Listener::Serial(line) => Some(line.url()),
+                    Listener::Tcp(_) => None,
+                },
                 upstream: state.settings.upstream.label.to_string(),
                 mode: state.settings.mode.as_str(),
             });
@@ -420,7 +443,12 @@ impl Gateway {
         };
         let accept_tasks = sockets
             .into_iter()
-            .map(|(listener, shared)| tokio::spawn(accept_loop(listener, shared)))
+            .map(|(listener, shared)| match listener {
+                Listener::Tcp(l) => tokio::spawn(accept_loop(l, shared)),
+                Listener::Serial(line) => {
+                    tokio::spawn(crate::serial_listen::serve_line(line, shared))
+                }
+            })
             .collect();
         metrics.set_policy(&hash, conduit_infos(&model, &conduits, &listeners));
         metrics.set_listeners_up(true);

@@ -21,6 +21,8 @@ pub(crate) struct GatewayConduit {
     pub(crate) index: usize,
     pub(crate) id: String,
     pub(crate) listen: SocketAddr,
+    /// `listen: rtu://...`: the serial line the gateway serves as a slave.
+    pub(crate) serial: Option<zonegate_policy::SerialLine>,
 }
 
 /// A conduit whose upstream this version cannot serve: (conduit id, what).
@@ -40,6 +42,7 @@ pub(crate) fn gateway_conduits(policy: &Policy) -> Result<Vec<GatewayConduit>, U
                 index,
                 id: c.id.clone(),
                 listen: g.listen,
+                serial: g.listen_serial.clone(),
             });
         }
     }

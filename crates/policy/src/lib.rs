@@ -139,7 +139,7 @@ pub use rate::{RateLimiter, DEFAULT_BUCKETS};
 pub use replication::{
     ReceiveSettings, ReplicaTable, Replication, ReplicationAuth, ReplicationBlock, TransmitSettings,
 };
-pub use serial::{LineTiming, SerialOptions};
+pub use serial::{line_source, LineTiming, SerialLine, SerialOptions};
 pub use tls::{TlsListener, TlsVersion};
 pub use verdict::{Decision, Denial, Reason, Verdict};
 pub use zonegate_modbus::{ExceptionCode, Request, UnitId};

@@ -251,6 +251,12 @@ fn decode_zone(cx: &mut Cx, n: &Node, p: &str) -> Option<Zone> {
             }))
         })
         .unwrap_or_default();
+    // Modbus RTU serial listener lines of the zone (issue 11).
+    let serial = f
+        .opt(cx, "serial", |cx, n, p| {
+            Some(list(cx, n, p, |cx, n, p| text(cx, n, p).map(PathBuf::from)))
+        })
+        .unwrap_or_default();
     let logical_boundary = f.opt(cx, "logical_boundary", text);
     let physical_boundary = f.opt(cx, "physical_boundary", text);
     let access_points = f.opt(cx, "access_points", strings).unwrap_or_default();
@@ -272,6 +278,7 @@ fn decode_zone(cx: &mut Cx, n: &Node, p: &str) -> Option<Zone> {
         security_requirements,
         allowed_conduits,
         networks,
+        serial,
         logical_boundary,
         physical_boundary,
         access_points,
@@ -472,11 +479,40 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
     let mut f = Fields::open(cx, n, p, "a gateway block")?;
     let listen = f.req(cx, "listen", |cx, n, p| {
         parsed(cx, n, p, |s| {
-            s.trim().parse::<SocketAddr>().map_err(|_| {
-                format!("`{s}` is not an address:port; write e.g. 127.0.0.1:5020 or [::1]:5020")
-            })
+            // `rtu:///dev/ttyY?...`: a serial listener (issue 11, zonegate as a slave).
+            if s.trim().starts_with("rtu://") {
+                return match syntax::parse_upstream(s)? {
+                    crate::model::Upstream::Rtu {
+                        path,
+                        baud,
+                        parity,
+                        data_bits,
+                        stop_bits,
+                    } => Ok((
+                        SocketAddr::new(crate::serial::line_source(&path), 0),
+                        Some(crate::SerialLine {
+                            path,
+                            baud,
+                            parity,
+                            data_bits,
+                            stop_bits,
+                        }),
+                    )),
+                    _ => Err(format!("`{s}`: a serial listener is rtu:///dev/...")),
+                };
+            }
+            s.trim()
+                .parse::<SocketAddr>()
+                .map(|a| (a, None))
+                .map_err(|_| {
+                    format!("`{s}` is not an address:port; write e.g. 127.0.0.1:5020 or [::1]:5020 (rtu:///dev/ttyS0 for a serial listener)")
+                })
         })
     });
+    let (listen, listen_serial) = match listen {
+        Some((a, s)) => (Some(a), s),
+        None => (None, None),
+    };
     let upstream = f.req(cx, "upstream", |cx, n, p| {
         parsed(cx, n, p, syntax::parse_upstream)
     });
@@ -548,6 +584,7 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         max_upstream_connections,
         tls,
         serial,
+        listen_serial,
         line: n.line,
         column: n.column,
     })

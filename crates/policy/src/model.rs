@@ -213,6 +213,9 @@ pub struct Zone {
     pub allowed_conduits: Option<Vec<Spanned<String>>>,
     /// Addresses that belong to the zone.
     pub networks: Vec<Spanned<Cidr>>,
+    /// Serial lines of the zone (`serial: [/dev/ttyY]`): requests arriving on a gateway's
+    /// serial listener on one of them come from this zone.
+    pub serial: Vec<PathBuf>,
     /// ZCR 6 documentation: the zone's logical boundary, as written.
     pub logical_boundary: Option<String>,
     /// ZCR 6 documentation: the zone's physical boundary, as written.
@@ -827,6 +830,9 @@ pub struct GatewaySettings {
     /// The bus options of an `rtu://` or `rtu+tcp://` upstream (`serial:` block; `None`:
     /// defaults, or not a bus).
     pub serial: Option<crate::SerialOptions>,
+    /// `listen: rtu:///dev/ttyY?...`: the gateway is a slave on this serial line (then
+    /// `listen` is the line's source identity, [`crate::line_source`], port 0: no TCP listener).
+    pub listen_serial: Option<crate::SerialLine>,
     /// 1-based line of the `gateway:` mapping.
     pub line: u32,
     /// 1-based column.

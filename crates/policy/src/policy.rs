@@ -533,6 +533,12 @@ fn compile_rule(
                 if let Some(zone) = model.zone(z) {
                     sources.extend(zone.networks.iter().map(|n| n.value));
                     sources.extend(zone.assets.iter().filter_map(|a| a.address.map(Cidr::host)));
+                    // Its serial lines: the source identity of a serial listener's requests.
+                    sources.extend(
+                        zone.serial
+                            .iter()
+                            .map(|p| Cidr::host(crate::serial::line_source(p))),
+                    );
                 }
             }
         }

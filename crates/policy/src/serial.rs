@@ -22,6 +22,8 @@
 //!
 //! Every key is checked where it is read: a bad value names the file, line and key.
 
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::decode::{parsed, uint, Cx, Fields};
@@ -134,6 +136,51 @@ impl LineTiming {
     }
 }
 
+/// A serial line the gateway listens on as a slave: `listen: rtu:///dev/ttyY?baud=..&parity=..`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SerialLine {
+    /// Serial device path.
+    pub path: PathBuf,
+    /// Baud rate.
+    pub baud: u32,
+    /// Parity.
+    pub parity: Parity,
+    /// Data bits, 7 or 8.
+    pub data_bits: u8,
+    /// Stop bits, 1 or 2.
+    pub stop_bits: u8,
+}
+
+impl SerialLine {
+    /// `rtu:///dev/ttyY?baud=..&parity=..&data_bits=..&stop_bits=..`.
+    pub fn url(&self) -> String {
+        format!(
+            "rtu://{}?baud={}&parity={}&data_bits={}&stop_bits={}",
+            self.path.display(),
+            self.baud,
+            self.parity.as_str(),
+            self.data_bits,
+            self.stop_bits
+        )
+    }
+}
+
+/// The source identity of a request that arrived on the serial line `path` (a serial listener):
+/// an address in the IPv6 discard prefix 100::/64 (RFC 6666), derived from the path. No packet
+/// from a network can carry it (the prefix is never routed and a TCP peer never has it), so a
+/// rule whose `from:` names a zone with `serial: [path]` matches requests from that line, and
+/// from nothing else. FNV-1a of the path gives the interface id.
+pub fn line_source(path: &Path) -> IpAddr {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let w = |i: u32| u16::try_from((h >> (16 * i)) & 0xFFFF).unwrap_or(0);
+    IpAddr::V6(Ipv6Addr::new(0x0100, 0, 0, 0, w(3), w(2), w(1), w(0)))
+}
+
 fn flag(cx: &mut Cx, n: &Node, p: &str) -> Option<bool> {
     parsed(cx, n, p, |s| match s.trim() {
         "true" | "yes" | "on" => Ok(true),
@@ -231,6 +278,42 @@ mod tests {
             SerialOptions::default().char_timeout_for(&t),
             SerialOptions::MIN_DEFAULT_CHAR_TIMEOUT
         );
+    }
+
+    #[test]
+    fn a_serial_listener_and_its_zone_line_are_a_rule_source() {
+        let text = "zones:
+  - zone_id: PANEL
+    serial: [/dev/ttyS3]
+  - zone_id: FIELD
+    assets: [plc]
+conduits:
+  - conduit_id: C1
+    connects: [PANEL, FIELD]
+    gateway:
+      listen: rtu:///dev/ttyS3?baud=9600&parity=none
+      upstream: tcp://10.0.0.1:502
+    rules:
+      - id: panel-read
+        from: [PANEL]
+        functions: [read_holding_registers]
+        holding: 0-9
+";
+        let model = load_str(text, "m.yaml").unwrap();
+        let g = model.conduits[0].gateway.clone().unwrap();
+        let line = g.listen_serial.unwrap();
+        assert_eq!(line.baud, 9600);
+        assert_eq!(line.url(), "rtu:///dev/ttyS3?baud=9600&parity=none&data_bits=8&stop_bits=1");
+        let src = line_source(Path::new("/dev/ttyS3"));
+        assert_eq!(g.listen, std::net::SocketAddr::new(src, 0));
+        // In the discard prefix 100::/64, and one per line.
+        assert!(matches!(src, IpAddr::V6(a) if a.segments()[..4] == [0x100, 0, 0, 0]));
+        assert_ne!(src, line_source(Path::new("/dev/ttyS4")));
+        let policy = crate::Policy::compile(&model).unwrap();
+        let c = &policy.conduits()[0];
+        assert!(c.may_match_source(src));
+        assert!(!c.may_match_source(line_source(Path::new("/dev/ttyS4"))));
+        assert!(!c.may_match_source("10.0.0.9".parse().unwrap()));
     }
 
     #[test]

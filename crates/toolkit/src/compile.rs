@@ -97,6 +97,14 @@ pub fn plan(site: &Site) -> Plan {
     let mut plan = Plan::default();
     for c in &site.conduits {
         if let Some(g) = &c.gateway {
+            if let Some(line) = &g.listen_serial {
+                plan.notes.push(format!(
+                    "{}: the gateway listens on the serial line {}: no L3/L4 rule applies; its sources are the line itself",
+                    c.id,
+                    line.url()
+                ));
+                continue;
+            }
             let dst: Vec<Cidr> = if g.listen.ip().is_unspecified() {
                 Vec::new()
             } else {

@@ -565,7 +565,15 @@ impl ConduitExt for p::Conduit {
         if let Some(g) = &self.gateway {
             // A listener without a `tls:` block is Modbus TCP in clear; with one it is
             // Modbus/TCP Security with mutual TLS (issue 10).
-            if g.tls.is_none() {
+            if let Some(line) = &g.listen_serial {
+                out.push((
+                    format!(
+                        "gateway serial listener {} is Modbus RTU in clear",
+                        line.url()
+                    ),
+                    g.line,
+                ));
+            } else if g.tls.is_none() {
                 out.push((
                     format!("gateway listener {} is Modbus TCP without TLS", g.listen),
                     g.line,

@@ -696,6 +696,13 @@ pub fn run(site: &Site, opts: &ProbeOptions) -> Result<ProbeRun, String> {
         .gateway
         .as_ref()
         .ok_or_else(|| format!("conduit {} has no gateway to probe", conduit.id))?;
+    if let Some(line) = &gateway.listen_serial {
+        return Err(format!(
+            "conduit {} listens on the serial line {}: probe speaks Modbus/TCP only",
+            conduit.id,
+            line.url()
+        ));
+    }
     let mut target = opts.connect.unwrap_or(gateway.listen);
     if target.ip().is_unspecified() {
         let lo: IpAddr = if target.is_ipv4() {

@@ -173,7 +173,9 @@ fn enforcement(c: &Conduit) -> (String, Option<String>, String) {
     };
     let line = format!(
         "listen {} -> upstream {}, deny: {}",
-        g.listen,
+        g.listen_serial
+            .as_ref()
+            .map_or_else(|| g.listen.to_string(), zonegate_policy::SerialLine::url),
         upstream_short(&g.upstream),
         g.deny.as_str()
     );

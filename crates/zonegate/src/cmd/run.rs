@@ -295,7 +295,10 @@ pub(crate) fn run(args: Args) -> u8 {
                     let _ = writeln!(
                         out,
                         "listening on {} (conduit {}, upstream {}, mode {})",
-                        l.addr, l.conduit, l.upstream, l.mode
+                        l.serial.clone().unwrap_or_else(|| l.addr.to_string()),
+                        l.conduit,
+                        l.upstream,
+                        l.mode
                     );
                 }
                 if let Some(addr) = admin_addr {
