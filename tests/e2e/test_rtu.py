@@ -18,6 +18,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -404,3 +405,63 @@ def test_serial_listener_forwards_what_the_rules_allow(
         assert reqs and all(e.get("src") == f"rtu://{line.b}" for e in reqs), reqs[:3]
     finally:
         gw.stop()
+
+
+def crc_frame(body: bytes) -> bytes:
+    crc = 0xFFFF
+    for b in body:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return body + bytes([crc & 0xFF, crc >> 8])
+
+
+def test_serial_listener_to_a_serial_bus_is_a_bump_in_the_wire(tmp_path: Path, line: PtyPair) -> None:
+    """Master segment -> zonegate -> device segment, both RTU; a broadcast is forwarded, not answered."""
+    from pymodbus.client import ModbusSerialClient
+    import serial
+
+    bus = PtyPair(tmp_path, "bus")
+    sim = zg.Proc([str(zg.zonegate_bin()), "sim", "--rtu", str(bus.b), "--units", "1,2"], "sim-bus", tmp_path)
+    gw = None
+    try:
+        sim.wait_line(r"^serving rtu on ", timeout=10)
+        path = serial_listener_model(tmp_path, line.b, rtu_url(bus.a))
+        gw = zg.Proc([str(zg.zonegate_bin()), "run", "-c", str(path)], "gateway-bump", tmp_path)
+        gw.wait_line(r"^listening on rtu://", timeout=15)
+        client = ModbusSerialClient(str(line.a), baudrate=19200, parity="N", timeout=2, retries=0)
+        assert client.connect()
+        try:
+            rr = client.read_holding_registers(102, count=2, device_id=2)
+            assert not rr.isError() and rr.registers == [220, 210], rr
+        finally:
+            client.close()
+        raw = serial.Serial(str(line.a), 19200, timeout=0.5)
+        try:
+            # Broadcast FC 6 holding 103 := 230 (allowed for unit 0): no answer on the line.
+            raw.write(crc_frame(bytes([0, 6, 0, 103, 0, 230])))
+            assert raw.read(16) == b"", "a broadcast was answered"
+            # A write no rule allows (unit 2): an exception frame with a valid CRC.
+            raw.write(crc_frame(bytes([2, 6, 0, 103, 0, 200])))
+            got = raw.read(5)
+            assert got == crc_frame(bytes([2, 0x86, zg.ILLEGAL_FUNCTION])), got.hex()
+        finally:
+            raw.close()
+        client = ModbusSerialClient(str(line.a), baudrate=19200, parity="N", timeout=2, retries=0)
+        assert client.connect()
+        try:
+            got = None
+            for _ in range(20):
+                rr = client.read_holding_registers(103, count=1, device_id=1)
+                got = None if rr.isError() else rr.registers
+                if got == [230]:
+                    break
+                time.sleep(0.05)
+            assert got == [230], f"the broadcast did not reach the bus: {got}"
+        finally:
+            client.close()
+    finally:
+        if gw is not None:
+            gw.stop()
+        sim.stop()
+        bus.stop()

@@ -303,7 +303,10 @@ conduits:
         let g = model.conduits[0].gateway.clone().unwrap();
         let line = g.listen_serial.unwrap();
         assert_eq!(line.baud, 9600);
-        assert_eq!(line.url(), "rtu:///dev/ttyS3?baud=9600&parity=none&data_bits=8&stop_bits=1");
+        assert_eq!(
+            line.url(),
+            "rtu:///dev/ttyS3?baud=9600&parity=none&data_bits=8&stop_bits=1"
+        );
         let src = line_source(Path::new("/dev/ttyS3"));
         assert_eq!(g.listen, std::net::SocketAddr::new(src, 0));
         // In the discard prefix 100::/64, and one per line.
