@@ -625,7 +625,7 @@ impl ConduitExt for p::Conduit {
         let gw = self
             .gateway
             .as_ref()
-            .is_some_and(|g| upstream_is_serial(&g.upstream));
+            .is_some_and(|g| upstream_is_serial(&g.upstream) || g.listen_serial.is_some());
         let prose = self.protocols_allowed.iter().any(|p| {
             let t = p.protocol.to_ascii_lowercase();
             t.contains("rtu") || t.contains("rs-485") || t.contains("rs485") || t.contains("serial")

@@ -28,7 +28,12 @@ impl Transport {
     /// RTU, RS-485 or a serial line; TCP when it has a gateway listener or a protocol with a port.
     pub fn of(c: &Conduit) -> Self {
         let serial = c.is_serial();
-        let tcp = c.gateway.is_some()
+        // A serial listener has no TCP leg on the client side; a bus upstream has none on the
+        // device side unless it is rtu+tcp:// or tcp://.
+        let tcp = c
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.listen_serial.is_none() || g.upstream.host_port().is_some())
             || c.protocols_allowed
                 .iter()
                 .any(|p| protocol_port(p).is_some());

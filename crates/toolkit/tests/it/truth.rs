@@ -306,3 +306,29 @@ fn compile_says_no_firewall_rule_reaches_a_serial_upstream() {
         .iter()
         .any(|n| n.contains("serial line")));
 }
+
+#[test]
+fn a_serial_listener_is_reported_as_a_line_not_a_tcp_port() {
+    // Issue 11: `listen: rtu://` has no socket; report, compile and the threat model say so.
+    let y = with(&[(
+        "listen: 127.0.0.1:5020",
+        "listen: rtu:///dev/ttyS3?baud=19200&parity=none",
+    )]);
+    let s = site(&y);
+    let r = report::build(&s, Vec::new());
+    let text = report::render_text(&r);
+    assert!(text.contains("listen rtu:///dev/ttyS3"), "{text}");
+    let plan = compile::plan(&s);
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("serial line rtu:///dev/ttyS3")),
+        "{:?}",
+        plan.notes
+    );
+    assert!(
+        plan.flows.iter().all(|f| f.conduit != "C1"),
+        "{:?}",
+        plan.flows
+    );
+}
