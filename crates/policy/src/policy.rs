@@ -448,18 +448,24 @@ impl Policy {
             }
             if let Some(g) = &c.gateway {
                 // Port 0 asks the OS for a free port: two such listeners never clash.
+                // A serial listener's port is 0 too, but one line has one slave: its address
+                // (the line's identity) must be unique.
                 let clash = model.conduits[..i].iter().find(|o| {
-                    g.listen.port() != 0
+                    (g.listen.port() != 0 || g.listen_serial.is_some())
                         && o.gateway.as_ref().is_some_and(|og| og.listen == g.listen)
                 });
                 if let Some(o) = clash {
+                    let what = g.listen_serial.as_ref().map_or_else(
+                        || g.listen.to_string(),
+                        |l| format!("rtu://{}", l.path.display()),
+                    );
                     err(
                         g.line,
                         g.column,
                         format!("{}.gateway.listen", c.path),
                         format!(
-                            "{} is already the listen address of conduit `{}` (line {})",
-                            g.listen, o.id, o.line
+                            "{what} is already the listen address of conduit `{}` (line {})",
+                            o.id, o.line
                         ),
                     );
                 }

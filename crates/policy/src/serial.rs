@@ -317,6 +317,17 @@ conduits:
         assert!(c.may_match_source(src));
         assert!(!c.may_match_source(line_source(Path::new("/dev/ttyS4"))));
         assert!(!c.may_match_source("10.0.0.9".parse().unwrap()));
+        // Two conduits listening on one line: refused (one line, one slave).
+        let twice = text.replace(
+            "conduits:\n",
+            "conduits:\n  - conduit_id: C0\n    connects: [PANEL, FIELD]\n    gateway:\n      listen: rtu:///dev/ttyS3\n      upstream: tcp://10.0.0.2:502\n    rules: []\n",
+        );
+        let e = crate::Policy::compile(&load_str(&twice, "m.yaml").unwrap()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("rtu:///dev/ttyS3 is already the listen address"),
+            "{e}"
+        );
     }
 
     #[test]
