@@ -21,12 +21,12 @@
 //! The code is split by what a reader looks for:
 //! - this file: the result types ([`Assessment`], [`ConduitAssessment`], [`ZoneAssessment`],
 //!   [`Item`], [`Status`]; their JSON is their serde form) and [`assess`], which runs the steps;
-//! - [`facts`]: what the model shows about one conduit (gateway in the path, TLS, roles, prose
+//! - `facts`: what the model shows about one conduit (gateway in the path, TLS, roles, prose
 //!   controls, Purdue levels...), the only input of the verdicts;
-//! - [`evaluate`]: the verdict and evidence for each SR/RE, one arm per requirement;
-//! - [`score`]: SL-A and the declared level per FR, what limits them, the threats of the gaps,
+//! - `evaluate`: the verdict and evidence for each SR/RE, one arm per requirement;
+//! - `score`: SL-A and the declared level per FR, what limits them, the threats of the gaps,
 //!   and the per-zone roll-up over its conduits;
-//! - [`render`]: the text and markdown output ([`render_text`], [`render_markdown`]).
+//! - `render`: the text and markdown output ([`render_text`], [`render_markdown`]).
 
 use serde::Serialize;
 
