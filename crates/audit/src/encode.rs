@@ -255,6 +255,7 @@ mod tests {
             Kind::Alert,
             Kind::AuditLost,
             Kind::SegmentRemoved,
+            Kind::Shadow,
         ] {
             same(&Event::new(k));
         }

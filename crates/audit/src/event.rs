@@ -69,6 +69,10 @@ pub enum Kind {
     /// Periodic counters of a long-running agent (the replication's transmit side): `count`
     /// is the main counter, `message` has them all as `name=value` pairs.
     Counters,
+    /// A request as a `shadow:` candidate model would decide it, recorded when the candidate
+    /// would deny it (`decision: would_deny`, the candidate's `reason` and `rule`; `message`
+    /// names the candidate file and what the enforced policy did).
+    Shadow,
     /// A kind written by a newer version: kept as a valid record.
     #[serde(other)]
     Unknown,
@@ -94,6 +98,7 @@ impl Kind {
         Self::AuditLost,
         Self::SegmentRemoved,
         Self::Counters,
+        Self::Shadow,
     ];
 
     /// The snake_case name used in the JSON.
@@ -116,6 +121,7 @@ impl Kind {
             Self::AuditLost => "audit_lost",
             Self::SegmentRemoved => "segment_removed",
             Self::Counters => "counters",
+            Self::Shadow => "shadow",
             Self::Unknown => "unknown",
         }
     }

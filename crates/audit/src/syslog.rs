@@ -7,7 +7,7 @@
 //! <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [zonegate@32473 seq="N" kind="K" decision="D" conduit="C" hash="H"] MSG
 //! ```
 //! - PRI = facility × 8 + severity; severity 3 (err) for `audit_failure`, 4 (warning) for `deny`,
-//!   `alert`, `policy_rejected`, `audit_recovered`, `storage_low`, 5 (notice) for `would_deny` and lifecycle
+//!   `policy_rejected`, an `alert` by its detector kind ([`alert_severity`]: 2-5), `audit_recovered`, `storage_low`, 5 (notice) for `would_deny` and lifecycle
 //!   records, 6 (info) otherwise.
 //! - TIMESTAMP is the record's `ts`; HOSTNAME the gateway identity (or `SyslogConfig::hostname`);
 //!   PROCID the process id; MSGID the record `kind`.
@@ -357,10 +357,31 @@ fn sd_escape(s: &str) -> String {
     out
 }
 
+/// The syslog severity of a monitor alert, by its detector kind (the `reason` of an `alert`
+/// record): 2 (critical) for a device told to stop answering, 3 (error) for restarts, scans
+/// and writes outside the baseline, 5 (notice) for reconnaissance reads and rate or capture
+/// notes, 4 (warning) for the rest and for the gateway's own response alerts. The monitor
+/// crate's detector table carries the same numbers (a gateway test compares them).
+pub fn alert_severity(reason: &str) -> u8 {
+    match reason {
+        "diagnostics_listen_only" => 2,
+        "diagnostics_restart" | "function_code_scan" | "address_scan" | "write_out_of_baseline" => {
+            3
+        }
+        "device_identification"
+        | "report_server_id"
+        | "poll_rate_change"
+        | "stream_gap"
+        | "truncated_capture" => 5,
+        _ => 4,
+    }
+}
+
 fn severity(e: &Event) -> u8 {
     match (e.kind, e.decision) {
         (Kind::AuditFailure, _) => 3,
-        (Kind::Alert | Kind::PolicyRejected | Kind::AuditRecovered | Kind::StorageLow, _) => 4,
+        (Kind::Alert, _) => e.reason.as_deref().map_or(4, alert_severity),
+        (Kind::PolicyRejected | Kind::AuditRecovered | Kind::StorageLow, _) => 4,
         (_, Some(Decision::Deny)) => 4,
         (_, Some(Decision::WouldDeny)) => 5,
         (Kind::Genesis | Kind::Start | Kind::Stop | Kind::PolicyLoad | Kind::PolicyReload, _) => 5,

@@ -488,7 +488,7 @@ impl Session {
                     .into(),
                 );
                 event.message = Some(e.to_string());
-                self.push_local(tid, unit, fc, code, event, started);
+                self.push_local(tid, unit, pdu, code, event, started);
                 return Ok(());
             }
         };
@@ -499,6 +499,17 @@ impl Session {
         let mut verdict = state.decide(self.peer.ip(), role, unit, &request, started);
         event.reason = Some(Cow::Borrowed(verdict.reason));
         event.rule = verdict.rule.take();
+        let ip = self.peer.ip();
+        crate::watch::shadow(
+            &self.shared,
+            &event,
+            ip,
+            role,
+            unit,
+            &request,
+            started,
+            verdict.allow,
+        );
 
         let forward = match (verdict.allow, state.settings.mode) {
             (true, _) => {
@@ -520,7 +531,7 @@ impl Session {
             match state.settings.deny {
                 DenyAction::Exception => {
                     let code = verdict.exception.unwrap_or(ExceptionCode::IllegalFunction);
-                    self.push_local(tid, unit, fc, code, event, started);
+                    self.push_local(tid, unit, pdu, code, event, started);
                 }
                 DenyAction::Drop => {
                     event.message = Some("dropped (deny: drop)".to_owned());
@@ -548,7 +559,7 @@ impl Session {
             self.push_local(
                 tid,
                 unit,
-                fc,
+                pdu,
                 ExceptionCode::ServerDeviceFailure,
                 event,
                 started,
@@ -575,7 +586,7 @@ impl Session {
                             self.push_local(
                                 tid,
                                 unit,
-                                fc,
+                                pdu,
                                 ExceptionCode::ServerDeviceFailure,
                                 event,
                                 started,
@@ -706,13 +717,14 @@ impl Session {
         &mut self,
         tid: u16,
         unit: UnitId,
-        fc: u8,
+        pdu: &[u8],
         code: ExceptionCode,
         event: Event,
         started: Instant,
     ) {
-        let mut slot = Slot::new(tid, unit, &[], event, started);
-        slot.set_exception(fc, code);
+        // The request is kept for the monitor, which watches refused requests too.
+        let mut slot = Slot::new(tid, unit, pdu, event, started);
+        slot.set_exception(pdu.first().copied().unwrap_or(0), code);
         self.slots.push(slot);
     }
 
@@ -866,6 +878,7 @@ impl Session {
     /// Appends the event of a finished slot: the whole `request` record, or the `outcome` of a
     /// request whose record was made durable before forwarding.
     fn finish_event(&self, slot: &mut Slot, latency_us: u64) {
+        crate::watch::transaction(&self.shared, self.peer, slot);
         let mut event = std::mem::take(&mut slot.event);
         event.latency_us = Some(latency_us);
         self.shared.metrics.request(&event, latency_us);
@@ -957,6 +970,8 @@ impl Session {
             let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
             self.finish_event(&mut slot, latency_us);
         }
+        let device = self.shared.state.load().settings.upstream.label.clone();
+        crate::watch::session_ended(&self.shared, self.peer, device);
         if owed {
             // Requests still at the device: the link is dropped (closed), never given back.
             self.link = None;
@@ -1080,6 +1095,7 @@ mod tests {
             pool: Arc::default(),
             admitted: Default::default(),
             metrics: Default::default(),
+            watch: crate::watch::ConduitWatch::new(Arc::new(crate::watch::Watch::new(None))),
         })
     }
 

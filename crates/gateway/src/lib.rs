@@ -21,6 +21,7 @@
 //! - upstream.rs: the conduit's device connections (pool, limit, late answers after 0x0B);
 //! - bus.rs: Modbus RTU buses (`rtu://`, `rtu+tcp://`): one task per line, fair queue, timing;
 //! - class.rs: which requests are write class for audit durability and `block_writes`;
+//! - watch.rs: the live monitor (alerts) and `shadow:` candidates, beside the data path;
 //! - record.rs: audit durability (`audit.sync`) and failure behaviour (`audit.on_failure`);
 //! - [`sim`]: the simulated device behind `zonegate sim` and `zonegate demo`;
 //! - [`demo`]: the built-in demo model and the commands it prints;
@@ -42,9 +43,11 @@ mod slots;
 mod state;
 mod tls;
 mod upstream;
+mod watch;
 
 pub use metrics::{ConduitInfo, Metrics};
 pub use server::{
     AuditStorageFactory, BoundListener, Gateway, GatewayOptions, ModelGate, ReloadError,
     ReloadOutcome, ReloadReadHook, ReloadTrigger, ShutdownSummary, ShutdownTrigger, StartError,
 };
+pub use watch::MonitorStats;

@@ -37,6 +37,7 @@ use crate::metrics::{ConduitInfo, Metrics};
 use crate::record::Recorder;
 use crate::settings::{audit_config, conduit_state, gateway_conduits, limiter_for, Unsupported};
 use crate::state::{ConduitShared, ConduitState, ConnectionPermit, Mode, Tracker, UpstreamTarget};
+use crate::watch::{ConduitWatch, MonitorStats, Watch};
 
 /// Makes the byte sink of the audit log (tests inject faults with it).
 pub type AuditStorageFactory = Arc<dyn Fn() -> Box<dyn Storage> + Send + Sync>;
@@ -77,6 +78,10 @@ pub struct GatewayOptions {
     /// The registry to count into (made before the start so that the admin endpoint can
     /// serve `/healthz` and a not-ready `/readyz` while the gateway starts); `None`: a new one.
     pub metrics: Option<Arc<Metrics>>,
+    /// Test hook: the live monitor's thread holds this lock while it processes a transaction
+    /// (a test holding it fills the monitor's queue); `None` in production.
+    #[doc(hidden)]
+    pub monitor_hold: Option<Arc<Mutex<()>>>,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -91,6 +96,7 @@ impl fmt::Debug for GatewayOptions {
             .field("probe_upstreams", &self.probe_upstreams)
             .field("reload_read_hook", &self.reload_read_hook.is_some())
             .field("metrics", &self.metrics.is_some())
+            .field("monitor_hold", &self.monitor_hold.is_some())
             .finish()
     }
 }
@@ -107,6 +113,7 @@ impl Default for GatewayOptions {
             probe_upstreams: true,
             reload_read_hook: None,
             metrics: None,
+            monitor_hold: None,
         }
     }
 }
@@ -291,6 +298,8 @@ struct Inner {
     reload_now: Arc<Notify>,
     /// What `/metrics` and the dashboard show (metrics.rs).
     metrics: Arc<Metrics>,
+    /// The live monitor (watch.rs).
+    watch: Arc<Watch>,
 }
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`].
@@ -392,6 +401,7 @@ impl Gateway {
         let tracker = Arc::new(Tracker::default());
         let metrics = options.metrics.clone().unwrap_or_default();
         metrics.set_audit(recorder.handle().clone());
+        let watch = Arc::new(Watch::new(options.monitor_hold.clone()));
         let mut conduits = Vec::new();
         let mut listeners = Vec::new();
         let mut sockets = Vec::new();
@@ -427,12 +437,14 @@ impl Gateway {
                 pool: Arc::default(),
                 admitted: Default::default(),
                 metrics: Arc::clone(&metrics),
+                watch: ConduitWatch::new(Arc::clone(&watch)),
             });
             let _ = shared.pool.metrics.set(Arc::clone(&metrics));
             conduits.push(Arc::clone(&shared));
             sockets.push((listener, shared));
         }
 
+        watch.configure(&model, &conduits, &recorder);
         let probe_tasks = if options.probe_upstreams {
             conduits
                 .iter()
@@ -461,10 +473,11 @@ impl Gateway {
             options,
             current: Mutex::new(Current {
                 policy_hash: hash,
-                tls_hash: tls_files_hash(&policy),
+                tls_hash: tls_files_hash(&policy) + &watch.files_hash(),
             }),
             reload_now: Arc::new(Notify::new()),
             metrics,
+            watch,
         });
         Ok(Self {
             inner,
@@ -476,6 +489,11 @@ impl Gateway {
     /// The listeners, in model order.
     pub fn listeners(&self) -> &[BoundListener] {
         &self.inner.listeners
+    }
+
+    /// The live monitor's counters (transactions queued, dropped, processed; alerts).
+    pub fn monitor_stats(&self) -> MonitorStats {
+        self.inner.watch.stats()
     }
 
     /// Live client sessions across all listeners.
@@ -574,7 +592,7 @@ impl Gateway {
             .conduits
             .first()
             .map(|c| c.state.load().policy.clone());
-        policy.map(|p| tls_files_hash(&p)).unwrap_or_default()
+        policy.map(|p| tls_files_hash(&p)).unwrap_or_default() + &self.inner.watch.files_hash()
     }
 
     /// Hash of the model text the policy in force was compiled from.
@@ -681,8 +699,13 @@ impl Gateway {
         }
         let infos = conduit_infos(&model, &self.inner.conduits, &self.inner.listeners);
         self.inner.metrics.set_policy(&hash, infos);
+        // The monitor and the shadow candidates follow the model; their files never make a
+        // reload fail (watch.rs).
+        self.inner
+            .watch
+            .configure(&model, &self.inner.conduits, &self.inner.recorder);
         current.policy_hash.clone_from(&hash);
-        current.tls_hash = tls_files_hash(&policy);
+        current.tls_hash = tls_files_hash(&policy) + &self.inner.watch.files_hash();
         Ok(ReloadOutcome::Applied {
             policy_hash: hash,
             warnings,
@@ -805,6 +828,8 @@ impl Gateway {
         if cut > 0 {
             warn!("{cut} session(s) still open after the drain deadline; closing them");
         }
+        // The monitor's last alerts (and its drop count) go in before the `stop` record.
+        self.inner.watch.stop();
         let stop = self.inner.recorder.handle().shutdown();
         match tokio::time::timeout(Duration::from_secs(10), stop).await {
             Ok(Ok(_seq)) => {}

@@ -1,7 +1,8 @@
 //! A simulated Modbus TCP device: a cleanroom HVAC controller for demos and tests.
 //!
 //! Four tables of 65536 items each (coils, discrete inputs, holding and input registers),
-//! FC 1-6, 15, 16, 22, 23 and 43/14 (vendor, product, version); any other function code gets
+//! FC 1-6, 15, 16, 17 (server id, run indicator ON, a description), 22, 23 and 43/14 (vendor,
+//! product, version, URL, product name, model name); any other function code gets
 //! exception 0x01, addresses outside the map 0x02, a malformed request what the codec says
 //! (0x03 or 0x01). Requests are parsed and responses encoded by `zonegate-modbus`; this module
 //! only keeps the memory. Pipelining works: every whole request in a read is answered, in order,
@@ -57,6 +58,9 @@ const TABLE_LEN: usize = 65536;
 const MAX_PDU: usize = 253;
 
 /// The identification objects of FC 43/14 (id, value); 0-2 basic, 3-6 regular.
+/// The FC 17 Report Server ID data: server id, run indicator (0xFF: ON), additional data.
+const SERVER_ID: &[u8] = b"\x5A\xFFzonegate simulated HVAC";
+
 const IDENTITY: [(u8, &str); 6] = [
     (0x00, "zonegate"),
     (0x01, "ZG-SIM-HVAC"),
@@ -265,6 +269,7 @@ impl Device {
                 let n = pack_words(&t.holding, read, &mut scratch)?;
                 Response::ReadWriteMultipleRegisters(registers(&scratch[..n])?)
             }
+            Request::ReportServerId => Response::ReportServerId { data: SERVER_ID },
             Request::ReadDeviceIdentification {
                 read_code,
                 object_id,

@@ -221,6 +221,8 @@ pub(crate) struct ConduitShared {
     pub(crate) admitted: Admitted,
     /// Counters and the live view of the admin endpoint (metrics.rs), shared by all listeners.
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The live monitor and the conduit's `shadow:` candidate (watch.rs).
+    pub(crate) watch: crate::watch::ConduitWatch,
 }
 
 /// Connections admitted by one listener, in total and per source address (IPv4-mapped IPv6

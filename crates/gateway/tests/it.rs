@@ -9,6 +9,7 @@ mod it {
     pub(crate) mod backpressure;
     pub(crate) mod deny;
     pub(crate) mod forward;
+    pub(crate) mod monitor;
     pub(crate) mod pool;
     pub(crate) mod reload;
     pub(crate) mod replies;

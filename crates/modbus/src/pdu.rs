@@ -696,7 +696,9 @@ impl<'a> Iterator for DeviceObjectIter<'a> {
 pub struct DeviceIdentification<'a> {
     /// The read code the request used.
     pub read_code: ReadDeviceIdCode,
-    /// Conformity level: 0x01-0x03 or 0x81-0x83.
+    /// Conformity level as sent: the spec's are 0x01-0x03 and 0x81-0x83 (see
+    /// [`Self::conformity_is_standard`]); other values are accepted, since it only describes
+    /// the device.
     pub conformity_level: u8,
     /// More objects follow (the wire byte 0xFF).
     pub more_follows: bool,
@@ -704,6 +706,14 @@ pub struct DeviceIdentification<'a> {
     pub next_object_id: u8,
     /// The objects.
     pub objects: DeviceObjects<'a>,
+}
+
+impl DeviceIdentification<'_> {
+    /// True when the conformity level is one the spec defines (0x01-0x03, 0x81-0x83); a
+    /// device that sends another value (0x00 is seen in the field) is off-spec but answered.
+    pub fn conformity_is_standard(&self) -> bool {
+        matches!(self.conformity_level, 0x01..=0x03 | 0x81..=0x83)
+    }
 }
 
 #[cfg(test)]

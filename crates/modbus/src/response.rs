@@ -619,12 +619,10 @@ fn device_id<'a>(r: &mut Reader<'a>) -> Result<DeviceIdentification<'a>, PduErro
         field: "read device id code",
         value: code as u16,
     })?;
-    if !matches!(conformity_level, 0x01..=0x03 | 0x81..=0x83) {
-        return Err(PduErrorKind::Value {
-            field: "conformity level",
-            value: conformity_level as u16,
-        });
-    }
+    // The conformity level only describes the device (V1.1b3 §6.21: 0x01-0x03, 0x81-0x83);
+    // nothing a client does depends on it, and devices in the field send 0x00 (bug: the
+    // modbus-eit capture's answer was refused for it). Any value is kept as sent:
+    // [`DeviceIdentification::conformity_is_standard`] says whether it is one of the spec's.
     let more_follows = match more {
         0x00 => false,
         0xFF => true,

@@ -178,14 +178,60 @@ impl Thresholds {
         ]
     }
 
+    /// The thresholds of a model's `monitor:` section: what it leaves out keeps the default,
+    /// the detectors it switches off are `disabled`. (The loader has checked the values.)
+    pub fn from_section(section: &zonegate_policy::MonitorSection) -> Self {
+        let d = Self::default();
+        let t = &section.thresholds;
+        Self {
+            function_code_scan_count: t
+                .function_code_scan_count
+                .unwrap_or(d.function_code_scan_count),
+            function_code_scan_window_s: t
+                .function_code_scan_window_s
+                .unwrap_or(d.function_code_scan_window_s),
+            address_scan_count: t.address_scan_count.unwrap_or(d.address_scan_count),
+            address_scan_window_s: t.address_scan_window_s.unwrap_or(d.address_scan_window_s),
+            request_flood_per_s: t.request_flood_per_s.unwrap_or(d.request_flood_per_s),
+            poll_rate_factor: t.poll_rate_factor.unwrap_or(d.poll_rate_factor),
+            poll_min_samples: t.poll_min_samples.unwrap_or(d.poll_min_samples),
+            poll_max_jitter_ratio: t.poll_max_jitter_ratio.unwrap_or(d.poll_max_jitter_ratio),
+            suppress_s: t.suppress_s.unwrap_or(d.suppress_s),
+            disabled: section.disabled.clone(),
+        }
+    }
+
     pub(crate) fn enabled(&self, kind: Kind) -> bool {
         !self.disabled.iter().any(|d| d == kind.as_str())
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_model_loader_knows_every_detector_kind() {
+        // The `monitor:` section is decoded by zonegate-policy, which cannot see this crate:
+        // its list of kinds is the same contract and must stay the same list.
+        let here: Vec<&str> = DETECTORS.iter().map(|d| d.kind.as_str()).collect();
+        assert_eq!(here, zonegate_policy::DETECTOR_KINDS);
+    }
+
+    #[test]
+    fn a_model_section_overrides_only_what_it_names() {
+        let m = zonegate_policy::load_str(
+            "monitor:\n  detectors: {request_flood: off}\n  thresholds: {address_scan_count: 2}\n",
+            "m.yaml",
+        )
+        .unwrap();
+        let t = Thresholds::from_section(m.monitor.as_ref().unwrap());
+        assert_eq!(t.address_scan_count, 2);
+        assert_eq!(t.function_code_scan_count, 3);
+        assert!(!t.enabled(Kind::RequestFlood));
+        assert_eq!(t.validate(), Ok(()));
+    }
 
     #[test]
     fn every_kind_round_trips_its_name_and_has_one_detector() {

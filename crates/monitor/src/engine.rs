@@ -206,6 +206,20 @@ impl Monitor {
         }
     }
 
+    /// Changes the thresholds and the baseline (a live reload); the open flows, the counters
+    /// and the detectors' windows are kept.
+    pub fn set_config(&mut self, thresholds: Thresholds, baseline: Option<Baseline>) {
+        self.thresholds = thresholds;
+        self.baseline = baseline;
+        // Live poll periods were measured against the old baseline's signatures.
+        self.polls.clear();
+    }
+
+    /// The thresholds in force.
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
     /// Also learn a baseline from what is fed (read it with [`Self::learned`]).
     pub fn learning(mut self) -> Self {
         self.learned = Some(Baseline::new());

@@ -112,6 +112,7 @@ mod error;
 pub mod fuzzing;
 mod load;
 mod model;
+mod monitor;
 mod net;
 mod policy;
 mod rate;
@@ -132,6 +133,9 @@ pub use model::{
     GatewaySettings, KeyLines, Mode, Model, Parity, ProtocolAllowance, PurdueLevel, Rate, Rule,
     SecurityLevel, Source, SourceTarget, Spanned, SyslogSection, SyslogTransport, U16Range,
     Unsupported, Upstream, ValueBounds, Zone,
+};
+pub use monitor::{
+    MonitorSection, MonitorThresholds, DEFAULT_MONITOR_QUEUE, DETECTOR_KINDS, MAX_MONITOR_QUEUE,
 };
 pub use net::{canonical_ip, Cidr};
 pub use policy::{CompiledRule, ConduitPolicy, Policy, Transaction};

@@ -135,6 +135,7 @@ fn decode_model(cx: &mut Cx, root: &Node) -> Option<Model> {
         .opt(cx, "replications", crate::replication::decode_replications)
         .unwrap_or_default();
     let admin = f.opt(cx, "admin", crate::admin::decode_admin);
+    let monitor = f.opt(cx, "monitor", crate::monitor::decode_monitor);
     let keys = f.finish(cx);
     for c in &mut conduits {
         for r in &mut c.rules {
@@ -156,6 +157,7 @@ fn decode_model(cx: &mut Cx, root: &Node) -> Option<Model> {
         audit,
         replications,
         admin,
+        monitor,
         dir: None,
         keys,
         sha256: [0; 32],
@@ -427,6 +429,13 @@ fn decode_conduit(cx: &mut Cx, n: &Node, p: &str) -> Option<Conduit> {
         .unwrap_or_default();
     let controls = f.opt(cx, "controls", strings).unwrap_or_default();
     let gateway = f.opt(cx, "gateway", decode_gateway);
+    let shadow = f.opt(cx, "shadow", |cx, n, p| {
+        spanned_text(cx, n, p).map(|s| Spanned {
+            value: PathBuf::from(s.value.trim()),
+            line: s.line,
+            column: s.column,
+        })
+    });
     let rules = f
         .opt(cx, "rules", |cx, n, p| Some(seq(cx, n, p, decode_rule)))
         .unwrap_or_default();
@@ -459,6 +468,7 @@ fn decode_conduit(cx: &mut Cx, n: &Node, p: &str) -> Option<Conduit> {
         controls,
         gateway,
         rules,
+        shadow,
         line: n.line,
         column: n.column,
         path: p.to_owned(),

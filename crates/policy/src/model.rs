@@ -105,6 +105,8 @@ pub struct Model {
     pub replications: Vec<crate::Replication>,
     /// The `admin:` section (metrics, health, dashboard), if present: off when absent.
     pub admin: Option<crate::AdminSettings>,
+    /// The `monitor:` section (the gateway's live monitor), if present.
+    pub monitor: Option<crate::MonitorSection>,
     /// Directory of the model file (set by [`crate::load_file`]); relative paths resolve against it.
     pub dir: Option<PathBuf>,
     /// Lines of the top-level keys.
@@ -549,6 +551,9 @@ pub struct Conduit {
     pub gateway: Option<GatewaySettings>,
     /// Allow rules, in order (first rule that allows wins; none -> deny).
     pub rules: Vec<Rule>,
+    /// `shadow:` a candidate model file whose policy for this conduit the gateway evaluates
+    /// beside the enforced one, recording what it would deny (relative to the model's folder).
+    pub shadow: Option<Spanned<PathBuf>>,
     /// 1-based line.
     pub line: u32,
     /// 1-based column.
