@@ -11,6 +11,7 @@
 //!   ([`requirements`], `data/iec62443-3-3.csv`).
 //! - [`compile`]: nftables / iptables-restore rules for the zone boundaries.
 //! - [`probe`]: a commissioning test of a live conduit (a small Modbus TCP client).
+//! - [`identify`]: `inventory --probe`, FC 43/14 and FC 17 to the model's devices only.
 //!
 //! - [`cli`]: what the `zonegate` subcommands share (load or print the errors, write the output).
 //!
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod compile;
 pub mod diagram;
 pub mod mbaps;
+pub mod identify;
 pub mod model;
 pub mod probe;
 pub mod replication;

@@ -451,20 +451,40 @@ impl Client {
     /// Sends one request and waits for its reply. Reconnects first when the last exchange
     /// closed the connection.
     pub fn exchange(&mut self, unit: u8, request: &Request<'_>) -> Reply {
+        let pdu = match self.exchange_pdu(unit, request) {
+            Ok(pdu) => pdu,
+            Err(reply) => return reply,
+        };
+        match Response::parse_for(&pdu, request) {
+            Ok(Response::Exception { code, .. }) => Reply::Exception(code.to_u8()),
+            Ok(Response::ReadHoldingRegisters(v) | Response::ReadInputRegisters(v)) => {
+                Reply::Normal(v.get(0))
+            }
+            Ok(Response::ReadCoils(v) | Response::ReadDiscreteInputs(v)) => {
+                Reply::Normal(v.get(0).map(u16::from))
+            }
+            Ok(_) => Reply::Normal(None),
+            Err(e) => Reply::Error(format!("invalid reply: {e}")),
+        }
+    }
+
+    /// Sends one request and returns the response PDU as received (unchecked: the caller
+    /// parses it for its request), or how the exchange failed.
+    pub fn exchange_pdu(&mut self, unit: u8, request: &Request<'_>) -> Result<Vec<u8>, Reply> {
         if self.stream.is_none() {
             if let Err(e) = self.connect() {
-                return Reply::Error(e);
+                return Err(Reply::Error(e));
             }
         }
         let Some(stream) = self.stream.as_mut() else {
-            return Reply::Error("not connected".into());
+            return Err(Reply::Error("not connected".into()));
         };
         self.tid = self.tid.wrapping_add(1);
         let tid = self.tid;
         let mut pdu = [0u8; 253];
         let n = match request.encode(&mut pdu) {
             Ok(n) => n,
-            Err(e) => return Reply::Error(format!("cannot encode the request: {e}")),
+            Err(e) => return Err(Reply::Error(format!("cannot encode the request: {e}"))),
         };
         let mut adu = [0u8; 260];
         let len = match pdu
@@ -474,11 +494,11 @@ impl Client {
                 tcp::encode_adu(tid, UnitId::new(unit), p, &mut adu).map_err(|e| e.to_string())
             }) {
             Ok(l) => l,
-            Err(e) => return Reply::Error(format!("cannot frame the request: {e}")),
+            Err(e) => return Err(Reply::Error(format!("cannot frame the request: {e}"))),
         };
         if let Err(e) = stream.write_all(adu.get(..len).unwrap_or(&[])) {
             self.stream = None;
-            return Reply::Error(format!("cannot send: {e}"));
+            return Err(Reply::Error(format!("cannot send: {e}")));
         }
         let deadline = Instant::now() + self.timeout;
         let mut buf = [0u8; 600];
@@ -487,16 +507,16 @@ impl Client {
             if Instant::now() >= deadline {
                 // A dropped request leaves the stream out of step: start afresh next time.
                 self.stream = None;
-                return Reply::Timeout;
+                return Err(Reply::Timeout);
             }
             let Some(space) = buf.get_mut(have..) else {
                 self.stream = None;
-                return Reply::Error("reply too long".into());
+                return Err(Reply::Error("reply too long".into()));
             };
             match stream.read(space) {
                 Ok(0) => {
                     self.stream = None;
-                    return Reply::Closed;
+                    return Err(Reply::Closed);
                 }
                 Ok(k) => have += k,
                 Err(e)
@@ -506,7 +526,7 @@ impl Client {
                     ) =>
                 {
                     self.stream = None;
-                    return Reply::Timeout;
+                    return Err(Reply::Timeout);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e)
@@ -516,11 +536,11 @@ impl Client {
                     ) =>
                 {
                     self.stream = None;
-                    return Reply::Closed;
+                    return Err(Reply::Closed);
                 }
                 Err(e) => {
                     self.stream = None;
-                    return Reply::Error(format!("cannot receive: {e}"));
+                    return Err(Reply::Error(format!("cannot receive: {e}")));
                 }
             }
             let data = buf.get(..have).unwrap_or(&[]);
@@ -528,27 +548,17 @@ impl Client {
                 Ok(None) => continue,
                 Err(e) => {
                     self.stream = None;
-                    return Reply::Error(format!("broken reply frame: {e}"));
+                    return Err(Reply::Error(format!("broken reply frame: {e}")));
                 }
                 Ok(Some(adu)) => {
                     if adu.header.transaction_id != tid {
                         self.stream = None;
-                        return Reply::Error(format!(
+                        return Err(Reply::Error(format!(
                             "reply transaction id {} does not match {tid}",
                             adu.header.transaction_id
-                        ));
+                        )));
                     }
-                    return match Response::parse_for(adu.pdu, request) {
-                        Ok(Response::Exception { code, .. }) => Reply::Exception(code.to_u8()),
-                        Ok(Response::ReadHoldingRegisters(v) | Response::ReadInputRegisters(v)) => {
-                            Reply::Normal(v.get(0))
-                        }
-                        Ok(Response::ReadCoils(v) | Response::ReadDiscreteInputs(v)) => {
-                            Reply::Normal(v.get(0).map(u16::from))
-                        }
-                        Ok(_) => Reply::Normal(None),
-                        Err(e) => Reply::Error(format!("invalid reply: {e}")),
-                    };
+                    return Ok(adu.pdu.to_vec());
                 }
             }
         }

@@ -3,7 +3,12 @@
 //! revision that devices gave in FC 43/14 answers. The YAML form is a list of `assets:` entries
 //! (id, address, unit_ids, vendor, model, firmware) to merge into a model's zones.
 //!
-//! Exit status: 0 written, 2 input error.
+//! `zonegate inventory --probe MODEL [--through-gateway] [--timeout S]`: the active inventory:
+//! FC 43/14 (basic, then regular) and FC 17 sent only to the devices the model's gateway
+//! conduits name as upstreams, for the unit ids of their assets (toolkit `identify`); the same
+//! `assets:` form, with the model's asset ids.
+//!
+//! Exit status: 0 written, 1 a probed device answered nothing, 2 input error.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -26,8 +31,19 @@ pub(crate) enum Format {
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// pcap or pcapng files.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "probe")]
     pub(crate) captures: Vec<PathBuf>,
+    /// Ask the devices of this model who they are (FC 43/14, FC 17) instead of reading
+    /// captures: only each gateway conduit's upstream, only its asset's unit ids.
+    #[arg(long, value_name = "MODEL", conflicts_with = "captures")]
+    pub(crate) probe: Option<PathBuf>,
+    /// With --probe: send through each conduit's gateway (its listen address), so that the
+    /// gateway's policy decides, instead of to the upstream directly.
+    #[arg(long, requires = "probe")]
+    pub(crate) through_gateway: bool,
+    /// With --probe: seconds to wait for a connection and for each answer.
+    #[arg(long, default_value_t = 2.0, requires = "probe")]
+    pub(crate) timeout: f64,
     /// Output format.
     #[arg(long, value_enum, default_value = "yaml")]
     pub(crate) format: Format,
@@ -38,6 +54,9 @@ pub(crate) struct Args {
 
 /// Runs the subcommand and returns the exit status.
 pub(crate) fn run(args: Args) -> u8 {
+    if let Some(model) = &args.probe {
+        return probe(&args, model);
+    }
     let mut monitor = Monitor::new(Thresholds::default(), None);
     let mut ports = vec![502];
     ports.extend(args.ports.iter().copied());
@@ -56,6 +75,44 @@ pub(crate) fn run(args: Args) -> u8 {
         Format::Yaml => print!("{}", render_yaml(&assets)),
     }
     0
+}
+
+/// `--probe MODEL`.
+fn probe(args: &Args, path: &std::path::Path) -> u8 {
+    use zonegate_toolkit::identify;
+    let model = match zonegate_policy::load_file(path) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_INPUT;
+        }
+    };
+    let (targets, skipped) = identify::plan(&model, args.through_gateway);
+    for s in &skipped {
+        eprintln!("zonegate inventory: {s}");
+    }
+    if targets.is_empty() {
+        eprintln!(
+            "zonegate inventory: {} names no tcp:// upstream to probe",
+            path.display()
+        );
+        return EXIT_INPUT;
+    }
+    let timeout = std::time::Duration::from_secs_f64(args.timeout.clamp(0.05, 60.0));
+    let found = identify::run(&targets, timeout);
+    if matches!(args.format, Format::Json) {
+        eprintln!("zonegate inventory: --probe writes YAML only");
+    }
+    print!(
+        "{}",
+        identify::render_yaml(&found, &path.display().to_string())
+    );
+    let silent = found.iter().any(|d| {
+        d.units
+            .iter()
+            .all(|u| u.objects.is_empty() && u.server_id.is_none())
+    });
+    u8::from(silent)
 }
 
 fn quoted(s: &str) -> String {
