@@ -241,8 +241,11 @@ class PyDevice(Device):
         size: int = 400,
         port: int | None = None,
         trace_packet: Callable[[bool, bytes], bytes] | None = None,
+        identity: dict[str, str] | None = None,
     ):
-        """`trace_packet(sending, adu)` may edit every ADU the server sends or receives."""
+        """`trace_packet(sending, adu)` may edit every ADU the server sends or receives;
+        `identity` (pymodbus ModbusDeviceIdentification keys: VendorName, ProductCode,
+        MajorMinorRevision, ...) is what the server answers to FC 43/14."""
         from pymodbus.server import ModbusTcpServer
         from pymodbus.simulator import DataType
         from pymodbus.simulator import SimData
@@ -270,8 +273,14 @@ class PyDevice(Device):
                 asyncio.set_event_loop(self._loop)
 
                 async def main() -> None:
+                    ident = None
+                    if identity is not None:
+                        from pymodbus import ModbusDeviceIdentification
+
+                        ident = ModbusDeviceIdentification(info_name=identity)
                     self._server = ModbusTcpServer(
                         make_device(),
+                        identity=ident,
                         address=(LOOP, port),
                         trace_pdu=self._trace,
                         trace_packet=trace_packet,
