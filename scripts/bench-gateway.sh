@@ -14,6 +14,10 @@
 #                    batch (default: writes). One gateway per mode, all in the same interleaved
 #                    run, e.g. --audit off,writes,every for the audit issue. `off` = no audit
 #                    section (events go to the gateway's stdout, discarded).
+#   --monitor LIST   live monitor of the zonegate targets, comma separated: off | on (default:
+#                    off). `on` adds a `monitor:` section (default thresholds, no baseline);
+#                    --monitor off,on runs a monitor-off and a monitor-on gateway per audit
+#                    mode in the same interleaved run (the monitor issue's on/off ratio).
 #   --op read|write  the load: FC 3 reads (default) or FC 16 writes inside the rule's bounds
 #   --conns LIST     concurrencies (default "1,16,64")
 #   --rounds R       rounds per concurrency (default 3)
@@ -27,6 +31,7 @@
 set -euo pipefail
 
 AUDIT="writes"
+MONITOR="off"
 OP="read"
 CONNS="1,16,64"
 ROUNDS=3
@@ -39,6 +44,7 @@ REPORT=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --audit) AUDIT="$2"; shift 2 ;;
+    --monitor) MONITOR="$2"; shift 2 ;;
     --op) OP="$2"; shift 2 ;;
     --conns) CONNS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
@@ -158,7 +164,7 @@ done
 log "device: zonegate sim on $SIM_ADDR"
 
 # --- the gateways ----------------------------------------------------------------------------
-model() { # listen audit-mode events-file
+model() { # listen audit-mode events-file monitor
   cat <<EOF
 facility: "zonegate benchmark"
 standard: "IEC 62443-3-2:2020"
@@ -206,31 +212,40 @@ EOF
   if [[ "$2" != "off" ]]; then
     printf 'audit:\n  path: %s\n  sync: %s\n' "$3" "$2"
   fi
+  if [[ "$4" == "on" ]]; then
+    printf 'monitor:\n  queue: 8192\n'
+  fi
 }
 
 declare -A TARGET_ADDR=()
 TARGETS=(direct)
 TARGET_ADDR[direct]="$SIM_ADDR"
 IFS=',' read -r -a AUDIT_MODES <<<"$AUDIT"
+IFS=',' read -r -a MONITOR_MODES <<<"$MONITOR"
 for mode in "${AUDIT_MODES[@]}"; do
   case "$mode" in off|writes|every|batch) ;; *) echo "bad audit mode $mode" >&2; exit 2 ;; esac
+  for mon in "${MONITOR_MODES[@]}"; do
+  case "$mon" in off|on) ;; *) echo "bad monitor mode $mon" >&2; exit 2 ;; esac
   name="zonegate"; [[ ${#AUDIT_MODES[@]} -gt 1 ]] && name="zonegate-$mode"
+  [[ ${#MONITOR_MODES[@]} -gt 1 ]] && name="$name-monitor-$mon"
+  key="$mode-$mon"
   ok=0
   for attempt in 1 2 3; do
     port="$(free_port)"
-    model "127.0.0.1:$port" "$mode" "$WORK/events-$mode.jsonl" >"$WORK/model-$mode.yaml"
-    events_out="$WORK/gateway-$mode.out"
+    model "127.0.0.1:$port" "$mode" "$WORK/events-$key.jsonl" "$mon" >"$WORK/model-$key.yaml"
+    events_out="$WORK/gateway-$key.out"
     [[ "$mode" == off ]] && events_out=/dev/null  # no audit section: events go to stdout
-    "$BIN/zonegate" run -c "$WORK/model-$mode.yaml" >"$events_out" 2>"$WORK/gateway-$mode.log" &
+    "$BIN/zonegate" run -c "$WORK/model-$key.yaml" >"$events_out" 2>"$WORK/gateway-$key.log" &
     pid=$!
     PIDS+=("$pid")
     if wait_port "$port" 15 "$pid"; then ok=1; break; fi
-    log "gateway ($mode) attempt $attempt did not listen; log:"; tail -n 20 "$WORK/gateway-$mode.log" >&2
+    log "gateway ($key) attempt $attempt did not listen; log:"; tail -n 20 "$WORK/gateway-$key.log" >&2
     kill "$pid" 2>/dev/null || true
   done
   [[ $ok -eq 1 ]] || { echo "zonegate run did not start" >&2; exit 1; }
   TARGETS+=("$name"); TARGET_ADDR[$name]="127.0.0.1:$port"
-  log "$name: zonegate run on 127.0.0.1:$port (audit: $mode)"
+  log "$name: zonegate run on 127.0.0.1:$port (audit: $mode, monitor: $mon)"
+  done
 done
 
 if [[ $HAPROXY -eq 1 ]]; then
@@ -289,10 +304,12 @@ done
 log "measured for $(( $(date +%s) - START )) s"
 
 for mode in "${AUDIT_MODES[@]}"; do
-  f="$WORK/events-$mode.jsonl"
+  for mon in "${MONITOR_MODES[@]}"; do
+  f="$WORK/events-$mode-$mon.jsonl"
   if [[ -f "$f" ]]; then  # the audit log rotates: count every file of the chain
-    log "audit ($mode): $(cat "$f"* | wc -l) records in $(ls "$f"* | wc -l) file(s), $(du -ch "$f"* | tail -n1 | cut -f1)"
+    log "audit ($mode, monitor $mon): $(cat "$f"* | wc -l) records in $(ls "$f"* | wc -l) file(s), $(du -ch "$f"* | tail -n1 | cut -f1), $(cat "$f"* | grep -c '"kind":"alert"' || true) alert(s)"
   fi
+  done
 done
 for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || log "a helper process (pid $pid) died during the run"; done
 

@@ -38,7 +38,8 @@ pub(crate) struct Args {
     /// on what the gateway saw). Repeatable.
     #[arg(long, value_name = "AUDIT_LOG", num_args = 1..)]
     pub(crate) events: Vec<PathBuf>,
-    /// Replay this model's policy on every request (adds `policy` to the output).
+    /// Replay this model's policy on every request (adds `policy` to the output); its
+    /// `monitor:` section gives the thresholds (and the baseline, unless --baseline names one).
     #[arg(long)]
     pub(crate) model: Option<PathBuf>,
     /// Compare against this baseline (JSON, from `--write-baseline`): enables the baseline
@@ -71,7 +72,24 @@ pub(crate) fn run(args: Args) -> u8 {
         list_detectors();
         return 0;
     }
-    let baseline = match &args.baseline {
+    // The model's `monitor:` section: thresholds, and its baseline unless one is given.
+    let section = match &args.model {
+        Some(path) => match zonegate_policy::load_file(path) {
+            Ok(m) => m.monitor.clone().map(|s| (s, m)),
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_INPUT;
+            }
+        },
+        None => None,
+    };
+    let thresholds = section
+        .as_ref()
+        .map_or_else(Thresholds::default, |(s, _)| Thresholds::from_section(s));
+    let model_baseline = section
+        .as_ref()
+        .and_then(|(s, m)| s.baseline.as_ref().map(|b| m.resolve(&b.value)));
+    let baseline = match args.baseline.as_ref().or(model_baseline.as_ref()) {
         Some(path) => match std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
             .and_then(|t| Baseline::from_json(&t))
@@ -104,7 +122,7 @@ pub(crate) fn run(args: Args) -> u8 {
         },
         None => None,
     };
-    let mut monitor = Monitor::new(Thresholds::default(), baseline);
+    let mut monitor = Monitor::new(thresholds, baseline);
     if eve.is_some() {
         monitor = monitor.recording_transactions();
     }

@@ -163,6 +163,26 @@ fn the_quickdraw_test_data_fires_its_detectors() {
 }
 
 #[test]
+fn modbus_eit_fc43_answer_is_not_refused_for_conformity_level_0() {
+    // Regression (issue 12.5): the codec refused this FC 43/14 answer for its conformity
+    // level 0x00, which only describes the device and is now kept as sent. The answer
+    // (`2b 0e 01 00 4d b7 00 00 00 00 00`) still breaks two rules that are not tolerable:
+    // "more follows" is 0x4D (only 0x00 / 0xFF exist) and 4 bytes follow the 0 objects it
+    // announces. That is what the alert must say.
+    let (_, v) = analyze("modbus-eit.pcap");
+    let mismatched: Vec<&Value> = v["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "mismatched_response")
+        .collect();
+    assert_eq!(mismatched.len(), 1, "{mismatched:?}");
+    let message = mismatched[0]["message"].as_str().unwrap();
+    assert!(!message.contains("conformity"), "{message}");
+    assert!(message.contains("more follows"), "{message}");
+}
+
+#[test]
 fn the_fuzz_trace_is_reported_not_a_crash() {
     let (code, v) = analyze("fuzz-72.pcap");
     assert_eq!(code, 1);

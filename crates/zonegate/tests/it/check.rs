@@ -165,3 +165,35 @@ fn the_demo_model_passes_check() {
     let stdout = expect_exit(&zonegate(&["check", model.to_str().unwrap()]), 0);
     assert!(stdout.contains("0 error(s), 0 warning(s)"), "{stdout}");
 }
+
+#[test]
+fn a_monitor_section_and_a_shadow_candidate_check_clean_and_bad_keys_are_named() {
+    let dir = Scratch::new("monitor");
+    let base = std::fs::read_to_string(ex("cleanroom-hvac.yaml")).unwrap();
+    let with_shadow = base.replacen(
+        "  - conduit_id: C1-SUP-CTRL\n",
+        "  - conduit_id: C1-SUP-CTRL\n    shadow: candidate.yaml\n",
+        1,
+    );
+    assert_ne!(with_shadow, base, "the example names C1-SUP-CTRL");
+    let good = format!(
+        "{with_shadow}\nmonitor:\n  baseline: baseline.json\n  queue: 1024\n  detectors: {{request_flood: off}}\n  thresholds: {{address_scan_count: 3, poll_rate_factor: 2.5}}\n"
+    );
+    let path = dir.join("model.yaml");
+    std::fs::write(&path, &good).unwrap();
+    let stdout = expect_exit(&zonegate(&["check", path.to_str().unwrap()]), 0);
+    assert!(stdout.contains("0 error(s)"), "{stdout}");
+
+    let bad = good.replace("address_scan_count: 3", "adress_scan_count: 3");
+    std::fs::write(&path, &bad).unwrap();
+    let out = zonegate(&["check", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let line = bad.lines().position(|l| l.contains("adress")).unwrap() + 1;
+    assert!(
+        stderr.contains(&format!("model.yaml:{line}:"))
+            && stderr.contains("monitor.thresholds.adress_scan_count")
+            && stderr.contains("did you mean `address_scan_count`"),
+        "{stderr}"
+    );
+}
