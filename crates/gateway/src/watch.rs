@@ -104,6 +104,9 @@ struct Config {
     queue: usize,
 }
 
+/// A reload's thresholds and baseline, waiting for the monitor thread.
+type Pending = Arc<Mutex<Option<(Thresholds, Option<Baseline>)>>>;
+
 /// The running monitor thread's side of the channel.
 struct Running {
     tx: SyncSender<Msg>,
@@ -117,7 +120,7 @@ pub(crate) struct Watch {
     tx: ArcSwapOption<SyncSender<Msg>>,
     running: Mutex<Option<Running>>,
     /// A reload's thresholds and baseline, taken by the monitor thread at its next job.
-    pending: Arc<Mutex<Option<(Thresholds, Option<Baseline>)>>>,
+    pending: Pending,
     pending_flag: Arc<AtomicBool>,
     counters: Arc<Counters>,
     /// The files named by the model's monitor and shadow settings (a change reloads).
@@ -488,7 +491,7 @@ struct Worker {
     monitor: Monitor,
     recorder: Recorder,
     counters: Arc<Counters>,
-    pending: Arc<Mutex<Option<(Thresholds, Option<Baseline>)>>>,
+    pending: Pending,
     pending_flag: Arc<AtomicBool>,
     hold: Option<Arc<Mutex<()>>>,
     reported_drops: u64,
