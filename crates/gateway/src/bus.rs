@@ -186,7 +186,8 @@ pub(crate) async fn probe(target: &BusTarget, timeout: Duration) -> Result<(), S
 pub(crate) struct PortConfig {
     pub(crate) conduit: Arc<str>,
     pub(crate) label: Arc<str>,
-    pub(crate) recorder: Recorder,
+    /// `None` for a master outside a gateway that keeps no chain (`rtu_master` without audit).
+    pub(crate) recorder: Option<Recorder>,
     pub(crate) target: BusTarget,
     pub(crate) request_timeout: Duration,
     /// Connecting to an RTU-over-TCP converter.
@@ -200,11 +201,19 @@ impl PortConfig {
         Some(Self {
             conduit: Arc::from(conduit),
             label: Arc::clone(&settings.upstream.label),
-            recorder: recorder.clone(),
+            recorder: Some(recorder.clone()),
             target,
             request_timeout: settings.request_timeout,
             connect_timeout: settings.connect_timeout,
         })
+    }
+}
+
+impl PortConfig {
+    fn record(&self, ev: Event) {
+        if let Some(r) = &self.recorder {
+            r.record(ev);
+        }
     }
 }
 
@@ -646,7 +655,7 @@ impl BusTask {
                         "line reopened after an outage of {:.3} s ({why})",
                         outage.as_secs_f64()
                     ));
-                    config.recorder.record(ev);
+                    config.record(ev);
                 }
                 Ok(())
             }
@@ -665,7 +674,7 @@ impl BusTask {
             warn!(bus = %config.label, "bus line lost ({why}); answering 0x0A until it is back");
             let mut ev = bus_event(config, Kind::Alert, "bus_line_lost");
             ev.message = Some(why.to_owned());
-            config.recorder.record(ev);
+            config.record(ev);
             self.down = Some((Instant::now(), SystemTime::now(), why.to_owned()));
         }
     }
@@ -1026,7 +1035,7 @@ fn alert(
     ev.unit = unit;
     ev.fc = fc;
     ev.message = Some(message);
-    config.recorder.record(ev);
+    config.record(ev);
 }
 
 #[cfg(test)]

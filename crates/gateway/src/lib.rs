@@ -35,6 +35,7 @@ mod io;
 pub mod mbaps;
 mod metrics;
 mod record;
+pub mod rtu_master;
 mod serial_listen;
 mod server;
 mod settings;

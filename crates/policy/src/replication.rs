@@ -248,18 +248,19 @@ impl Replication {
         self.connects.get(1).map(|s| s.value.as_str())
     }
 
-    /// Whether this build's transmit agent can read `source`: `tcp://` and `tls://` (through
-    /// the gateway's TLS client settings); `rtu://` not yet. Deliberately not
+    /// Whether this build's transmit agent can read `source`: `tcp://`, `tls://` (through
+    /// the gateway's TLS client settings), `rtu://` and `rtu+tcp://` (through the gateway's
+    /// RTU master); every upstream kind of the model today. Deliberately not
     /// [`Upstream::runnable`]: that is the gateway's answer, and the transmit agent needs its
     /// own link for each kind (`zonegate_replicate::link`), so the two may differ.
     pub fn source_runnable(&self) -> Result<(), crate::Unsupported> {
         match &self.source {
-            Upstream::Tcp { .. } | Upstream::Tls { .. } => Ok(()),
-            other => Err(crate::Unsupported {
-                what: format!(
-                    "replication source {other} (Modbus RTU, rtu://, in the transmit agent)"
-                ),
-            }),
+            Upstream::Tcp { .. }
+            | Upstream::Tls { .. }
+            | Upstream::Rtu { .. }
+            | Upstream::RtuTcp { .. } => Ok(()),
+            // No catch-all: a new upstream kind must be decided here (its own link in
+            // zonegate_replicate::link, or a refusal with ZG-C041).
         }
     }
 

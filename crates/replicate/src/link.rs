@@ -4,17 +4,22 @@
 //! `tls://` (Modbus/TCP Security, with the gateway's own TLS client settings from
 //! `zonegate_gateway::mbaps`: the device certificate must chain to `ca` and carry
 //! `server_name`, and the agent presents `cert`). The transmit agent only calls
-//! [`DeviceLink::call`], so a serial link is one more variant with its own `call`: `rtu://`
-//! joins when the gateway's RTU master can be shared the same way; until then
-//! [`DeviceLink::for_upstream`] refuses it with the wording of check ZG-C041
-//! (`Replication::source_runnable`). Every byte is framed and parsed by `zonegate-modbus`.
+//! [`DeviceLink::call`], so a bus is one more variant with its own `call`: `rtu:///dev/ttyX`
+//! (a serial line) and `rtu+tcp://host:port` (an RTU-over-TCP converter) go through the
+//! gateway's own RTU master (`zonegate_gateway::rtu_master`, a port on the same bus task a
+//! conduit uses: one RTU implementation, and a line shared with a conduit is shared round
+//! robin). Line settings come from the URL (`baud`, `parity`, `data_bits`, `stop_bits`, as for
+//! the gateway); the `serial:` bus options (retries, turnaround, ...) take their defaults.
+//! Every byte is framed and parsed by `zonegate-modbus`.
 
 use std::fmt;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use zonegate_audit::AuditHandle;
 use zonegate_gateway::mbaps::DeviceTls;
+use zonegate_gateway::rtu_master::RtuMaster;
 use zonegate_modbus::{tcp, Request, Response, TcpDeframer, UnitId, MAX_TCP_ADU_LEN};
 use zonegate_policy::Upstream;
 
@@ -83,6 +88,28 @@ pub enum DeviceLink {
     Tcp(TcpLink),
     /// `tls://host:port?ca=..&cert=..&key=..&server_name=..` (Modbus/TCP Security).
     Tls(TcpLink),
+    /// `rtu:///dev/ttyX?..` or `rtu+tcp://host:port`: a port on the gateway's RTU bus.
+    Rtu(RtuLink),
+}
+
+/// A master's place on an RTU bus (opened on first use, inside the runtime).
+pub struct RtuLink {
+    upstream: Upstream,
+    label: String,
+    owner: String,
+    audit: Option<AuditHandle>,
+    master: Option<RtuMaster>,
+    tid: u16,
+    connect_timeout: Duration,
+}
+
+impl fmt::Debug for RtuLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RtuLink")
+            .field("upstream", &self.label)
+            .field("open", &self.master.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn address(host: &str, port: u16) -> String {
@@ -112,17 +139,37 @@ impl DeviceLink {
                 let tls = DeviceTls::for_upstream(upstream).map_err(LinkError::Unsupported)?;
                 Ok(Self::Tls(link(address(host, *port), Some(tls))))
             }
+            Upstream::Rtu { .. } | Upstream::RtuTcp { .. } => Ok(Self::Rtu(RtuLink {
+                label: upstream.to_string(),
+                upstream: upstream.clone(),
+                owner: "replication".into(),
+                audit: None,
+                master: None,
+                tid: 0,
+                connect_timeout: Duration::from_secs(3),
+            })),
             other => Err(LinkError::Unsupported(format!(
-                "replication source {other} (Modbus RTU, rtu://, in the transmit agent) is not \
-                 supported by this build yet"
+                "replication source {other} is not supported by this build"
             ))),
         }
     }
 
-    /// The device, for records: `host:port`.
+    /// Bus faults and line outages of an RTU link are recorded to `audit` (the transmit
+    /// side's chain) as `conduit: owner` (the replication id); no-op for TCP links.
+    pub fn set_audit(&mut self, owner: &str, audit: AuditHandle) {
+        if let Self::Rtu(l) = self {
+            l.owner = owner.to_owned();
+            l.audit = Some(audit);
+            // Reopened with the chain on the next call.
+            l.master = None;
+        }
+    }
+
+    /// The device, for records: `host:port`, or the `rtu://`/`rtu+tcp://` URL of a bus.
     pub fn label(&self) -> &str {
         match self {
             Self::Tcp(l) | Self::Tls(l) => &l.address,
+            Self::Rtu(l) => &l.label,
         }
     }
 
@@ -144,7 +191,99 @@ impl DeviceLink {
                 }
                 r
             }
+            Self::Rtu(l) => l.call(unit, request, timeout).await,
         }
+    }
+}
+
+impl RtuLink {
+    async fn call(
+        &mut self,
+        unit: UnitId,
+        request: &Request<'_>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, LinkError> {
+        if self.master.is_none() {
+            let m = RtuMaster::open(
+                &self.upstream,
+                None,
+                &self.owner,
+                timeout,
+                self.connect_timeout,
+                self.audit.clone(),
+            )
+            .ok_or_else(|| LinkError::Unsupported(format!("{} is not a bus", self.label)))?;
+            self.master = Some(m);
+        }
+        let Some(master) = self.master.as_mut() else {
+            return Err(LinkError::Io("no bus port".into()));
+        };
+        self.tid = self.tid.wrapping_add(1);
+        let tid = self.tid;
+        let mut pdu = [0u8; 253];
+        let n = request
+            .encode(&mut pdu)
+            .map_err(|e| LinkError::Protocol(format!("cannot encode the request: {e:?}")))?;
+        let mut adu = [0u8; MAX_TCP_ADU_LEN];
+        let len = tcp::encode_adu(tid, unit, &pdu[..n], &mut adu)
+            .map_err(|e| LinkError::Protocol(format!("cannot frame the request: {e:?}")))?;
+        // The bus answers every request itself (0x0B at the latest); this bound is a safety net.
+        let within = master.answer_within();
+        let label = &self.label;
+        let r = tokio::time::timeout(within, async {
+            let mut bytes = master
+                .exchange(&adu[..len])
+                .await
+                .map_err(|e| LinkError::Io(e.to_string()))?;
+            let mut deframer = TcpDeframer::new();
+            // Bounded: each round consumes one answer of the bus; stale ones are few.
+            for _ in 0..16 {
+                let mut rest: &[u8] = &bytes;
+                while !rest.is_empty() {
+                    let taken = deframer.feed(rest);
+                    if taken == 0 {
+                        break;
+                    }
+                    rest = &rest[taken..];
+                    while let Some(adu) = deframer
+                        .next_adu()
+                        .map_err(|e| LinkError::Protocol(format!("{e:?}")))?
+                    {
+                        if adu.transaction_id() != tid {
+                            // An answer to a request we gave up on: not ours.
+                            continue;
+                        }
+                        let response = Response::parse_for(adu.pdu, request)
+                            .map_err(|e| LinkError::Protocol(format!("{e:?}")))?;
+                        return match response {
+                            // The bus's own answers for a line down / no answer.
+                            Response::Exception { code, .. } if code.to_u8() == 0x0A => {
+                                Err(LinkError::Connect(format!("{label}: line down")))
+                            }
+                            Response::Exception { code, .. } if code.to_u8() == 0x0B => {
+                                Err(LinkError::Timeout)
+                            }
+                            Response::Exception { code, .. } => {
+                                Err(LinkError::Exception(code.to_u8()))
+                            }
+                            _ => Ok(adu.pdu.to_vec()),
+                        };
+                    }
+                }
+                bytes = master
+                    .read_more()
+                    .await
+                    .map_err(|e| LinkError::Io(e.to_string()))?;
+            }
+            Err(LinkError::Protocol("no answer with our transaction id".into()))
+        })
+        .await;
+        let r = r.unwrap_or(Err(LinkError::Timeout));
+        if matches!(r, Err(LinkError::Timeout | LinkError::Io(_) | LinkError::Protocol(_))) {
+            // Whatever is still queued or in flight must not be taken for a later answer.
+            self.master = None;
+        }
+        r
     }
 }
 

@@ -179,6 +179,8 @@ impl Transmitter {
 
     /// Records to `audit`, the transmit side's own chain (see the module docs).
     pub fn with_audit(mut self, audit: AuditHandle) -> Self {
+        // An RTU link's bus faults and outages go to the same chain.
+        self.link.set_audit(&self.replication.id, audit.clone());
         self.audit = Some(audit);
         self
     }

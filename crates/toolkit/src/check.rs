@@ -150,7 +150,7 @@ checks! {
     "ZG-C038" "replication-max-age" Warning "A replication's max_age is longer than every block's period (else the replica answers 0x0B between reads).";
     "ZG-C039" "replication-address-mismatch" Warning "A replication's transmit.to is the receive side's bind address and port.";
     "ZG-C040" "replication-hmac" Info "A replication authenticated with HMAC-SHA256 gives the receive side a key that can forge data; Ed25519 keeps the secret on the transmit side.";
-    "ZG-C041" "replication-source-unsupported" Warning "This build's transmit agent can read a replication's source (tcp:// and tls:// today; rtu:// loads but `zonegate run --side transmit` refuses it).";
+    "ZG-C041" "replication-source-unsupported" Warning "This build's transmit agent can read a replication's source (tcp://, tls://, rtu:// and rtu+tcp://: every upstream kind today; a kind it cannot read is refused by `zonegate run --side transmit`).";
 }
 
 /// The description of a check id.

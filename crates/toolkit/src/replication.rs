@@ -8,8 +8,8 @@
 //! - its zones must exist and differ (ZG-C037), its `max_age` must exceed the periods (ZG-C038),
 //!   `transmit.to` must be the receive side's `bind` (ZG-C039), and HMAC lets the receive side
 //!   forge data (ZG-C040, info: Ed25519 keeps the secret on the transmit side), and a source this
-//!   build's transmit agent cannot read (ZG-C041: `rtu://`; `tcp://` and `tls://` it reads) is
-//!   said so.
+//!   build's transmit agent cannot read (ZG-C041) is said so: none today, it reads `tcp://`,
+//!   `tls://`, `rtu://` and `rtu+tcp://`; the check stays for the next upstream kind.
 //!
 //! The nftables (and iptables) rules come first in the forward chain, before `ct state established,related
 //! accept`: otherwise conntrack would let the receive side's replies (and ICMP errors) back
@@ -422,6 +422,13 @@ pub fn report_rows(site: &Site, probes: &[crate::probe::ProbeRun]) -> Vec<Replic
                          answered 01 and recorded; a block older than max_age answered 0x0B"
                             .to_owned(),
                     );
+                    if r.source.is_bus() {
+                        // The firewall rules below say nothing about a serial line.
+                        one_way.push(format!(
+                            "source {} is a Modbus RTU bus: read by the transmit agent through                              the gateway's RTU master (FC 1-4 only), shared round robin with any                              conduit on the same line; the line itself is not filtered",
+                            r.source
+                        ));
+                    }
                 }
             }
             let drops = first

@@ -93,10 +93,9 @@ fn endpoints_max_age_addresses_and_hmac_are_checked() {
         .replace("connects: [Z3-OPS, Z4-DMZ]", "connects: [Z3-OPS, Z9-NOPE]")
         .replace("max_age: 5s", "max_age: 500ms")
         .replace("to: 172.16.1.100:5450", "to: 172.16.1.100:5451")
-        .replace("    auth: ed25519\n", "")
-        .replace("tcp://10.30.1.10:502", "rtu:///dev/ttyUSB0");
+        .replace("    auth: ed25519\n", "");
     let ids = ids(&yaml);
-    for id in ["ZG-C037", "ZG-C038", "ZG-C039", "ZG-C040", "ZG-C041"] {
+    for id in ["ZG-C037", "ZG-C038", "ZG-C039", "ZG-C040"] {
         assert!(ids.contains(&id), "{id} missing in {ids:?}");
     }
 }
@@ -156,23 +155,19 @@ fn iptables_output_has_the_reverse_drop_before_conntrack() {
 }
 
 /// Regression (issue 13): ZG-C041 asked the gateway whether it could run the source, so
-/// `tls://` was reported refused (the transmit agent reads it now) and an `rtu://` source would
-/// stop being reported the day the gateway learns RTU (the transmit agent has no RTU link yet).
+/// `tls://` was reported refused while the transmit agent read it. It follows the transmit
+/// agent (`Replication::source_runnable`), which now reads every upstream kind: `tls://`,
+/// `rtu://` (serial line) and `rtu+tcp://` (converter) raise no ZG-C041.
 #[test]
-fn zg_c041_follows_the_transmit_agent_tls_is_read_and_rtu_is_refused() {
-    let tls = BASE.replace(
-        "tcp://10.30.1.10:502",
+fn zg_c041_follows_the_transmit_agent_tls_rtu_and_rtu_tcp_are_read() {
+    for source in [
         "tls://10.30.1.10:802?ca=ca.pem&cert=tx.pem&key=tx.key",
-    );
-    assert!(!ids(&tls).contains(&"ZG-C041"), "{:?}", ids(&tls));
-    let rtu = BASE.replace("tcp://10.30.1.10:502", "rtu:///dev/ttyUSB0");
-    let f = findings(&rtu);
-    let c041 = f.iter().find(|f| f.id == "ZG-C041").expect("ZG-C041");
-    assert!(
-        c041.message.contains("rtu://") && c041.message.contains("transmit agent"),
-        "{}",
-        c041.message
-    );
+        "rtu:///dev/ttyUSB0?baud=9600&parity=none",
+        "rtu+tcp://10.30.1.20:4001",
+    ] {
+        let yaml = BASE.replace("tcp://10.30.1.10:502", source);
+        assert!(!ids(&yaml).contains(&"ZG-C041"), "{source}: {:?}", ids(&yaml));
+    }
 }
 
 #[test]
@@ -236,14 +231,18 @@ fn the_report_body_lists_each_replication_and_what_is_enforced_one_way() {
     assert!(md.contains("## One-way replications (data diode)"), "{md}");
     let html = report::render_html(&r, &s);
     assert!(html.contains("<h2>One-way replications (data diode)</h2>"));
-    // An rtu:// source is not credited with anything the agents would do.
+    // Issue 13: an rtu:// source was "NOT RUNNABLE"; the transmit agent reads it now, and the
+    // report says what the bus is (and that the firewall says nothing about the line).
     let rtu = report::build(
         &site(&BASE.replace("tcp://10.30.1.10:502", "rtu:///dev/ttyUSB0")),
         vec![],
     );
+    let one_way = &rtu.replications[0].one_way;
+    assert!(one_way[0].starts_with("transmit agent"), "{one_way:?}");
     assert!(
-        rtu.replications[0].one_way[0].starts_with("NOT RUNNABLE"),
-        "{:?}",
-        rtu.replications[0]
+        one_way
+            .iter()
+            .any(|l| l.contains("RTU bus") && l.contains("not filtered")),
+        "{one_way:?}"
     );
 }
