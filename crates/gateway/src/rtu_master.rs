@@ -50,8 +50,10 @@ impl RtuMaster {
         let target = BusTarget::for_upstream(upstream, options)?;
         let o = &target.options;
         let attempts = u32::from(o.retries) + 1;
-        let frames =
-            target.timing.chars(2 * zonegate_modbus::rtu::MAX_RTU_ADU_LEN) + target.silence;
+        let frames = target
+            .timing
+            .chars(2 * zonegate_modbus::rtu::MAX_RTU_ADU_LEN)
+            + target.silence;
         let answer_within = o.queue_timeout
             + (request_timeout + frames + target.char_timeout).saturating_mul(attempts)
             + o.turnaround

@@ -219,6 +219,9 @@ pub struct Replication {
     pub connects: Vec<Spanned<String>>,
     /// The device read on the transmit side.
     pub source: Upstream,
+    /// `serial:`, the bus options of an `rtu://` or `rtu+tcp://` source: the keys of a
+    /// gateway's `serial:` block (`None`: their defaults). Line settings are in the URL.
+    pub serial: Option<crate::SerialOptions>,
     /// The blocks read and replicated.
     pub blocks: Vec<ReplicationBlock>,
     /// `hmac-sha256` (default) or `ed25519`.
@@ -465,6 +468,19 @@ pub(crate) fn decode_replication(cx: &mut Cx, n: &Node, p: &str) -> Option<Repli
             decode_block(cx, n, p, id)
         }))
     });
+    // The bus options of an RTU source, as a gateway's `serial:` (only where it is a bus).
+    let serial = f.opt(cx, "serial", |cx, sn, sp| {
+        let s = crate::serial::decode_serial(cx, sn, sp)?;
+        if source.as_ref().is_some_and(|u| !u.is_bus()) {
+            cx.error(
+                sn,
+                sp,
+                "serial: applies to an rtu:// or rtu+tcp:// source only",
+            );
+            return None;
+        }
+        Some(s)
+    });
     let auth = f
         .opt(cx, "auth", auth)
         .unwrap_or(ReplicationAuth::HmacSha256);
@@ -501,6 +517,7 @@ pub(crate) fn decode_replication(cx: &mut Cx, n: &Node, p: &str) -> Option<Repli
         description,
         connects: connects?,
         source: source?,
+        serial,
         blocks,
         auth,
         transmit: transmit?,

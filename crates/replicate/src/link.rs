@@ -9,7 +9,8 @@
 //! gateway's own RTU master (`zonegate_gateway::rtu_master`, a port on the same bus task a
 //! conduit uses: one RTU implementation, and a line shared with a conduit is shared round
 //! robin). Line settings come from the URL (`baud`, `parity`, `data_bits`, `stop_bits`, as for
-//! the gateway); the `serial:` bus options (retries, turnaround, ...) take their defaults.
+//! the gateway); the bus options from the replication's `serial:` block (the keys of a
+//! gateway's `serial:`: `retries`, `turnaround`, `char_timeout`, `rs485`, `echo`, ...).
 //! Every byte is framed and parsed by `zonegate-modbus`.
 
 use std::fmt;
@@ -21,7 +22,7 @@ use zonegate_audit::AuditHandle;
 use zonegate_gateway::mbaps::DeviceTls;
 use zonegate_gateway::rtu_master::RtuMaster;
 use zonegate_modbus::{tcp, Request, Response, TcpDeframer, UnitId, MAX_TCP_ADU_LEN};
-use zonegate_policy::Upstream;
+use zonegate_policy::{SerialOptions, Upstream};
 
 /// Why a read got no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +96,7 @@ pub enum DeviceLink {
 /// A master's place on an RTU bus (opened on first use, inside the runtime).
 pub struct RtuLink {
     upstream: Upstream,
+    serial: Option<SerialOptions>,
     label: String,
     owner: String,
     audit: Option<AuditHandle>,
@@ -125,6 +127,14 @@ impl DeviceLink {
     /// `Model::resolve_upstream`); `Err` for kinds this build's transmit agent cannot use yet
     /// (`rtu://`) and for TLS files that cannot be used.
     pub fn for_upstream(upstream: &Upstream) -> Result<Self, LinkError> {
+        Self::for_source(upstream, None)
+    }
+
+    /// The same, with the `serial:` bus options of an RTU source (ignored for TCP kinds).
+    pub fn for_source(
+        upstream: &Upstream,
+        serial: Option<&SerialOptions>,
+    ) -> Result<Self, LinkError> {
         let link = |address, tls| TcpLink {
             address,
             tls,
@@ -142,6 +152,7 @@ impl DeviceLink {
             Upstream::Rtu { .. } | Upstream::RtuTcp { .. } => Ok(Self::Rtu(RtuLink {
                 label: upstream.to_string(),
                 upstream: upstream.clone(),
+                serial: serial.cloned(),
                 owner: "replication".into(),
                 audit: None,
                 master: None,
@@ -206,7 +217,7 @@ impl RtuLink {
         if self.master.is_none() {
             let m = RtuMaster::open(
                 &self.upstream,
-                None,
+                self.serial.as_ref(),
                 &self.owner,
                 timeout,
                 self.connect_timeout,
@@ -275,11 +286,16 @@ impl RtuLink {
                     .await
                     .map_err(|e| LinkError::Io(e.to_string()))?;
             }
-            Err(LinkError::Protocol("no answer with our transaction id".into()))
+            Err(LinkError::Protocol(
+                "no answer with our transaction id".into(),
+            ))
         })
         .await;
         let r = r.unwrap_or(Err(LinkError::Timeout));
-        if matches!(r, Err(LinkError::Timeout | LinkError::Io(_) | LinkError::Protocol(_))) {
+        if matches!(
+            r,
+            Err(LinkError::Timeout | LinkError::Io(_) | LinkError::Protocol(_))
+        ) {
             // Whatever is still queued or in flight must not be taken for a later answer.
             self.master = None;
         }

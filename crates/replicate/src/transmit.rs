@@ -66,7 +66,8 @@ pub enum TransmitError {
     Bind(std::io::Error),
     /// The device link cannot be made.
     Link(LinkError),
-    /// This build's transmit agent cannot read that source (the wording of check ZG-C041).
+    /// This build's transmit agent cannot read that source (the wording of check ZG-C041;
+    /// no kind today).
     Unsupported(zonegate_policy::Unsupported),
 }
 
@@ -153,7 +154,8 @@ impl Transmitter {
         replication
             .source_runnable()
             .map_err(TransmitError::Unsupported)?;
-        let link = DeviceLink::for_upstream(&replication.source).map_err(TransmitError::Link)?;
+        let link = DeviceLink::for_source(&replication.source, replication.serial.as_ref())
+            .map_err(TransmitError::Link)?;
         let bind = replication.transmit.bind.unwrap_or_else(|| {
             if replication.transmit.to.is_ipv4() {
                 SocketAddr::from(([0, 0, 0, 0], 0))

@@ -163,3 +163,29 @@ fn receive_tls_and_state_and_transmit_audit_keys_decode() {
     .unwrap_err();
     assert!(e.to_string().contains("R-34"), "{e}");
 }
+
+/// Issue 13: an RTU source takes its line settings from the URL and its bus options from a
+/// `serial:` block with the keys of a gateway's; on a TCP source that block is an error.
+#[test]
+fn an_rtu_source_takes_a_serial_block_and_a_tcp_source_refuses_one() {
+    let rtu = SKETCH.replace(
+        "source: tcp://10.30.1.10:502\n",
+        "source: rtu:///dev/ttyUSB0?baud=9600&parity=none\n    serial: {retries: 2, turnaround: 50ms, rs485: true}\n",
+    );
+    let m = load_str(&rtu, "m.yaml").unwrap();
+    let r = &m.replications[0];
+    assert!(r.source.is_bus());
+    r.source_runnable().unwrap();
+    let s = r.serial.as_ref().unwrap();
+    assert_eq!(s.retries, 2);
+    assert_eq!(s.turnaround, Duration::from_millis(50));
+    assert!(s.rs485);
+    let plain = load_str(SKETCH, "m.yaml").unwrap();
+    assert!(plain.replications[0].serial.is_none());
+    let tcp = SKETCH.replace(
+        "source: tcp://10.30.1.10:502\n",
+        "source: tcp://10.30.1.10:502\n    serial: {retries: 2}\n",
+    );
+    let e = load_str(&tcp, "m.yaml").unwrap_err().to_string();
+    assert!(e.contains("rtu:// or rtu+tcp:// source only"), "{e}");
+}

@@ -166,7 +166,11 @@ fn zg_c041_follows_the_transmit_agent_tls_rtu_and_rtu_tcp_are_read() {
         "rtu+tcp://10.30.1.20:4001",
     ] {
         let yaml = BASE.replace("tcp://10.30.1.10:502", source);
-        assert!(!ids(&yaml).contains(&"ZG-C041"), "{source}: {:?}", ids(&yaml));
+        assert!(
+            !ids(&yaml).contains(&"ZG-C041"),
+            "{source}: {:?}",
+            ids(&yaml)
+        );
     }
 }
 
