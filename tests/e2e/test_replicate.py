@@ -2,8 +2,9 @@
 and a pymodbus device, the replica read by the pymodbus client and mbpoll, writes refused (01),
 staleness (0x0B) when the transmit side stops, and `zonegate probe --replication`; the replica
 over Modbus/TCP Security read by pymodbus's ModbusTlsClient, a `tls://` source that is a pymodbus
-ModbusTlsServer with CERT_REQUIRED, the transmit side's own audit chain, and a datagram captured
-before a receive-side restart replayed after it (rejected and recorded)."""
+ModbusTlsServer with CERT_REQUIRED, the transmit side's own audit chain, a datagram captured
+before a receive-side restart replayed after it (rejected and recorded), and an `rtu://` source
+that is pymodbus's serial server (RTU framer) on a socat pty."""
 
 from __future__ import annotations
 
@@ -217,9 +218,9 @@ def test_run_refuses_what_it_cannot_do_with_a_clear_error(tmp_path: Path, sim_de
     # A missing key file names the file.
     out = run(text.replace("key: diode.pub", "key: missing.pub"), "--side", "receive")
     assert out.returncode == 2 and "missing.pub" in out.stderr, out.stderr
-    # An upstream kind the transmit side cannot use yet.
-    out = run(text.replace(sim_device.upstream, "rtu:///dev/ttyUSB0"), "--side", "transmit")
-    assert out.returncode == 2 and "not supported" in out.stderr, out.stderr
+    # A `serial:` block on a source that is no bus (issue 13: RTU sources take one).
+    out = run(text.replace("    auth:", "    serial: {retries: 1}\n    auth:"), "--side", "transmit")
+    assert out.returncode == 2 and "rtu:// or rtu+tcp:// source only" in out.stderr, out.stderr
     # --side on a model without replications.
     out = run("zones: []\n", "--side", "receive")
     assert out.returncode == 2 and "no replications" in out.stderr, out.stderr
@@ -420,3 +421,51 @@ def test_a_datagram_captured_before_a_receive_restart_is_rejected_and_recorded_a
     finally:
         r.stop()
         tap.stop()
+
+
+# ---------------------------------------------------------------- Modbus RTU source
+
+
+class _NoDevice:
+    """The `device` of a Replication whose `source` is given."""
+
+    upstream = "unused"
+
+
+def test_rtu_source_is_a_pymodbus_serial_server_on_a_socat_pty(tmp_path: Path) -> None:
+    """The transmit agent as RTU master on a pty (the gateway's RTU master), pymodbus's serial
+    server with the RTU framer on the other end (units 1 and 2, holding[i] = 1000 + i on unit 1)."""
+    from test_rtu import PtyPair, PyRtuDevice, UNIT_BASE, rtu_url
+
+    line = PtyPair(tmp_path)
+    dev = None
+    r = None
+    try:
+        dev = PyRtuDevice(serial_port=line.b)
+        r = Replication(tmp_path, _NoDevice(), max_age="5s", source=rtu_url(line.a))  # type: ignore[arg-type]
+        r.model.write_text(r.model.read_text().replace(
+            "    auth:", "    serial: {retries: 1, turnaround: 50ms}\n    auth:"))
+        out = subprocess.run([str(zg.zonegate_bin()), "check", str(r.model)],
+                             capture_output=True, text=True, timeout=30)
+        assert "ZG-C041" not in out.stdout + out.stderr, out.stdout
+        p = r.run()
+        p.wait_line(r"replication R1-HIST transmit", timeout=15)
+        want = [UNIT_BASE[1] + i for i in range(20)]
+        client = zg.pymodbus_client(r.serve)
+        try:
+            def same() -> bool:
+                rr = client.read_holding_registers(0, count=20, device_id=1)
+                return not rr.isError() and rr.registers == want
+            zg.wait_until(same, 15, "the replica to show the RTU slave's registers")
+        finally:
+            client.close()
+        # The transmit chain names the bus as the device it read.
+        def named() -> bool:
+            return any(str(e.get("dst", "")).startswith("rtu://") for e in r.audit("transmit"))
+        zg.wait_until(named, 5, "the rtu:// source on the transmit chain")
+    finally:
+        if r is not None:
+            r.stop()
+        if dev is not None:
+            dev.stop()
+        line.stop()
