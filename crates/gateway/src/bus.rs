@@ -441,6 +441,38 @@ enum LineIo {
     Tcp(TcpStream),
 }
 
+/// Opens a serial line raw, with its line settings and no flow control: the bus master's
+/// line and the serial listener's line alike.
+pub(crate) fn open_serial(
+    path: &std::path::Path,
+    baud: u32,
+    parity: Parity,
+    data_bits: u8,
+    stop_bits: u8,
+) -> io::Result<serial2_tokio::SerialPort> {
+    serial2_tokio::SerialPort::open(path, move |mut s: serial2_tokio::Settings| {
+        s.set_raw();
+        s.set_baud_rate(baud)?;
+        s.set_char_size(if data_bits == 7 {
+            serial2_tokio::CharSize::Bits7
+        } else {
+            serial2_tokio::CharSize::Bits8
+        });
+        s.set_stop_bits(if stop_bits == 2 {
+            serial2_tokio::StopBits::Two
+        } else {
+            serial2_tokio::StopBits::One
+        });
+        s.set_parity(match parity {
+            Parity::Even => serial2_tokio::Parity::Even,
+            Parity::Odd => serial2_tokio::Parity::Odd,
+            _ => serial2_tokio::Parity::None,
+        });
+        s.set_flow_control(serial2_tokio::FlowControl::None);
+        Ok(s)
+    })
+}
+
 impl LineIo {
     async fn open(target: &BusTarget, connect_timeout: Duration) -> io::Result<Self> {
         match &target.line {
@@ -451,31 +483,7 @@ impl LineIo {
                 data_bits,
                 stop_bits,
             } => {
-                let (baud, parity, data_bits, stop_bits) = (*baud, *parity, *data_bits, *stop_bits);
-                let port = serial2_tokio::SerialPort::open(
-                    path,
-                    move |mut s: serial2_tokio::Settings| {
-                        s.set_raw();
-                        s.set_baud_rate(baud)?;
-                        s.set_char_size(if data_bits == 7 {
-                            serial2_tokio::CharSize::Bits7
-                        } else {
-                            serial2_tokio::CharSize::Bits8
-                        });
-                        s.set_stop_bits(if stop_bits == 2 {
-                            serial2_tokio::StopBits::Two
-                        } else {
-                            serial2_tokio::StopBits::One
-                        });
-                        s.set_parity(match parity {
-                            Parity::Even => serial2_tokio::Parity::Even,
-                            Parity::Odd => serial2_tokio::Parity::Odd,
-                            _ => serial2_tokio::Parity::None,
-                        });
-                        s.set_flow_control(serial2_tokio::FlowControl::None);
-                        Ok(s)
-                    },
-                )?;
+                let port = open_serial(path, *baud, *parity, *data_bits, *stop_bits)?;
                 if target.options.rs485 {
                     // Linux RS-485 direction control: the kernel drives RTS around each frame.
                     let config = serial2_tokio::rs4xx::Rs485Config::new();

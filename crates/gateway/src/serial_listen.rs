@@ -32,7 +32,7 @@ use bytes::{Buf, BytesMut};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use zonegate_modbus::{rtu, tcp, UnitId};
-use zonegate_policy::{line_source, LineTiming, Parity, SerialLine, SerialOptions};
+use zonegate_policy::{line_source, LineTiming, SerialLine, SerialOptions};
 
 use crate::conn::Session;
 use crate::io::Stream;
@@ -173,29 +173,13 @@ impl LineClient {
 }
 
 fn open(line: &SerialLine) -> std::io::Result<serial2_tokio::SerialPort> {
-    let (baud, parity, data_bits, stop_bits) =
-        (line.baud, line.parity, line.data_bits, line.stop_bits);
-    serial2_tokio::SerialPort::open(&line.path, move |mut s: serial2_tokio::Settings| {
-        s.set_raw();
-        s.set_baud_rate(baud)?;
-        s.set_char_size(if data_bits == 7 {
-            serial2_tokio::CharSize::Bits7
-        } else {
-            serial2_tokio::CharSize::Bits8
-        });
-        s.set_stop_bits(if stop_bits == 2 {
-            serial2_tokio::StopBits::Two
-        } else {
-            serial2_tokio::StopBits::One
-        });
-        s.set_parity(match parity {
-            Parity::Even => serial2_tokio::Parity::Even,
-            Parity::Odd => serial2_tokio::Parity::Odd,
-            _ => serial2_tokio::Parity::None,
-        });
-        s.set_flow_control(serial2_tokio::FlowControl::None);
-        Ok(s)
-    })
+    crate::bus::open_serial(
+        &line.path,
+        line.baud,
+        line.parity,
+        line.data_bits,
+        line.stop_bits,
+    )
 }
 
 /// Serves the serial line of a conduit until shutdown (the conduit's "accept loop").
