@@ -137,6 +137,37 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// A session with empty buffers, before its first request: TCP, TLS and serial lines alike.
+    fn new(
+        client: ClientStream,
+        peer: SocketAddr,
+        peer_label: String,
+        tls_peer: Option<Peer>,
+        shared: Arc<ConduitShared>,
+        cap: usize,
+        admission: Admission,
+    ) -> Self {
+        Self {
+            peer_label,
+            shared,
+            client,
+            peer,
+            tls_peer,
+            link: None,
+            cbuf: BytesMut::with_capacity(READ_CHUNK),
+            ubuf: BytesMut::with_capacity(READ_CHUNK),
+            cout: BytesMut::with_capacity(READ_CHUNK),
+            uout: BytesMut::with_capacity(READ_CHUNK),
+            slots: Slots::with_capacity(cap),
+            last_activity: Instant::now(),
+            authenticated: false,
+            partial_since: None,
+            client_eof: false,
+            end: None,
+            _admission: admission,
+        }
+    }
+
     /// Serves one accepted client connection until it ends; never panics on input.
     ///
     /// The accept loop has counted the session in the tracker (and holds its connection
@@ -167,25 +198,15 @@ impl Session {
                 }
             },
         };
-        let mut s = Self {
-            peer_label: peer.to_string(),
-            shared,
+        let mut s = Self::new(
             client,
             peer,
+            peer.to_string(),
             tls_peer,
-            link: None,
-            cbuf: BytesMut::with_capacity(READ_CHUNK),
-            ubuf: BytesMut::with_capacity(READ_CHUNK),
-            cout: BytesMut::with_capacity(READ_CHUNK),
-            uout: BytesMut::with_capacity(READ_CHUNK),
-            slots: Slots::with_capacity(cap),
-            last_activity: Instant::now(),
-            authenticated: false,
-            partial_since: None,
-            client_eof: false,
-            end: None,
-            _admission: admission,
-        };
+            shared,
+            cap,
+            admission,
+        );
         let end = s.run().await;
         s.abandon(end);
         debug!(conduit = %s.shared.conduit, peer = %s.peer, "session ended: {}", end.as_str());
@@ -202,25 +223,7 @@ impl Session {
     ) -> bool {
         let admission = Admission(Arc::clone(&shared));
         let cap = shared.state.load().settings.max_in_flight.max(1);
-        let mut s = Self {
-            peer_label: label,
-            shared,
-            client,
-            peer,
-            tls_peer: None,
-            link: None,
-            cbuf: BytesMut::with_capacity(READ_CHUNK),
-            ubuf: BytesMut::with_capacity(READ_CHUNK),
-            cout: BytesMut::with_capacity(READ_CHUNK),
-            uout: BytesMut::with_capacity(READ_CHUNK),
-            slots: Slots::with_capacity(cap),
-            last_activity: Instant::now(),
-            authenticated: false,
-            partial_since: None,
-            client_eof: false,
-            end: None,
-            _admission: admission,
-        };
+        let mut s = Self::new(client, peer, label, None, shared, cap, admission);
         let end = s.run().await;
         s.abandon(end);
         debug!(conduit = %s.shared.conduit, line = %s.peer_label, "line session ended: {}", end.as_str());

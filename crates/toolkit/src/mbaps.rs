@@ -29,6 +29,16 @@ pub struct ProbeTls {
     pub server_name: String,
 }
 
+/// The name a gateway's certificate must carry when none is given: the IP address connected
+/// to (`localhost` for an unspecified listen address, which the probe reaches on loopback).
+pub fn default_server_name(target: std::net::SocketAddr) -> String {
+    if target.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        target.ip().to_string()
+    }
+}
+
 /// A connection to the gateway: plain TCP, or TLS over TCP.
 pub(crate) enum Stream {
     Plain(TcpStream),

@@ -148,17 +148,9 @@ fn tls_options(
         ))
         }
     };
-    let server_name = match &args.server_name {
-        Some(n) => n.clone(),
-        None => {
-            let target = args.connect.unwrap_or(gateway.listen);
-            if target.ip().is_unspecified() {
-                "localhost".to_owned()
-            } else {
-                target.ip().to_string()
-            }
-        }
-    };
+    let server_name = args.server_name.clone().unwrap_or_else(|| {
+        zonegate_toolkit::mbaps::default_server_name(args.connect.unwrap_or(gateway.listen))
+    });
     Ok(zonegate_toolkit::mbaps::ProbeTls {
         ca,
         identity: Some((cert, key)),

@@ -515,13 +515,10 @@ pub(crate) fn probe_tls(
         }
     };
     let target = args.connect.unwrap_or(r.receive.serve);
-    let server_name = args.server_name.clone().unwrap_or_else(|| {
-        if target.ip().is_unspecified() {
-            "localhost".to_owned()
-        } else {
-            target.ip().to_string()
-        }
-    });
+    let server_name = args
+        .server_name
+        .clone()
+        .unwrap_or_else(|| zonegate_toolkit::mbaps::default_server_name(target));
     Ok(zonegate_toolkit::mbaps::ProbeTls {
         ca,
         identity: Some((cert, key)),
