@@ -96,19 +96,12 @@ impl RtuSim {
 }
 
 fn open(path: &Path, line: RtuLine) -> std::io::Result<serial2_tokio::SerialPort> {
-    serial2_tokio::SerialPort::open(path, move |mut s: serial2_tokio::Settings| {
-        s.set_raw();
-        s.set_baud_rate(line.baud)?;
-        s.set_char_size(serial2_tokio::CharSize::Bits8);
-        s.set_stop_bits(serial2_tokio::StopBits::One);
-        s.set_parity(if line.even_parity {
-            serial2_tokio::Parity::Even
-        } else {
-            serial2_tokio::Parity::None
-        });
-        s.set_flow_control(serial2_tokio::FlowControl::None);
-        Ok(s)
-    })
+    let parity = if line.even_parity {
+        zonegate_policy::Parity::Even
+    } else {
+        zonegate_policy::Parity::None
+    };
+    crate::bus::open_serial(path, line.baud, parity, 8, 1)
 }
 
 async fn serve(
