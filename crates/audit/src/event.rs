@@ -406,9 +406,13 @@ pub fn format_ts(t: OffsetDateTime) -> String {
 /// Formatted by hand (one allocation, no format-description interpreter): it runs once per
 /// record on the data path.
 pub fn now_ts() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    format_system_time(std::time::SystemTime::now())
+}
+
+/// A system time in the record format, formatted by hand like [`now_ts`] (the data path turns
+/// each request's arrival time into its `ts`). Times before the epoch read as the epoch.
+pub fn format_system_time(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     ts_from_unix(d.as_secs(), d.subsec_micros())
 }
 
@@ -492,6 +496,19 @@ mod tests {
         let ts = now_ts();
         assert_eq!(ts.len(), "2026-01-01T00:00:00.000000Z".len(), "{ts}");
         assert!(parse_ts(&ts).is_some());
+    }
+
+    #[test]
+    fn a_system_time_formats_as_the_time_crate_does() {
+        for nanos in [0u64, 1_000, 999_999_999, 1_764_000_000_123_456_789] {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos);
+            assert_eq!(format_system_time(t), format_ts(OffsetDateTime::from(t)));
+        }
+        let before_epoch = std::time::UNIX_EPOCH - std::time::Duration::from_secs(1);
+        assert_eq!(
+            format_system_time(before_epoch),
+            "1970-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]

@@ -68,7 +68,7 @@ use crate::chain::{check_line, GENESIS_PREV};
 use crate::config::{AuditConfig, OnFailure, SyncMode};
 use crate::encode::write_line;
 use crate::error::AuditError;
-use crate::event::{format_ts, now_ts, parse_ts, Event, Kind};
+use crate::event::{format_system_time, format_ts, now_ts, parse_ts, Event, Kind};
 use crate::keys;
 use crate::storage::{self, FileStorage, StdoutStorage, Storage};
 use crate::syslog::Exporter;
@@ -581,18 +581,18 @@ impl AuditHandle {
     /// `durable`: in [`SyncMode::Writes`] the ticket resolves only after an fsync covering the
     /// record (group commit); in `Every` every record is durable; in `Batch` it is ignored.
     /// Never blocks unless the queue is full (then at most `enqueue_timeout`).
-    pub fn append(&self, event: Event, durable: bool) -> Ticket {
+    pub fn append(&self, event: impl Into<Box<Event>>, durable: bool) -> Ticket {
         let (tx, rx) = oneshot::channel();
-        self.send(Self::append_msg(event, durable, Some(tx)), rx)
+        self.send(Self::append_msg(event.into(), durable, Some(tx)), rx)
     }
 
     /// Like [`AuditHandle::append`] but never blocks: when the queue is full the ticket
     /// resolves at once to `Err(AuditError::Overloaded)` (counted in [`Stats::queue_full`]), so
     /// the caller applies its failure policy instead of stalling (an async data path uses this
     /// for the records it awaits).
-    pub fn append_nowait(&self, event: Event, durable: bool) -> Ticket {
+    pub fn append_nowait(&self, event: impl Into<Box<Event>>, durable: bool) -> Ticket {
         let (tx, rx) = oneshot::channel();
-        self.send_with(Self::append_msg(event, durable, Some(tx)), rx, false)
+        self.send_with(Self::append_msg(event.into(), durable, Some(tx)), rx, false)
     }
 
     /// Queues `event` without a ticket (fire and forget: no completion channel is made) and
@@ -601,11 +601,14 @@ impl AuditHandle {
     /// shutdown. A write failure later on is handled by the writer's failure contract (the
     /// record is held in the backlog and written late) and visible via
     /// [`AuditHandle::is_healthy`].
-    pub fn record(&self, event: Event, durable: bool) -> Result<(), AuditError> {
+    ///
+    /// A data path that builds its record in a `Box<Event>` hands the box over as it is (a
+    /// record is large: moving it costs more than the allocation).
+    pub fn record(&self, event: impl Into<Box<Event>>, durable: bool) -> Result<(), AuditError> {
         let Some(tx) = &self.tx else {
             return Ok(());
         };
-        match tx.try_send(Self::append_msg(event, durable, None)) {
+        match tx.try_send(Self::append_msg(event.into(), durable, None)) {
             Ok(()) => {
                 if durable || self.shared.all_durable {
                     self.wake_writer();
@@ -630,7 +633,7 @@ impl AuditHandle {
         let Some(tx) = &self.tx else {
             return Low::Queued;
         };
-        let msg = Self::append_msg(event, false, None);
+        let msg = Self::append_msg(Box::new(event), false, None);
         let rejected = if tx.len() >= self.low_limit {
             msg
         } else {
@@ -687,13 +690,13 @@ impl AuditHandle {
     }
 
     /// Normalizes an event for the writer and wraps it in a queue message.
-    fn append_msg(mut event: Event, durable: bool, reply: Option<Reply>) -> Msg {
+    fn append_msg(mut event: Box<Event>, durable: bool, reply: Option<Reply>) -> Msg {
         // Always RFC 3339 UTC with microseconds: a caller's time is normalized, a missing or
         // unreadable one replaced by the current time.
         event.ts = Some(match event.ts.as_deref().and_then(parse_ts) {
             Some(t) => format_ts(t),
             None => match event.at.take() {
-                Some(at) => format_ts(time::OffsetDateTime::from(at)),
+                Some(at) => format_system_time(at),
                 None => now_ts(),
             },
         });
@@ -702,7 +705,7 @@ impl AuditHandle {
         event.hash = None;
         event.bound_values();
         Msg::Append {
-            event: Box::new(event),
+            event,
             durable,
             reply,
         }

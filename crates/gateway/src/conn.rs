@@ -47,6 +47,7 @@ use zonegate_modbus::{Request, Response};
 
 use crate::class::is_write_class;
 use crate::io::{ClientStream, Stream};
+use crate::metrics::{Metrics, SessionMeter};
 use crate::record::FailureAction;
 use crate::slots::{Slot, SlotState, Slots, MAX_PDU};
 use crate::state::{ConduitShared, ConduitState, DenyAction, Mode};
@@ -133,6 +134,8 @@ pub(crate) struct Session {
     partial_since: Option<Instant>,
     client_eof: bool,
     end: Option<End>,
+    /// The metric handles this session updates per request.
+    meter: SessionMeter,
     _admission: Admission,
 }
 
@@ -147,6 +150,8 @@ impl Session {
         cap: usize,
         admission: Admission,
     ) -> Self {
+        // The masters view is keyed by the source address; a serial line's label is none.
+        let meter = Metrics::session_meter(peer_label.parse::<SocketAddr>().ok().map(|a| a.ip()));
         Self {
             peer_label,
             shared,
@@ -164,6 +169,7 @@ impl Session {
             partial_since: None,
             client_eof: false,
             end: None,
+            meter,
             _admission: admission,
         }
     }
@@ -274,7 +280,7 @@ impl Session {
             if let Err(end) = self.flush(&state).await {
                 return end;
             }
-            self.give_back_link(Instant::now());
+            self.give_back_link();
             if let Some(end) = self.end {
                 return end;
             }
@@ -464,7 +470,7 @@ impl Session {
     ) -> Result<(), End> {
         let started = Instant::now();
         let fc = pdu.first().copied().unwrap_or(0);
-        let mut event = self.base_event(state);
+        let mut event = Box::new(self.base_event(state));
         // `ts` is the arrival, not the moment the record is queued (after the answer).
         event.at = Some(SystemTime::now());
         event.request_id = Some(NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed));
@@ -538,13 +544,13 @@ impl Session {
                 }
                 DenyAction::Drop => {
                     event.message = Some("dropped (deny: drop)".to_owned());
-                    self.shared.metrics.request(&event, 0);
-                    self.shared.recorder.record_denial(event);
+                    self.shared.metrics.request(&mut self.meter, &event, 0);
+                    self.shared.recorder.record_denial(*event);
                 }
                 DenyAction::Close => {
                     event.message = Some("connection closed (deny: close)".to_owned());
-                    self.shared.metrics.request(&event, 0);
-                    self.shared.recorder.record_denial(event);
+                    self.shared.metrics.request(&mut self.meter, &event, 0);
+                    self.shared.recorder.record_denial(*event);
                     self.end = Some(End::PolicyClose);
                 }
             }
@@ -573,7 +579,7 @@ impl Session {
         if self.shared.recorder.must_be_durable(write_class) {
             // Requests already forwarded go first: the device sees them in order anyway.
             self.flush_upstream(state).await?;
-            let ticket = self.shared.recorder.append_durable(event.clone());
+            let ticket = self.shared.recorder.append_durable(Event::clone(&event));
             match tokio::time::timeout(state.settings.request_timeout, ticket).await {
                 Ok(Ok(seq)) => ref_seq = Some(seq),
                 outcome => {
@@ -650,11 +656,13 @@ impl Session {
         if !request.expects_response() {
             // FC 8 / 0x0004 Force Listen Only: the device never answers, neither do we.
             slot.event.message = Some("no response expected".to_owned());
-            self.finish_event(&mut slot, 0);
+            self.finish_event(slot, 0);
             return Ok(());
         }
         slot.state = SlotState::Pending {
             utid,
+            // Counted from now, not from arrival: the request may have waited for its durable
+            // record or for a busy device connection's quiet period.
             // A bus answers within its own timing (queue, retries): see bus.rs.
             deadline: Instant::now() + state.settings.answer_within(),
         };
@@ -722,7 +730,7 @@ impl Session {
         unit: UnitId,
         pdu: &[u8],
         code: ExceptionCode,
-        event: Event,
+        event: Box<Event>,
         started: Instant,
     ) {
         // The request is kept for the monitor, which watches refused requests too.
@@ -732,11 +740,12 @@ impl Session {
     }
 
     /// Gives the device connection back to the pool once nothing is owed on it.
-    fn give_back_link(&mut self, now: Instant) {
+    fn give_back_link(&mut self) {
         let Some(link) = &mut self.link else {
             return;
         };
-        if link.conn.busy_until().is_some_and(|d| now >= d) {
+        // The clock is read only for a connection in its quiet period (rare).
+        if link.conn.busy_until().is_some_and(|d| Instant::now() >= d) {
             link.conn.quiet();
         }
         if link.conn.busy_until().is_some()
@@ -866,7 +875,7 @@ impl Session {
     /// Moves every ready answer at the head of the queue to the client buffer and records it.
     fn collect_answers(&mut self) {
         let now = Instant::now();
-        while let Some(mut slot) = self.slots.pop_ready() {
+        while let Some(slot) = self.slots.pop_ready() {
             let mut adu = [0u8; MAX_TCP_ADU_LEN];
             match encode_adu(slot.client_tid, slot.unit, slot.answer(), &mut adu) {
                 Ok(n) => self.cout.extend_from_slice(&adu[..n]),
@@ -874,17 +883,19 @@ impl Session {
             }
             let latency = now.saturating_duration_since(slot.started);
             let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            self.finish_event(&mut slot, latency_us);
+            self.finish_event(slot, latency_us);
         }
     }
 
     /// Appends the event of a finished slot: the whole `request` record, or the `outcome` of a
     /// request whose record was made durable before forwarding.
-    fn finish_event(&self, slot: &mut Slot, latency_us: u64) {
-        crate::watch::transaction(&self.shared, self.peer, slot);
-        let mut event = std::mem::take(&mut slot.event);
+    fn finish_event(&mut self, slot: Slot, latency_us: u64) {
+        crate::watch::transaction(&self.shared, self.peer, &slot, latency_us);
+        let mut event = slot.event;
         event.latency_us = Some(latency_us);
-        self.shared.metrics.request(&event, latency_us);
+        self.shared
+            .metrics
+            .request(&mut self.meter, &event, latency_us);
         match slot.ref_seq {
             Some(seq) => {
                 // An outcome that was no (right) answer says so in `reason`, and why.
@@ -919,7 +930,7 @@ impl Session {
             None if matches!(event.decision, Some(Decision::Deny | Decision::WouldDeny))
                 && event.reason.as_deref() != Some("audit_unavailable") =>
             {
-                self.shared.recorder.record_denial(event);
+                self.shared.recorder.record_denial(*event);
             }
             None => self.shared.recorder.record(event),
         }
@@ -971,7 +982,7 @@ impl Session {
             }
             let latency = now.saturating_duration_since(slot.started);
             let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            self.finish_event(&mut slot, latency_us);
+            self.finish_event(slot, latency_us);
         }
         let device = self.shared.state.load().settings.upstream.label.clone();
         crate::watch::session_ended(&self.shared, self.peer, device);
@@ -979,7 +990,7 @@ impl Session {
             // Requests still at the device: the link is dropped (closed), never given back.
             self.link = None;
         } else {
-            self.give_back_link(now);
+            self.give_back_link();
         }
     }
 

@@ -14,16 +14,19 @@
 //! decision, reason, exception code, listener): never a source address, which an attacker
 //! could vary without limit. Source addresses appear only in the JSON view, in bounded maps.
 //!
-//! Cost per request: one `Family` lookup (a read lock and a hash of static strings) per
-//! counter, and one short mutex section for the per-unit view.
+//! Cost per request: the session's [`SessionMeter`] holds the counter and histogram handles it
+//! updates (a `Family` lookup, a read lock and a hash of every label, happens once per label
+//! set and session), so a request costs atomic increments and one short mutex section for the
+//! per-unit view.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use foldhash::HashMap;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -43,6 +46,12 @@ const WOULD_DENY_GROUPS: usize = 512;
 /// Latency buckets (seconds): 100 µs to about 6.5 s, doubling.
 fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.0001, 2.0, 17)
+}
+
+/// The bounds of [`latency_buckets`], computed once (each bound is a power: not per request).
+fn bucket_bounds() -> &'static [f64] {
+    static BOUNDS: OnceLock<Vec<f64>> = OnceLock::new();
+    BOUNDS.get_or_init(|| latency_buckets().collect())
 }
 
 /// A shared label value (conduit id, listener address): cloned per lookup without a copy.
@@ -108,6 +117,74 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn new_histogram() -> Histogram {
     Histogram::new(latency_buckets())
+}
+
+/// Most request label sets one session keeps handles for (a session uses a handful: its
+/// units, functions and decisions); past it, lookups go to the family.
+const SESSION_LABEL_SETS: usize = 32;
+
+/// The metric handles one client session updates on every request, looked up in their
+/// families once: a family lookup hashes every label under the family's lock, and a session
+/// repeats the same few label sets (the same unit, function and decision) for its whole life.
+/// The handles share their values with the registry, so a scrape sees every increment.
+#[derive(Debug)]
+pub(crate) struct SessionMeter {
+    /// The session's source address, parsed once (the masters view is keyed by it).
+    src: Option<IpAddr>,
+    latency: Option<(Arc<str>, Histogram)>,
+    requests: Vec<(RequestLabels, Counter)>,
+}
+
+impl SessionMeter {
+    fn count_request(
+        &mut self,
+        metrics: &Metrics,
+        conduit: &Arc<str>,
+        unit: u8,
+        function: Cow<'static, str>,
+        decision: &'static str,
+        reason: Cow<'static, str>,
+    ) {
+        let hit = self.requests.iter().find(|(l, _)| {
+            l.unit == unit
+                && l.decision == decision
+                && l.function == function
+                && l.reason == reason
+                && *l.conduit.0 == **conduit
+        });
+        if let Some((_, counter)) = hit {
+            counter.inc();
+            return;
+        }
+        let labels = RequestLabels {
+            conduit: Name(Arc::clone(conduit)),
+            unit,
+            function,
+            decision,
+            reason,
+        };
+        let counter = metrics.requests.get_or_create(&labels).clone();
+        counter.inc();
+        if self.requests.len() < SESSION_LABEL_SETS {
+            self.requests.push((labels, counter));
+        }
+    }
+
+    fn upstream_latency(&mut self, metrics: &Metrics, conduit: &Arc<str>) -> Histogram {
+        match &self.latency {
+            Some((c, h)) if **c == **conduit => h.clone(),
+            _ => {
+                let h = metrics
+                    .upstream_latency
+                    .get_or_create(&ConduitLabels {
+                        conduit: Name(Arc::clone(conduit)),
+                    })
+                    .clone();
+                self.latency = Some((Arc::clone(conduit), h.clone()));
+                h
+            }
+        }
+    }
 }
 
 /// One conduit as the dashboard shows it (set at start and at every reload).
@@ -216,14 +293,6 @@ fn unix_ms(t: SystemTime) -> u64 {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Plain counters updated in one step: a poisoned lock is still sound.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The address of a `src` label (`10.0.0.5:40112` → `10.0.0.5`), without allocating.
-fn source_ip(src: &str) -> Option<IpAddr> {
-    src.parse::<SocketAddr>()
-        .map(|a| canonical_ip(a.ip()))
-        .or_else(|_| src.parse::<IpAddr>().map(canonical_ip))
-        .ok()
 }
 
 fn ip_text(ip: Option<IpAddr>) -> String {
@@ -393,22 +462,24 @@ impl Metrics {
 
     /// A request whose record is complete (answered, denied, dropped): counts it and updates
     /// the live view. `latency_us` is from arrival to the answer leaving.
-    pub(crate) fn request(&self, event: &Event, latency_us: u64) {
+    ///
+    /// `meter` is the session's own cache of the handles it updates ([`SessionMeter`]).
+    pub(crate) fn request(&self, meter: &mut SessionMeter, event: &Event, latency_us: u64) {
         let Some(conduit) = event.conduit.clone() else {
             return;
         };
         let unit = event.unit.unwrap_or(0);
         let decision = event.decision.unwrap_or(Decision::Deny);
         let reason = event.reason.clone().unwrap_or(Cow::Borrowed("none"));
-        self.requests
-            .get_or_create(&RequestLabels {
-                conduit: Name(Arc::clone(&conduit)),
-                unit,
-                function: event.function.clone().unwrap_or(Cow::Borrowed("unknown")),
-                decision: decision.as_str(),
-                reason: reason.clone(),
-            })
-            .inc();
+        let function = event.function.clone().unwrap_or(Cow::Borrowed("unknown"));
+        meter.count_request(
+            self,
+            &conduit,
+            unit,
+            function,
+            decision.as_str(),
+            reason.clone(),
+        );
         if let Some(code) = event.exception {
             self.exceptions
                 .get_or_create(&ExceptionLabels {
@@ -425,14 +496,10 @@ impl Metrics {
             .is_some_and(|m| m.starts_with("unanswered"));
         let seconds = latency_us as f64 / 1e6;
         if forwarded && !unanswered {
-            self.upstream_latency
-                .get_or_create(&ConduitLabels {
-                    conduit: Name(Arc::clone(&conduit)),
-                })
-                .observe(seconds);
+            meter.upstream_latency(self, &conduit).observe(seconds);
         }
-        let src = event.src.as_deref().and_then(source_ip);
-        let now_ms = unix_ms(SystemTime::now());
+        let src = meter.src;
+        let now_ms = unix_ms(event.at.unwrap_or_else(SystemTime::now));
         let mut live = lock(&self.live);
         let denied = !forwarded;
         if denied {
@@ -463,8 +530,9 @@ impl Metrics {
                 }
             }
             if !unanswered {
-                let i = latency_buckets()
-                    .position(|b| seconds <= b)
+                let i = bucket_bounds()
+                    .iter()
+                    .position(|&b| seconds <= b)
                     .unwrap_or(u.buckets.len() - 1);
                 if let Some(b) = u.buckets.get_mut(i) {
                     *b += 1;
@@ -521,6 +589,16 @@ impl Metrics {
                 "exception": event.exception,
             });
             push_recent(&mut live, item);
+        }
+    }
+
+    /// A meter for one client session from `src` (its address; `None`: not an IP peer, a
+    /// serial line).
+    pub(crate) fn session_meter(src: Option<IpAddr>) -> SessionMeter {
+        SessionMeter {
+            src: src.map(canonical_ip),
+            latency: None,
+            requests: Vec::new(),
         }
     }
 
@@ -776,7 +854,7 @@ fn quantile(buckets: &[u64; 18], q: f64) -> Option<f64> {
         return None;
     }
     let want = ((total as f64) * q).ceil().max(1.0) as u64;
-    let bounds: Vec<f64> = latency_buckets().collect();
+    let bounds = bucket_bounds();
     let mut seen = 0;
     for (i, n) in buckets.iter().enumerate() {
         seen += n;
@@ -804,6 +882,42 @@ mod tests {
     use super::*;
     use zonegate_audit::Kind;
 
+    /// One request through a fresh session meter (the source parsed from the record's `src`).
+    fn request(m: &Metrics, e: &Event, latency_us: u64) {
+        let src = e
+            .src
+            .as_deref()
+            .and_then(|s| s.parse::<std::net::SocketAddr>().ok());
+        let mut meter = Metrics::session_meter(src.map(|a| a.ip()));
+        m.request(&mut meter, e, latency_us);
+    }
+
+    #[test]
+    fn a_session_meter_counts_into_the_registry_for_each_label_set() {
+        let m = Metrics::new();
+        let mut meter = Metrics::session_meter(Some("10.0.0.9".parse().unwrap()));
+        let allowed = {
+            let mut e = denied("rule");
+            e.decision = Some(Decision::Allow);
+            e.exception = None;
+            e
+        };
+        for _ in 0..3 {
+            m.request(&mut meter, &allowed, 100);
+            m.request(&mut meter, &denied("no_matching_rule"), 0);
+        }
+        m.request(&mut meter, &allowed, 100);
+        let text = m.encode();
+        assert!(text.contains(
+            "zonegate_requests_total{conduit=\"C1\",unit=\"1\",function=\"write_single_register\",decision=\"allow\",reason=\"rule\"} 4"
+        ), "{text}");
+        assert!(text.contains(
+            "zonegate_requests_total{conduit=\"C1\",unit=\"1\",function=\"write_single_register\",decision=\"deny\",reason=\"no_matching_rule\"} 3"
+        ), "{text}");
+        assert!(text.contains("zonegate_upstream_response_seconds_count{conduit=\"C1\"} 4"));
+        assert_eq!(m.snapshot()["masters"][0]["requests"], 7);
+    }
+
     fn denied(reason: &'static str) -> Event {
         let mut e = Event::new(Kind::Request);
         e.conduit = Some(Arc::from("C1"));
@@ -819,7 +933,7 @@ mod tests {
     #[test]
     fn a_denial_is_counted_with_bounded_labels_and_listed_without_the_port() {
         let m = Metrics::new();
-        m.request(&denied("no_matching_rule"), 50);
+        request(&m, &denied("no_matching_rule"), 50);
         let text = m.encode();
         assert!(text.contains(
             "zonegate_requests_total{conduit=\"C1\",unit=\"1\",function=\"write_single_register\",decision=\"deny\",reason=\"no_matching_rule\"} 1"
@@ -841,7 +955,7 @@ mod tests {
         e.decision = Some(Decision::Allow);
         e.exception = None;
         for us in [200, 300, 900, 40_000] {
-            m.request(&e, us);
+            request(&m, &e, us);
         }
         let text = m.encode();
         assert!(
@@ -863,8 +977,8 @@ mod tests {
         let mut e = denied("no_matching_rule");
         e.decision = Some(Decision::WouldDeny);
         e.exception = None;
-        m.request(&e, 100);
-        m.request(&e, 100);
+        request(&m, &e, 100);
+        request(&m, &e, 100);
         let s = m.snapshot();
         assert_eq!(s["would_deny"][0]["count"], 2);
         assert_eq!(s["would_deny"][0]["rule"], "-");
@@ -876,7 +990,7 @@ mod tests {
         for i in 0..(MASTERS + 50) {
             let mut e = denied("no_matching_rule");
             e.src = Some(format!("10.1.{}.{}:1", i / 250, i % 250));
-            m.request(&e, 10);
+            request(&m, &e, 10);
         }
         let s = m.snapshot();
         assert_eq!(s["recent"].as_array().unwrap().len(), RECENT);

@@ -58,7 +58,7 @@ impl Recorder {
     ///
     /// No completion ticket is made and the caller never waits: when the writer's queue is
     /// full the record is not queued (counted as lost) and the audit-failure alarm is raised.
-    pub(crate) fn record(&self, event: Event) {
+    pub(crate) fn record(&self, event: impl Into<Box<Event>>) {
         if let Err(e) = self.handle.record(event, false) {
             self.alarm(
                 &format!("audit record not queued: {e}"),

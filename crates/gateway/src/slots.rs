@@ -34,8 +34,9 @@ pub(crate) struct Slot {
     req_len: usize,
     resp: [u8; MAX_PDU],
     resp_len: usize,
-    /// Audit record of this request, completed when the answer leaves.
-    pub(crate) event: Event,
+    /// Audit record of this request, completed when the answer leaves; boxed because it is
+    /// large and a slot moves (queued, answered, handed to the audit writer as it is).
+    pub(crate) event: Box<Event>,
     pub(crate) started: Instant,
     /// Seq of the durable `request` record written before forwarding (then an `outcome` follows).
     pub(crate) ref_seq: Option<u64>,
@@ -43,7 +44,13 @@ pub(crate) struct Slot {
 
 impl Slot {
     /// A slot that is ready (its answer is set next) for request `pdu`.
-    pub(crate) fn new(tid: u16, unit: UnitId, pdu: &[u8], event: Event, started: Instant) -> Self {
+    pub(crate) fn new(
+        tid: u16,
+        unit: UnitId,
+        pdu: &[u8],
+        event: Box<Event>,
+        started: Instant,
+    ) -> Self {
         let mut req = [0u8; MAX_PDU];
         let n = pdu.len().min(MAX_PDU);
         req[..n].copy_from_slice(&pdu[..n]);
@@ -198,7 +205,7 @@ mod tests {
             utid,
             UnitId::new(1),
             &[3, 0, 0, 0, 1],
-            Event::default(),
+            Box::default(),
             deadline,
         );
         s.state = SlotState::Pending { utid, deadline };

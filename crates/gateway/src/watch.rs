@@ -285,6 +285,7 @@ impl Watch {
                     hold: self.hold.clone(),
                     reported_drops: self.counters.dropped.load(Ordering::Relaxed),
                     last_report: None,
+                    last_device: None,
                 };
                 let spawned = std::thread::Builder::new()
                     .name("zonegate-monitor".into())
@@ -395,7 +396,14 @@ fn load_shadow(
 
 /// Hands a finished transaction of a session to the monitor (conn.rs calls it for every slot
 /// that leaves: answered, refused by the gateway, unanswered). Never blocks.
-pub(crate) fn transaction(shared: &ConduitShared, client: SocketAddr, slot: &Slot) {
+/// `latency_us`: from the request's arrival to its answer (the answer's time is derived from
+/// it rather than read from the clock again).
+pub(crate) fn transaction(
+    shared: &ConduitShared,
+    client: SocketAddr,
+    slot: &Slot,
+    latency_us: u64,
+) {
     let watch = &shared.watch.monitor;
     // One load of the sender for the whole hand-over (it is the data path's only cost).
     let guard = watch.tx.load();
@@ -404,7 +412,7 @@ pub(crate) fn transaction(shared: &ConduitShared, client: SocketAddr, slot: &Slo
     };
     let request = slot.request();
     let answer = slot.answer();
-    let now = SystemTime::now();
+    let request_at = slot.event.at.unwrap_or_else(SystemTime::now);
     let mut job = Job {
         conduit: slot.event.conduit.clone(),
         client,
@@ -412,8 +420,8 @@ pub(crate) fn transaction(shared: &ConduitShared, client: SocketAddr, slot: &Slo
         tid: slot.client_tid,
         unit: slot.unit.get(),
         request_id: slot.event.request_id,
-        request_at: slot.event.at.unwrap_or(now),
-        answer_at: now,
+        request_at,
+        answer_at: request_at + Duration::from_micros(latency_us),
         pdus: [0; 2 * MAX_PDU],
         req_len: 0,
         ans_len: 0,
@@ -496,6 +504,9 @@ struct Worker {
     hold: Option<Arc<Mutex<()>>>,
     reported_drops: u64,
     last_report: Option<StdInstant>,
+    /// The last device label and its address: a session's jobs all name the same device, and
+    /// parsing the label per transaction showed in the profile.
+    last_device: Option<(Arc<str>, SocketAddr)>,
 }
 
 fn micros(t: SystemTime) -> u64 {
@@ -541,7 +552,7 @@ impl Worker {
                     self.counters.processed.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(Msg::Closed(client, device)) => {
-                    let server = device_addr(device.as_deref());
+                    let server = self.server(device.as_ref());
                     self.monitor.flow_closed(Flow { client, server });
                 }
                 Err(TryRecvError::Empty) => {
@@ -558,8 +569,21 @@ impl Worker {
         }
     }
 
+    /// The address of the device labelled `device` (see [`device_addr`]), cached.
+    fn server(&mut self, device: Option<&Arc<str>>) -> SocketAddr {
+        match (device, &self.last_device) {
+            (Some(d), Some((last, addr))) if Arc::ptr_eq(d, last) => *addr,
+            (Some(d), _) => {
+                let addr = device_addr(Some(d));
+                self.last_device = Some((Arc::clone(d), addr));
+                addr
+            }
+            (None, _) => device_addr(None),
+        }
+    }
+
     fn feed(&mut self, job: &Job) {
-        let server = device_addr(job.device.as_deref());
+        let server = self.server(job.device.as_ref());
         let flow = Flow {
             client: job.client,
             server,

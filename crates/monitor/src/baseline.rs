@@ -1,9 +1,10 @@
 //! The baseline: what each (master, slave, unit) channel did during learning. Serialised as a
 //! JSON file a person can read and edit (`--baseline`), and the input of `learn`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 use zonegate_modbus::{Request, Table};
 

@@ -1,9 +1,10 @@
 //! The monitor engine: pairs responses with requests per flow, keeps the counters, runs every
 //! detector and learns the baseline, over ADUs handed to it with their timestamps.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
+use foldhash::HashMap;
 use serde::Serialize;
 use zonegate_modbus::{diagnostics, FrameError, Request, Response};
 
@@ -194,11 +195,11 @@ impl Monitor {
             learned: None,
             inventory: Inventory::default(),
             stats: Stats::default(),
-            flows: HashMap::new(),
-            suppress: HashMap::new(),
-            exceptions: HashMap::new(),
-            flood: HashMap::new(),
-            polls: HashMap::new(),
+            flows: HashMap::default(),
+            suppress: HashMap::default(),
+            exceptions: HashMap::default(),
+            flood: HashMap::default(),
+            polls: HashMap::default(),
             keep_transactions: false,
             first_us: None,
             alerts: Vec::new(),

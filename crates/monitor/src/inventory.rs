@@ -1,9 +1,10 @@
 //! Passive inventory: every address seen, its role, the unit ids and functions, and what
 //! devices said about themselves in FC 43/14 and FC 17 answers.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use foldhash::HashMap;
 use serde::Serialize;
 
 /// At most this many addresses are kept (a sweep of spoofed sources cannot grow it further).
