@@ -542,16 +542,22 @@ impl Session {
                     let code = verdict.exception.unwrap_or(ExceptionCode::IllegalFunction);
                     self.push_local(tid, unit, pdu, code, event, started);
                 }
-                DenyAction::Drop => {
-                    event.message = Some("dropped (deny: drop)".to_owned());
-                    self.shared.metrics.request(&mut self.meter, &event, 0);
-                    self.shared.recorder.record_denial(*event);
-                }
-                DenyAction::Close => {
-                    event.message = Some("connection closed (deny: close)".to_owned());
-                    self.shared.metrics.request(&mut self.meter, &event, 0);
-                    self.shared.recorder.record_denial(*event);
-                    self.end = Some(End::PolicyClose);
+                DenyAction::Drop | DenyAction::Close => {
+                    let close = state.settings.deny == DenyAction::Close;
+                    event.message = Some(if close {
+                        "connection closed (deny: close)".to_owned()
+                    } else {
+                        "dropped (deny: drop)".to_owned()
+                    });
+                    // No answer goes back, but the monitor sees the refused request (a scan
+                    // or a listen-only attempt is what it watches for) as one left unanswered.
+                    let slot = Slot::new(tid, unit, pdu, event, started);
+                    crate::watch::transaction(&self.shared, self.peer, &slot, 0);
+                    self.shared.metrics.request(&mut self.meter, &slot.event, 0);
+                    self.shared.recorder.record_denial(*slot.event);
+                    if close {
+                        self.end = Some(End::PolicyClose);
+                    }
                 }
             }
             return Ok(());
@@ -874,8 +880,11 @@ impl Session {
 
     /// Moves every ready answer at the head of the queue to the client buffer and records it.
     fn collect_answers(&mut self) {
-        let now = Instant::now();
+        // Called twice per loop turn, mostly with nothing ready: the clock (a slow read on a
+        // VM's clock source) is read only for an answer.
+        let mut now = None;
         while let Some(slot) = self.slots.pop_ready() {
+            let now = *now.get_or_insert_with(Instant::now);
             let mut adu = [0u8; MAX_TCP_ADU_LEN];
             match encode_adu(slot.client_tid, slot.unit, slot.answer(), &mut adu) {
                 Ok(n) => self.cout.extend_from_slice(&adu[..n]),

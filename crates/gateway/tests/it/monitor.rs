@@ -32,6 +32,16 @@ impl Watched {
     /// A sim, and a gateway whose model ends with `extra` (top-level sections, e.g.
     /// `monitor:`) and whose conduit has `conduit_lines` (indented 4).
     async fn start(extra: &str, conduit_lines: &str, hold: Option<Arc<Mutex<()>>>) -> Self {
+        Self::start_with(extra, conduit_lines, "", hold).await
+    }
+
+    /// Like [`Watched::start`], with `gateway_lines` (indented 6) in the `gateway:` block.
+    async fn start_with(
+        extra: &str,
+        conduit_lines: &str,
+        gateway_lines: &str,
+        hold: Option<Arc<Mutex<()>>>,
+    ) -> Self {
         let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
             .await
             .unwrap();
@@ -39,7 +49,12 @@ impl Watched {
         let audit = dir.join("audit.log");
         let model_path = dir.join("model.yaml");
         let upstream = sim.local_addr();
-        std::fs::write(&model_path, text(upstream, &audit, extra, conduit_lines)).unwrap();
+        let t = text(upstream, &audit, extra, conduit_lines).replacen(
+            "    rules:\n",
+            &format!("{gateway_lines}    rules:\n"),
+            1,
+        );
+        std::fs::write(&model_path, t).unwrap();
         let options = GatewayOptions {
             watch_interval: Duration::from_millis(50),
             probe_upstreams: false,
@@ -145,6 +160,44 @@ async fn a_listen_only_request_becomes_an_alert_record_on_the_audit_chain() {
     assert!(report.ok, "{report:?}");
     w.sim.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_request_refused_by_deny_drop_or_close_is_still_seen_by_the_monitor() {
+    // Regression: with `deny: drop` or `close` a refused request never reached the monitor
+    // (only requests answered by a slot did), so a listen-only attempt went unreported.
+    let rules_without_diagnostics = "      - id: historian-read\n        from: [HIST]\n        functions: [read]\n        holding: 0-199\n";
+    for deny in ["drop", "close"] {
+        let w = Watched::start_with(
+            "monitor:\n  queue: 64\n",
+            "",
+            &format!("      deny: {deny}\n"),
+            None,
+        )
+        .await;
+        let t = std::fs::read_to_string(&w.model_path).unwrap();
+        std::fs::write(
+            &w.model_path,
+            t.replacen(RULES, rules_without_diagnostics, 1),
+        )
+        .unwrap();
+        w.gateway.reload().unwrap();
+        let mut c = w.client().await;
+        let (_, bytes) = c.raw_adu(1, &LISTEN_ONLY);
+        c.send(&bytes).await;
+        let events = w
+            .events_until(|e| !alerts(e, "diagnostics_listen_only").is_empty())
+            .await;
+        let denied = events
+            .iter()
+            .find(|e| e.kind == Kind::Request && e.fc == Some(8))
+            .unwrap_or_else(|| panic!("deny: {deny}: no request record: {events:?}"));
+        assert_eq!(denied.decision, Some(Decision::Deny), "deny: {deny}");
+        let alert = alerts(&events, "diagnostics_listen_only");
+        assert_eq!(alert.len(), 1, "deny: {deny}: {events:?}");
+        assert_eq!(alert[0].request_id, denied.request_id, "deny: {deny}");
+        w.stop().await;
+    }
 }
 
 #[tokio::test]
