@@ -82,14 +82,73 @@ struct Job {
     request_id: Option<u64>,
     request_at: SystemTime,
     answer_at: SystemTime,
-    /// Request PDU in `pdus[..req_len]`, answer PDU in `pdus[MAX_PDU..MAX_PDU + ans_len]`.
-    pdus: [u8; 2 * MAX_PDU],
-    req_len: u8,
-    ans_len: u8,
+    /// The request and answer PDUs.
+    pdus: Pdus,
     answered: bool,
 }
 
-// A job is copied into the channel's own slots, never boxed: no allocation per transaction.
+/// Request and answer PDUs that fit together this size travel inside the job.
+const INLINE_PDUS: usize = 96;
+
+/// The two PDUs of a job: inline when small (a poll's request and a short answer: no
+/// allocation), else on the heap. A job is written into the channel's slot by the data path and
+/// read by the monitor thread on the other core, so its size is cache lines moved per
+/// transaction; a fixed 2 x 253-byte buffer made the hand-off the monitor's largest cost.
+enum Pdus {
+    /// Request in `buf[..req_len]`, answer in `buf[req_len..req_len + ans_len]`.
+    Inline {
+        buf: [u8; INLINE_PDUS],
+        req_len: u8,
+        ans_len: u8,
+    },
+    /// Request in `buf[..req_len]`, answer in `buf[req_len..]`.
+    Heap { buf: Box<[u8]>, req_len: usize },
+}
+
+impl Pdus {
+    fn new(request: &[u8], answer: &[u8]) -> Self {
+        let (r, a) = (request.len().min(MAX_PDU), answer.len().min(MAX_PDU));
+        if r + a <= INLINE_PDUS {
+            let mut buf = [0u8; INLINE_PDUS];
+            buf[..r].copy_from_slice(&request[..r]);
+            buf[r..r + a].copy_from_slice(&answer[..a]);
+            // Both at most INLINE_PDUS (96): they fit a u8.
+            Self::Inline {
+                buf,
+                req_len: r as u8,
+                ans_len: a as u8,
+            }
+        } else {
+            let mut buf = Vec::with_capacity(r + a);
+            buf.extend_from_slice(&request[..r]);
+            buf.extend_from_slice(&answer[..a]);
+            Self::Heap {
+                buf: buf.into_boxed_slice(),
+                req_len: r,
+            }
+        }
+    }
+
+    fn request(&self) -> &[u8] {
+        match self {
+            Self::Inline { buf, req_len, .. } => &buf[..usize::from(*req_len)],
+            Self::Heap { buf, req_len } => &buf[..*req_len],
+        }
+    }
+
+    fn answer(&self) -> &[u8] {
+        match self {
+            Self::Inline {
+                buf,
+                req_len,
+                ans_len,
+            } => &buf[usize::from(*req_len)..usize::from(*req_len) + usize::from(*ans_len)],
+            Self::Heap { buf, req_len } => &buf[*req_len..],
+        }
+    }
+}
+
+// A small job is copied into the channel's own slots, never boxed: no allocation per poll.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
     Tx(Job),
@@ -413,7 +472,7 @@ pub(crate) fn transaction(
     let request = slot.request();
     let answer = slot.answer();
     let request_at = slot.event.at.unwrap_or_else(SystemTime::now);
-    let mut job = Job {
+    let job = Job {
         conduit: slot.event.conduit.clone(),
         client,
         device: slot.event.dst.clone(),
@@ -422,18 +481,10 @@ pub(crate) fn transaction(
         request_id: slot.event.request_id,
         request_at,
         answer_at: request_at + Duration::from_micros(latency_us),
-        pdus: [0; 2 * MAX_PDU],
-        req_len: 0,
-        ans_len: 0,
+        pdus: Pdus::new(request, answer),
         // A slot leaves with an answer unless the request expects none (FC 8/04).
         answered: !answer.is_empty(),
     };
-    let (r, a) = (request.len().min(MAX_PDU), answer.len().min(MAX_PDU));
-    job.pdus[..r].copy_from_slice(&request[..r]);
-    job.pdus[MAX_PDU..MAX_PDU + a].copy_from_slice(&answer[..a]);
-    // Both at most MAX_PDU (253): they fit a u8.
-    job.req_len = r as u8;
-    job.ans_len = a as u8;
     watch.offer_to(tx, Msg::Tx(job));
 }
 
@@ -588,7 +639,7 @@ impl Worker {
             client: job.client,
             server,
         };
-        let request = &job.pdus[..usize::from(job.req_len)];
+        let request = job.pdus.request();
         self.monitor.adu(Adu {
             ts_us: micros(job.request_at),
             flow,
@@ -604,7 +655,7 @@ impl Worker {
                 side: Side::ToClient,
                 transaction_id: job.tid,
                 unit: job.unit,
-                pdu: &job.pdus[MAX_PDU..MAX_PDU + usize::from(job.ans_len)],
+                pdu: job.pdus.answer(),
             });
         }
         let fc = request.first().copied();
@@ -674,6 +725,27 @@ mod tests {
                 "{}",
                 d.kind
             );
+        }
+    }
+
+    #[test]
+    fn a_jobs_pdus_come_back_whole_inline_or_on_the_heap() {
+        let read = [0x03, 0x00, 0x64, 0x00, 0x0a];
+        let short: Vec<u8> = [0x03, 20].into_iter().chain(0..20).collect();
+        let long: Vec<u8> = [0x03, 250].into_iter().chain(0..250).collect();
+        let write: Vec<u8> = [0x10, 0, 0, 0, 123, 246]
+            .into_iter()
+            .chain(0..246)
+            .collect();
+        for (request, answer, inline) in [
+            (&read[..], &short[..], true),
+            (&read[..], &[][..], true),
+            (&read[..], &long[..], false),
+            (&write[..], &[0x10, 0, 0, 0, 123][..], false),
+        ] {
+            let p = Pdus::new(request, answer);
+            assert_eq!(matches!(p, Pdus::Inline { .. }), inline);
+            assert_eq!((p.request(), p.answer()), (request, answer));
         }
     }
 
