@@ -20,6 +20,7 @@ mod encode;
 pub mod error;
 pub mod event;
 pub mod keys;
+pub mod priority;
 pub mod show;
 pub mod storage;
 pub mod syslog;

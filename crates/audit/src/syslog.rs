@@ -82,7 +82,10 @@ impl Exporter {
         };
         let thread = thread::Builder::new()
             .name("zonegate-audit-syslog".into())
-            .spawn(move || conn.run(&rx))
+            .spawn(move || {
+                crate::priority::run_in_background();
+                conn.run(&rx)
+            })
             .map_err(|e| AuditError::Config(format!("cannot spawn the syslog exporter: {e}")))?;
         Ok(Self {
             tx: Some(tx),

@@ -421,7 +421,10 @@ impl AuditLog {
 
         let writer = thread::Builder::new()
             .name("zonegate-audit".into())
-            .spawn(move || w.run(&rx))
+            .spawn(move || {
+                crate::priority::run_in_background();
+                w.run(&rx)
+            })
             .map_err(|e| AuditError::Config(format!("cannot spawn the audit writer: {e}")))?;
         Ok(AuditHandle {
             tx: Some(tx),

@@ -348,7 +348,10 @@ impl Watch {
                 };
                 let spawned = std::thread::Builder::new()
                     .name("zonegate-monitor".into())
-                    .spawn(move || worker.run(&rx));
+                    .spawn(move || {
+                        zonegate_audit::priority::run_in_background();
+                        worker.run(&rx)
+                    });
                 match spawned {
                     Ok(thread) => {
                         info!("live monitor on (queue {})", c.queue);
