@@ -23,6 +23,9 @@
 //! Writes to the sockets are batched: all requests of one client read go upstream in one write,
 //! all answers that became ready go back in one write.
 //!
+//! This file holds the session's state and its loop; [`request`] the request path (decide,
+//! record, answer) and [`device`] the device side (borrow, write, match, time out).
+//!
 //! Modbus/TCP Security: on a TLS listener the session first runs the handshake (tls.rs),
 //! bounded by `unauthenticated_idle_timeout`; a refused handshake is one `connection` record
 //! with why. Then the same data path runs on the TLS stream ([`ClientStream`]): the ADU
@@ -32,27 +35,28 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use zonegate_audit::{Decision, Event, Kind};
-use zonegate_modbus::tcp::{decode_adu, encode_adu, MAX_TCP_ADU_LEN};
-use zonegate_modbus::{Access, ExceptionCode, FunctionCode, UnitId};
-use zonegate_modbus::{Request, Response};
+use zonegate_modbus::tcp::decode_adu;
 
-use crate::class::is_write_class;
 use crate::io::{ClientStream, Stream};
 use crate::metrics::{Metrics, SessionMeter};
-use crate::record::FailureAction;
-use crate::slots::{Slot, SlotState, Slots, MAX_PDU};
-use crate::state::{ConduitShared, ConduitState, DenyAction, Mode};
+use crate::slots::{SlotState, Slots, MAX_PDU};
+use crate::state::{ConduitShared, ConduitState};
 use crate::tls::Peer;
-use crate::upstream::{Link, Unavailable};
+use crate::upstream::Link;
+
+mod device;
+mod request;
+
+use device::read_upstream;
 
 /// Read chunk for both sockets.
 const READ_CHUNK: usize = 4096;
@@ -432,15 +436,6 @@ impl Session {
         Ok(())
     }
 
-    /// Records why the TLS connection to the device failed (the request itself gets 0x0A).
-    fn upstream_handshake_failed(&self, state: &ConduitState, why: &str) {
-        let mut ev = self.base_event(state);
-        ev.kind = Kind::Connection;
-        ev.reason = Some("upstream_tls_failed".into());
-        ev.message = Some(why.to_owned());
-        self.shared.recorder.record_denial(ev);
-    }
-
     /// Logs and records a client whose frame did not complete in time.
     fn incomplete_frame(&self, state: &ConduitState) {
         warn!(
@@ -460,491 +455,6 @@ impl Session {
         self.shared.recorder.record_denial(ev);
     }
 
-    /// Decides one request and queues its answer or forwards it.
-    async fn handle_request(
-        &mut self,
-        state: &Arc<ConduitState>,
-        tid: u16,
-        unit: UnitId,
-        pdu: &[u8],
-    ) -> Result<(), End> {
-        let started = Instant::now();
-        let fc = pdu.first().copied().unwrap_or(0);
-        let mut event = Box::new(self.base_event(state));
-        // `ts` is the arrival, not the moment the record is queued (after the answer).
-        event.at = Some(SystemTime::now());
-        event.request_id = Some(NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed));
-        event.tid = Some(tid);
-        event.unit = Some(unit.get());
-        event.fc = Some(fc);
-        event.function = FunctionCode::new(fc).name().map(Cow::Borrowed);
-
-        let request = match Request::parse(pdu) {
-            Ok(r) => r,
-            Err(e) => {
-                // Not valid Modbus: never forwarded, whatever the mode.
-                let code = e
-                    .exception_code()
-                    .unwrap_or(ExceptionCode::IllegalDataValue);
-                debug!(peer = %self.peer, tid, "invalid request PDU: {e}");
-                event.decision = Some(Decision::Deny);
-                event.reason = Some(
-                    if code == ExceptionCode::IllegalFunction {
-                        "illegal_function"
-                    } else {
-                        "invalid_pdu"
-                    }
-                    .into(),
-                );
-                event.message = Some(e.to_string());
-                self.push_local(tid, unit, pdu, code, event, started);
-                return Ok(());
-            }
-        };
-        describe_request(&request, &mut event);
-
-        // The role is checked on every request, a resumed session's too.
-        let role = self.tls_peer.as_ref().and_then(|p| p.role.as_deref());
-        let mut verdict = state.decide(self.peer.ip(), role, unit, &request, started);
-        event.reason = Some(Cow::Borrowed(verdict.reason));
-        event.rule = verdict.rule.take();
-        let ip = self.peer.ip();
-        crate::watch::shadow(
-            &self.shared,
-            &event,
-            ip,
-            role,
-            unit,
-            &request,
-            started,
-            verdict.allow,
-        );
-
-        let forward = match (verdict.allow, state.settings.mode) {
-            (true, _) => {
-                event.decision = Some(Decision::Allow);
-                true
-            }
-            (false, Mode::Monitor) => {
-                event.decision = Some(Decision::WouldDeny);
-                true
-            }
-            (false, Mode::Enforce) => {
-                event.decision = Some(Decision::Deny);
-                false
-            }
-        };
-
-        if !forward {
-            // A denied request is not activity: it never holds the session open.
-            match state.settings.deny {
-                DenyAction::Exception => {
-                    let code = verdict.exception.unwrap_or(ExceptionCode::IllegalFunction);
-                    self.push_local(tid, unit, pdu, code, event, started);
-                }
-                DenyAction::Drop | DenyAction::Close => {
-                    let close = state.settings.deny == DenyAction::Close;
-                    event.message = Some(if close {
-                        "connection closed (deny: close)".to_owned()
-                    } else {
-                        "dropped (deny: drop)".to_owned()
-                    });
-                    // No answer goes back, but the monitor sees the refused request (a scan
-                    // or a listen-only attempt is what it watches for) as one left unanswered.
-                    let slot = Slot::new(tid, unit, pdu, event, started);
-                    crate::watch::transaction(&self.shared, self.peer, &slot, 0);
-                    self.shared.metrics.request(&mut self.meter, &slot.event, 0);
-                    self.shared.recorder.record_denial(*slot.event);
-                    if close {
-                        self.end = Some(End::PolicyClose);
-                    }
-                }
-            }
-            return Ok(());
-        }
-        // Forwarded (allowed, or monitor mode, which promises to change no traffic).
-        self.last_activity = started;
-        self.authenticated = true;
-
-        // Audit failure behaviour and durability before the request reaches the device.
-        let write_class = is_write_class(&request);
-        if let FailureAction::Block = self.shared.recorder.failure_action(write_class) {
-            event.reason = Some("audit_unavailable".into());
-            event.decision = Some(Decision::Deny);
-            self.push_local(
-                tid,
-                unit,
-                pdu,
-                ExceptionCode::ServerDeviceFailure,
-                event,
-                started,
-            );
-            return Ok(());
-        }
-        let mut ref_seq = None;
-        if self.shared.recorder.must_be_durable(write_class) {
-            // Requests already forwarded go first: the device sees them in order anyway.
-            self.flush_upstream(state).await?;
-            let ticket = self.shared.recorder.append_durable(Event::clone(&event));
-            match tokio::time::timeout(state.settings.request_timeout, ticket).await {
-                Ok(Ok(seq)) => ref_seq = Some(seq),
-                outcome => {
-                    let why = match outcome {
-                        Ok(Err(e)) => e,
-                        _ => "the audit log did not confirm in time".to_owned(),
-                    };
-                    match self.shared.recorder.on_durable_failure(write_class, &why) {
-                        FailureAction::Block => {
-                            event.reason = Some("audit_unavailable".into());
-                            event.decision = Some(Decision::Deny);
-                            event.message = Some(why);
-                            self.push_local(
-                                tid,
-                                unit,
-                                pdu,
-                                ExceptionCode::ServerDeviceFailure,
-                                event,
-                                started,
-                            );
-                            return Ok(());
-                        }
-                        FailureAction::Forward => {}
-                    }
-                }
-            }
-        }
-
-        let mut slot = Slot::new(tid, unit, pdu, event, started);
-        slot.ref_seq = ref_seq;
-        if let Err(unavailable) = self.ready_link(state).await? {
-            let (code, why) = match unavailable {
-                Unavailable::Unreachable => (
-                    ExceptionCode::GatewayPathUnavailable,
-                    "unanswered: the device is unreachable",
-                ),
-                Unavailable::Busy => (
-                    ExceptionCode::GatewayTargetFailedToRespond,
-                    "unanswered: every device connection stayed busy for request_timeout",
-                ),
-                Unavailable::Handshake(why) => {
-                    self.upstream_handshake_failed(state, &why);
-                    (
-                        ExceptionCode::GatewayPathUnavailable,
-                        "unanswered: the TLS handshake with the device failed",
-                    )
-                }
-            };
-            slot.fail(code, why);
-            self.slots.push(slot);
-            return Ok(());
-        }
-        let Some(link) = &mut self.link else {
-            // `ready_link` left a link or said why not.
-            slot.fail(ExceptionCode::GatewayPathUnavailable, "unanswered: no link");
-            self.slots.push(slot);
-            return Ok(());
-        };
-        let utid = link.conn.next_utid();
-        let mut adu = [0u8; MAX_TCP_ADU_LEN];
-        match encode_adu(utid, unit, pdu, &mut adu) {
-            Ok(n) => self.uout.extend_from_slice(&adu[..n]),
-            Err(e) => {
-                // Cannot happen for a PDU the deframer accepted; answer rather than hang.
-                warn!("cannot re-encode a request for the device: {e}");
-                slot.fail(
-                    ExceptionCode::ServerDeviceFailure,
-                    "unanswered: cannot re-encode the request",
-                );
-                self.slots.push(slot);
-                return Ok(());
-            }
-        }
-        if !request.expects_response() {
-            // FC 8 / 0x0004 Force Listen Only: the device never answers, neither do we.
-            slot.event.message = Some("no response expected".to_owned());
-            self.finish_event(slot, 0);
-            return Ok(());
-        }
-        slot.state = SlotState::Pending {
-            utid,
-            // Counted from now, not from arrival: the request may have waited for its durable
-            // record or for a busy device connection's quiet period.
-            // A bus answers within its own timing (queue, retries): see bus.rs.
-            deadline: Instant::now() + state.settings.answer_within(),
-        };
-        self.slots.push(slot);
-        Ok(())
-    }
-
-    /// Makes sure the session holds a device connection that may be sent a request now: waits
-    /// out a busy one (a late answer, or its quiet period), or borrows one from the pool.
-    async fn ready_link(
-        &mut self,
-        state: &Arc<ConduitState>,
-    ) -> Result<Result<(), Unavailable>, End> {
-        self.wait_until_quiet(state.settings.request_timeout).await;
-        if self.link.is_some() {
-            return Ok(Ok(()));
-        }
-        if self.shared.pool.all_lent() {
-            // The wait may be long: answers already made leave first.
-            self.flush(state).await?;
-        }
-        match self
-            .shared
-            .pool
-            .borrow(&state.settings, &self.shared.conduit, &self.shared.recorder)
-            .await
-        {
-            Ok(link) => {
-                self.ubuf.clear();
-                self.link = Some(link);
-                Ok(Ok(()))
-            }
-            Err(e) => Ok(Err(e)),
-        }
-    }
-
-    /// While the device may still be working on a request answered 0x0B, reads its
-    /// connection until the late answer comes or the quiet period ends (both bounded).
-    async fn wait_until_quiet(&mut self, request_timeout: Duration) {
-        loop {
-            let Some(link) = &mut self.link else {
-                return;
-            };
-            let Some(until) = link.conn.busy_until() else {
-                return;
-            };
-            let read = link.conn.stream.read_some(&mut self.ubuf, READ_CHUNK);
-            match tokio::time::timeout_at(until, read).await {
-                Err(_) => {
-                    link.conn.quiet();
-                    return;
-                }
-                Ok(Ok(0)) => self.upstream_lost("device closed the connection"),
-                Ok(Err(e)) => self.upstream_lost(&format!("device read failed: {e}")),
-                Ok(Ok(_)) => self.take_responses(),
-            }
-            self.expire_requests(Instant::now(), request_timeout);
-        }
-    }
-
-    /// Queues an answer made by the gateway itself (an exception).
-    fn push_local(
-        &mut self,
-        tid: u16,
-        unit: UnitId,
-        pdu: &[u8],
-        code: ExceptionCode,
-        event: Box<Event>,
-        started: Instant,
-    ) {
-        // The request is kept for the monitor, which watches refused requests too.
-        let mut slot = Slot::new(tid, unit, pdu, event, started);
-        slot.set_exception(pdu.first().copied().unwrap_or(0), code);
-        self.slots.push(slot);
-    }
-
-    /// Gives the device connection back to the pool once nothing is owed on it.
-    fn give_back_link(&mut self) {
-        let Some(link) = &mut self.link else {
-            return;
-        };
-        // The clock is read only for a connection in its quiet period (rare).
-        if link.conn.busy_until().is_some_and(|d| Instant::now() >= d) {
-            link.conn.quiet();
-        }
-        if link.conn.busy_until().is_some()
-            || self.slots.has_pending()
-            || !self.uout.is_empty()
-            || !self.ubuf.is_empty()
-        {
-            return;
-        }
-        if let Some(link) = self.link.take() {
-            self.shared.pool.give_back(link);
-        }
-    }
-
-    /// The device connection broke: every request waiting on it gets 0x0B.
-    fn upstream_lost(&mut self, why: &str) {
-        info!(conduit = %self.shared.conduit, peer = %self.peer, "{why}");
-        // Dropped, not given back: the next borrow opens a new one.
-        self.link = None;
-        self.ubuf.clear();
-        self.slots.fail_pending(
-            ExceptionCode::GatewayTargetFailedToRespond,
-            "unanswered: the device connection was lost",
-        );
-    }
-
-    /// Deframes device responses and matches them to pending slots.
-    fn take_responses(&mut self) {
-        let mut pdu = [0u8; MAX_PDU];
-        loop {
-            let (utid, unit, len) = match decode_adu(&self.ubuf) {
-                Ok(None) => return,
-                Ok(Some(adu)) => {
-                    let n = adu.pdu.len().min(MAX_PDU);
-                    pdu[..n].copy_from_slice(&adu.pdu[..n]);
-                    let wire = adu.wire_len();
-                    let h = adu.header;
-                    self.ubuf.advance(wire);
-                    (h.transaction_id, h.unit_id, n)
-                }
-                Err(e) => {
-                    self.report_response("broken frame from the device", &e.to_string(), None);
-                    self.upstream_lost("dropping the device connection after a broken frame");
-                    return;
-                }
-            };
-            let pdu = &pdu[..len];
-            let Some(slot) = self.slots.pending_mut(utid) else {
-                let late = self.link.as_mut().is_some_and(|l| l.conn.take_late(utid));
-                if late {
-                    self.report_response(
-                        "late response",
-                        &format!("transaction id {utid} was already answered with 0x0B"),
-                        None,
-                    );
-                } else {
-                    self.report_response(
-                        "unsolicited response",
-                        &format!("transaction id {utid} matches no outstanding request"),
-                        None,
-                    );
-                }
-                continue;
-            };
-            let checked = if slot.unit != unit {
-                Err(format!(
-                    "unit id {} answers a request to unit {}",
-                    unit.get(),
-                    slot.unit.get()
-                ))
-            } else {
-                match Request::parse(slot.request()) {
-                    Ok(req) => Response::parse_for(pdu, &req)
-                        .map(|resp| match resp {
-                            Response::Exception { code, .. } => Some(code.to_u8()),
-                            _ => None,
-                        })
-                        .map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                }
-            };
-            match checked {
-                Ok(exception) => {
-                    slot.set_answer(pdu);
-                    slot.event.exception = exception;
-                }
-                Err(why) => {
-                    // The device answered this request, wrongly: waiting longer cannot bring a
-                    // right answer, so the client hears 0x04 now (README, "On the wire").
-                    slot.fail(
-                        ExceptionCode::ServerDeviceFailure,
-                        &format!("{MISMATCHED}: {why}"),
-                    );
-                    let id = slot.event.request_id;
-                    self.report_response("mismatched response", &why, id);
-                }
-            }
-        }
-    }
-
-    /// Logs and records a device response that was dropped (`request_id`: the request it
-    /// claimed to answer).
-    fn report_response(&self, what: &str, why: &str, request_id: Option<u64>) {
-        warn!(conduit = %self.shared.conduit, peer = %self.peer, "dropped {what} from the device: {why}");
-        let state = self.shared.state.load();
-        let mut ev = self.base_event(&state);
-        ev.kind = Kind::Alert;
-        ev.reason = Some(what.replace(' ', "_").into());
-        ev.message = Some(why.to_owned());
-        ev.request_id = request_id;
-        self.shared.recorder.record(ev);
-    }
-
-    /// Answers 0x0B for every forwarded request whose deadline passed; its connection waits
-    /// for the late answer up to another `request_timeout` before it is sent anything else.
-    fn expire_requests(&mut self, now: Instant, request_timeout: Duration) {
-        let link = &mut self.link;
-        let peer = self.peer;
-        self.slots.expire(now, |utid| {
-            debug!(%peer, utid, "device did not answer in time");
-            if let Some(link) = link.as_mut() {
-                link.conn.expired(utid, now + request_timeout);
-            }
-        });
-    }
-
-    /// Moves every ready answer at the head of the queue to the client buffer and records it.
-    fn collect_answers(&mut self) {
-        // Called twice per loop turn, mostly with nothing ready: the clock (a slow read on a
-        // VM's clock source) is read only for an answer.
-        let mut now = None;
-        while let Some(slot) = self.slots.pop_ready() {
-            let now = *now.get_or_insert_with(Instant::now);
-            let mut adu = [0u8; MAX_TCP_ADU_LEN];
-            match encode_adu(slot.client_tid, slot.unit, slot.answer(), &mut adu) {
-                Ok(n) => self.cout.extend_from_slice(&adu[..n]),
-                Err(e) => warn!("cannot encode an answer for the client: {e}"),
-            }
-            let latency = now.saturating_duration_since(slot.started);
-            let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            self.finish_event(slot, latency_us);
-        }
-    }
-
-    /// Appends the event of a finished slot: the whole `request` record, or the `outcome` of a
-    /// request whose record was made durable before forwarding.
-    fn finish_event(&mut self, slot: Slot, latency_us: u64) {
-        crate::watch::transaction(&self.shared, self.peer, &slot, latency_us);
-        let mut event = slot.event;
-        event.latency_us = Some(latency_us);
-        self.shared
-            .metrics
-            .request(&mut self.meter, &event, latency_us);
-        match slot.ref_seq {
-            Some(seq) => {
-                // An outcome that was no (right) answer says so in `reason`, and why.
-                let reason = match event.message.as_deref() {
-                    Some(m) if m.starts_with(UNANSWERED) => Some(Cow::Borrowed("unanswered")),
-                    Some(m) if m.starts_with(MISMATCHED) => {
-                        Some(Cow::Borrowed("mismatched_response"))
-                    }
-                    _ => None,
-                };
-                let outcome = Event {
-                    kind: Kind::Outcome,
-                    conduit: event.conduit,
-                    src: event.src,
-                    dst: event.dst,
-                    unit: event.unit,
-                    tid: event.tid,
-                    fc: event.fc,
-                    exception: event.exception,
-                    latency_us: event.latency_us,
-                    ref_seq: Some(seq),
-                    request_id: event.request_id,
-                    reason,
-                    message: event.message,
-                    ..Event::default()
-                };
-                self.shared.recorder.record(outcome);
-            }
-            // Policy denials are what a host no rule names can produce without limit: they are
-            // aggregated. A refusal of the gateway's own (0x04 while the audit log fails) is
-            // about an allowed request and keeps its full record.
-            None if matches!(event.decision, Some(Decision::Deny | Decision::WouldDeny))
-                && event.reason.as_deref() != Some("audit_unavailable") =>
-            {
-                self.shared.recorder.record_denial(*event);
-            }
-            None => self.shared.recorder.record(event),
-        }
-    }
-
     /// Writes pending requests to the device and pending answers to the client.
     async fn flush(&mut self, state: &Arc<ConduitState>) -> Result<(), End> {
         self.flush_upstream(state).await?;
@@ -956,27 +466,6 @@ impl Session {
                 return Err(End::ClientError);
             }
             self.cout.clear();
-        }
-        Ok(())
-    }
-
-    async fn flush_upstream(&mut self, state: &Arc<ConduitState>) -> Result<(), End> {
-        if self.uout.is_empty() {
-            return Ok(());
-        }
-        let result = match &mut self.link {
-            Some(link) => {
-                link.conn
-                    .stream
-                    .write_all_within(&self.uout, state.settings.request_timeout)
-                    .await
-            }
-            None => Ok(()),
-        };
-        self.uout.clear();
-        if let Err(e) = result {
-            self.upstream_lost(&format!("device write failed: {e}"));
-            self.collect_answers();
         }
         Ok(())
     }
@@ -1000,23 +489,6 @@ impl Session {
             self.link = None;
         } else {
             self.give_back_link();
-        }
-    }
-
-    /// An event with the session's fixed fields filled in.
-    fn base_event(&self, state: &ConduitState) -> Event {
-        Event {
-            conduit: Some(Arc::clone(&self.shared.conduit)),
-            src: Some(self.peer_label.clone()),
-            dst: Some(Arc::clone(&state.settings.upstream.label)),
-            mode: Some(Cow::Borrowed(state.settings.mode.as_str())),
-            role: self
-                .tls_peer
-                .as_ref()
-                .and_then(|p| p.role.as_deref().map(str::to_owned)),
-            peer_subject: self.tls_peer.as_ref().map(|p| p.subject.clone()),
-            peer_fingerprint: self.tls_peer.as_ref().map(|p| p.fingerprint.clone()),
-            ..Event::default()
         }
     }
 }
@@ -1057,35 +529,6 @@ fn handshake_refused(shared: &ConduitShared, peer: SocketAddr, refused: crate::t
     ev.reason = Some(Cow::Borrowed(refused.reason));
     ev.message = Some(refused.message);
     shared.recorder.record_denial(ev);
-}
-
-/// Reads from the device, or waits forever when the session holds no device connection.
-async fn read_upstream(link: &mut Option<Link>, buf: &mut BytesMut) -> std::io::Result<usize> {
-    match link {
-        Some(link) => link.conn.stream.read_some(buf, READ_CHUNK).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Fills the request fields of an event (function, access, table, range, written values).
-fn describe_request(request: &Request<'_>, event: &mut Event) {
-    event.access = Some(Cow::Borrowed(request.access().as_str()));
-    // FC 23 touches two ranges (read, write): the record names the written one.
-    let mut chosen = None;
-    for (table, range) in request.ranges() {
-        chosen = Some((table, range));
-        if request.access() != Access::Write {
-            break;
-        }
-    }
-    if let Some((table, range)) = chosen {
-        event.table = Some(Cow::Borrowed(table.as_str()));
-        event.address = Some(range.start());
-        event.quantity = Some(range.count());
-    }
-    if let Some(written) = request.written() {
-        event.set_values(written.iter());
-    }
 }
 
 #[cfg(test)]
