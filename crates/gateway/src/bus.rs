@@ -32,7 +32,7 @@
 //!   The outage is recorded when it starts and when it ends (with its length).
 //!
 //! This file is the facade the sessions use (targets, ports, per-port queues, the registry of
-//! buses); [`line`] is the bus task that owns the line (timing, framing, faults, reopening).
+//! buses); [`line`](mod@line) is the bus task that owns the line (timing, framing, faults, reopening).
 //!
 //! All conduits that name one line share its bus (the registry is keyed by device path or
 //! converter address); the bus task ends when the last port and pool handle are gone.
