@@ -134,16 +134,7 @@ impl Session {
         // Audit failure behaviour and durability before the request reaches the device.
         let write_class = is_write_class(&request);
         if let FailureAction::Block = self.shared.recorder.failure_action(write_class) {
-            event.reason = Some("audit_unavailable".into());
-            event.decision = Some(Decision::Deny);
-            self.push_local(
-                tid,
-                unit,
-                pdu,
-                ExceptionCode::ServerDeviceFailure,
-                event,
-                started,
-            );
+            self.refuse_audit_unavailable(tid, unit, pdu, event, started, None);
             return Ok(());
         }
         let mut ref_seq = None;
@@ -160,16 +151,13 @@ impl Session {
                     };
                     match self.shared.recorder.on_durable_failure(write_class, &why) {
                         FailureAction::Block => {
-                            event.reason = Some("audit_unavailable".into());
-                            event.decision = Some(Decision::Deny);
-                            event.message = Some(why);
-                            self.push_local(
+                            self.refuse_audit_unavailable(
                                 tid,
                                 unit,
                                 pdu,
-                                ExceptionCode::ServerDeviceFailure,
                                 event,
                                 started,
+                                Some(why),
                             );
                             return Ok(());
                         }
@@ -239,6 +227,26 @@ impl Session {
         };
         self.slots.push(slot);
         Ok(())
+    }
+
+    /// Answers 0x04 instead of forwarding: the audit log cannot take the request's record
+    /// (`audit.on_failure`); `why`, when known, goes into the record's message.
+    fn refuse_audit_unavailable(
+        &mut self,
+        tid: u16,
+        unit: UnitId,
+        pdu: &[u8],
+        mut event: Box<Event>,
+        started: Instant,
+        why: Option<String>,
+    ) {
+        event.reason = Some("audit_unavailable".into());
+        event.decision = Some(Decision::Deny);
+        if why.is_some() {
+            event.message = why;
+        }
+        let code = ExceptionCode::ServerDeviceFailure;
+        self.push_local(tid, unit, pdu, code, event, started);
     }
 
     /// Queues an answer made by the gateway itself (an exception).
