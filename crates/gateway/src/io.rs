@@ -126,14 +126,34 @@ where
         chunk: usize,
     ) -> io::Result<usize> {
         use tokio::io::AsyncReadExt;
-        if buf.capacity() - buf.len() < chunk / 2 {
-            buf.reserve(chunk);
-        }
+        let reserve = |buf: &mut bytes::BytesMut| {
+            if buf.capacity() - buf.len() < chunk / 2 {
+                buf.reserve(chunk);
+            }
+        };
         match self {
-            Self::Plain(s) => s.read_buf(buf).await,
-            Self::Tls(s) => s.read_buf(buf).await,
-            Self::Bus(p) => p.read_some(buf).await,
-            Self::Serial(l) => l.read_some(buf).await,
+            Self::Plain(s) => loop {
+                // Readiness first, the buffer after: an idle connection holds no read buffer
+                // while it waits (10,000 idle HMIs, issue 9).
+                s.readable().await?;
+                reserve(buf);
+                match s.try_read_buf(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    result => return result,
+                }
+            },
+            Self::Tls(s) => {
+                reserve(buf);
+                s.read_buf(buf).await
+            }
+            Self::Bus(p) => {
+                reserve(buf);
+                p.read_some(buf).await
+            }
+            Self::Serial(l) => {
+                reserve(buf);
+                l.read_some(buf).await
+            }
         }
     }
 
