@@ -13,10 +13,19 @@
 //! `--new-connection-each` opens a new connection for every request (full handshakes per
 //! second, with TLS).
 //!
+//! Around the well-behaved clients, a crowd (crowd.rs): `--idle-conns N` idle connections
+//! (`--idle-request`: one read each first), `--hostile-slowloris N` (a request one byte every
+//! `--slowloris-interval`, never completed) and `--hostile-noread N` (pipelined requests, replies
+//! never read), all opened before the clock starts and held to the end; the JSON gains `crowd`
+//! (per kind: connected, connect errors, closed by the target). `--rss-pid PID` adds `rss`: the
+//! VmRSS/VmHWM of that process (the gateway) before the crowd, with it, and at the end (rss.rs).
+//!
 //! Every wait is bounded: connects and requests time out (`--timeout`), the run stops at
 //! `--duration` (after `--warmup`), and `--max-requests` caps the total.
 
+mod crowd;
 mod proto;
+mod rss;
 mod stats;
 mod tls;
 
@@ -96,7 +105,34 @@ struct Args {
     /// Open a new connection for every request (with TLS: one full handshake per request).
     #[arg(long)]
     new_connection_each: bool,
+    /// Idle connections held open during the run (plain TCP), besides the measured ones.
+    #[arg(long, default_value_t = 0)]
+    idle_conns: usize,
+    /// Each idle connection first makes one FC 3 read (a live session, as an HMI has).
+    #[arg(long)]
+    idle_request: bool,
+    /// Source addresses for the idle connections, round robin (e.g. 127.0.0.2,127.0.0.3).
+    #[arg(long, value_delimiter = ',')]
+    idle_source: Vec<IpAddr>,
+    /// Hostile connections that send a request one byte at a time and never complete it.
+    #[arg(long, default_value_t = 0)]
+    hostile_slowloris: usize,
+    /// Time between two bytes of a slowloris connection.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    slowloris_interval: Duration,
+    /// Hostile connections that pipeline requests and never read a reply.
+    #[arg(long, default_value_t = 0)]
+    hostile_noread: usize,
+    /// Bytes of requests one never-read connection writes at most.
+    #[arg(long, default_value_t = 1 << 20)]
+    noread_max_bytes: u64,
+    /// Report the memory (VmRSS, VmHWM from /proc) of this process, e.g. the gateway's pid.
+    #[arg(long)]
+    rss_pid: Option<u32>,
 }
+
+/// Most crowd connections of one run (the file descriptors are the real limit: `ulimit -n`).
+const MAX_CROWD: usize = 100_000;
 
 /// Parses `500ms`, `5s`, `2m` or a bare number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -342,6 +378,47 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
         },
         new_connection_each: args.new_connection_each,
     });
+    let crowd_settings = crowd::Settings {
+        target: args.target,
+        idle: args.idle_conns,
+        idle_request: args.idle_request,
+        sources: args.idle_source.clone(),
+        slowloris: args.hostile_slowloris,
+        slowloris_interval: args.slowloris_interval.max(Duration::from_millis(1)),
+        noread: args.hostile_noread,
+        noread_max_bytes: args.noread_max_bytes,
+        spec: Spec {
+            op: Op::Read,
+            ..spec
+        },
+        timeout: args.timeout,
+    };
+    let crowd_size = args.idle_conns + args.hostile_slowloris + args.hostile_noread;
+    if crowd_size > MAX_CROWD {
+        return Err(format!(
+            "{crowd_size} crowd connections: at most {MAX_CROWD}"
+        ));
+    }
+    // The memory of the target with nothing of ours open, its peak reset to now.
+    let peak_reset = args.rss_pid.map(rss::reset_peak);
+    let rss_before = args.rss_pid.and_then(rss::sample);
+    let crowd_bound = Duration::from_secs(60) + plan.timeout;
+    let hard_end = Instant::now()
+        + crowd_bound
+        + args.warmup
+        + args.duration
+        + 2 * plan.timeout
+        + Duration::from_secs(10);
+    let crowd = if crowd_settings.is_empty() {
+        None
+    } else {
+        Some(crowd::open(&crowd_settings, crowd_bound, hard_end).await)
+    };
+    let rss_loaded = args.rss_pid.and_then(rss::sample);
+    let (stop_sampler, stop_rx) = watch::channel(false);
+    let sampler = args
+        .rss_pid
+        .map(|pid| tokio::spawn(rss::max_while(pid, Duration::from_millis(100), stop_rx)));
     // Every connection is set up before the clock starts: the barrier opens when all have tried.
     let start = Arc::new(Barrier::new(args.connections + 1));
     let (tx_times, rx_times) = watch::channel(None);
@@ -386,6 +463,30 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
             first_error = r.first_error;
         }
     }
+    let rss_end = args.rss_pid.and_then(rss::sample);
+    let _ = stop_sampler.send(true);
+    let rss_max = match sampler {
+        Some(task) => timeout(Duration::from_secs(2), task)
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
+    };
+    let crowd = match crowd {
+        Some(c) => c.finish(Duration::from_secs(5)).await,
+        None => serde_json::Value::Null,
+    };
+    let rss = match args.rss_pid {
+        None => serde_json::Value::Null,
+        Some(pid) => serde_json::json!({
+            "pid": pid,
+            "peak_reset": peak_reset,
+            "before": rss::json(rss_before),
+            "loaded": rss::json(rss_loaded),
+            "end": rss::json(rss_end),
+            "max_sampled_mb": rss_max.map(rss::mib),
+        }),
+    };
     let measured = end
         .min(Instant::now())
         .saturating_duration_since(record_from)
@@ -421,6 +522,8 @@ async fn run(args: &Args) -> Result<serde_json::Value, String> {
         "max_us": s.max,
         "mean_us": s.mean,
         "first_error": first_error,
+        "crowd": crowd,
+        "rss": rss,
     }))
 }
 

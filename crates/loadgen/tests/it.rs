@@ -10,8 +10,8 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-fn serve(mut s: TcpStream) {
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+fn serve(mut s: TcpStream, idle_limit: Duration) {
+    s.set_read_timeout(Some(idle_limit)).unwrap();
     let mut header = [0u8; 7];
     while s.read_exact(&mut header).is_ok() {
         let len = usize::from(u16::from_be_bytes([header[4], header[5]])) - 1;
@@ -41,11 +41,17 @@ fn serve(mut s: TcpStream) {
 }
 
 fn server() -> String {
+    server_closing_after(Duration::from_secs(10))
+}
+
+/// A server that closes a connection silent for `idle_limit` (a read timed out), as a gateway's
+/// idle timeout does.
+fn server_closing_after(idle_limit: Duration) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     thread::spawn(move || {
         for s in listener.incoming().flatten() {
-            thread::spawn(move || serve(s));
+            thread::spawn(move || serve(s, idle_limit));
         }
     });
     addr
@@ -147,4 +153,82 @@ fn unreachable_target_reports_errors() {
         r["first_error"].as_str().unwrap().contains("connect"),
         "{r}"
     );
+}
+
+#[test]
+fn idle_and_hostile_crowd_is_held_and_counted() {
+    let addr = server();
+    let pid = std::process::id().to_string();
+    let r = loadgen(&[
+        "--target",
+        &addr,
+        "--duration",
+        "500ms",
+        "--idle-conns",
+        "20",
+        "--idle-request",
+        "--hostile-slowloris",
+        "3",
+        "--slowloris-interval",
+        "50ms",
+        "--hostile-noread",
+        "3",
+        "--noread-max-bytes",
+        "65536",
+        "--rss-pid",
+        &pid,
+    ]);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert!(r["requests"].as_u64().unwrap() > 0, "{r}");
+    let idle = &r["crowd"]["idle"];
+    assert_eq!(idle["connected"], 20, "{r}");
+    assert_eq!(idle["request_errors"], 0, "{r}");
+    assert_eq!(idle["open_at_end"], 20, "{r}");
+    let slow = &r["crowd"]["slowloris"];
+    assert_eq!(slow["connected"], 3, "{r}");
+    // 11 of 12 bytes at most: the frame is never completed.
+    assert!(slow["bytes_sent"].as_u64().unwrap() <= 3 * 11, "{r}");
+    assert!(slow["bytes_sent"].as_u64().unwrap() >= 3, "{r}");
+    let noread = &r["crowd"]["noread"];
+    assert_eq!(noread["connected"], 3, "{r}");
+    // Bounded by --noread-max-bytes (one write may end past it by less than 6 KiB).
+    assert!(
+        noread["bytes_sent"].as_u64().unwrap() <= 3 * (65536 + 6144),
+        "{r}"
+    );
+    assert!(noread["bytes_sent"].as_u64().unwrap() > 0, "{r}");
+    // The test process is the server: its memory is readable.
+    assert!(r["rss"]["before"]["rss_mb"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(r["rss"]["loaded"]["hwm_mb"].as_f64().unwrap() > 0.0, "{r}");
+}
+
+#[test]
+fn crowd_closed_by_the_target_is_counted() {
+    // The server drops a connection after 200 ms without a byte: the idle ones and the
+    // slowloris ones (11 bytes 20 ms apart, then nothing) are all closed during the run.
+    let addr = server_closing_after(Duration::from_millis(200));
+    let r = loadgen(&[
+        "--target",
+        &addr,
+        "--duration",
+        "1500ms",
+        "--idle-conns",
+        "5",
+        "--hostile-slowloris",
+        "2",
+        "--slowloris-interval",
+        "20ms",
+    ]);
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["crowd"]["idle"]["closed_by_target"], 5, "{r}");
+    assert_eq!(r["crowd"]["idle"]["open_at_end"], 0, "{r}");
+    assert_eq!(r["crowd"]["slowloris"]["closed_by_target"], 2, "{r}");
+    assert!(
+        r["crowd"]["slowloris"]["closed_after_s_median"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{r}"
+    );
+    assert_eq!(r["rss"], serde_json::Value::Null);
 }
