@@ -26,7 +26,19 @@
 #   --no-haproxy     leave haproxy out
 #   --no-build       use the binaries in target/release as they are
 #   --out DIR        keep the raw JSON results and logs in DIR (default: a temp dir, removed)
-#   --report FILE    only print the table of an earlier run's DIR/results.jsonl
+#   --report FILE    only print the table of an earlier run's DIR/results.jsonl (or crowd.jsonl)
+# Crowd modes (instead of the --conns table; both may be given, each runs in its own pass):
+#   --idle N         N idle client connections (each makes one FC 3 read first, as an HMI does)
+#                    held open to each target in turn while --well clients run the closed loop;
+#                    the table gives the target's RSS with none and with N (VmRSS/VmHWM).
+#   --hostile N      N hostile connections: N/2 slowloris (an FC 3 request one byte every 2 s,
+#                    never completed) and N/2 never-read (pipelined FC 3 requests written as fast
+#                    as the socket takes them, at most 1 MiB each, replies never read).
+#   --well C         well-behaved closed-loop connections during a crowd run (default 1)
+#   --idle-sources K spread the idle connections over 127.0.0.2..127.0.0.(K+1) (default: 1
+#                    source, 127.0.0.1; needed only past ~28,000 connections per target)
+# Crowd runs raise `ulimit -n` (to 2 x N + 4096 when root, else to the hard limit), and the
+# gateways' max_connections / max_connections_per_source and haproxy's maxconn to N + 64.
 # Default run: 3 x 3 rounds x 3 targets x 5.5 s = about 2.5 minutes after the build.
 set -euo pipefail
 
@@ -41,6 +53,10 @@ HAPROXY=1
 BUILD=1
 OUT=""
 REPORT=""
+IDLE=0
+HOSTILE=0
+WELL=1
+IDLE_SOURCES=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --audit) AUDIT="$2"; shift 2 ;;
@@ -54,11 +70,27 @@ while [[ $# -gt 0 ]]; do
     --no-build) BUILD=0; shift ;;
     --out) OUT="$2"; shift 2 ;;
     --report) REPORT="$2"; shift 2 ;;
+    --idle) IDLE="$2"; shift 2 ;;
+    --hostile) HOSTILE="$2"; shift 2 ;;
+    --well) WELL="$2"; shift 2 ;;
+    --idle-sources) IDLE_SOURCES="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-gateway.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$OP" in read|write) ;; *) echo "--op must be read or write" >&2; exit 2 ;; esac
+for v in "$IDLE" "$HOSTILE" "$WELL" "$IDLE_SOURCES"; do
+  [[ "$v" =~ ^[0-9]+$ ]] || { echo "--idle, --hostile, --well, --idle-sources take a number" >&2; exit 2; }
+done
+CROWD=$(( IDLE > 0 || HOSTILE > 0 ))
+MAXC=256  # the gateways' max_connections (and per source), haproxy's maxconn floor
+if [[ $CROWD -eq 1 ]]; then
+  MAXC=$(( (IDLE > HOSTILE ? IDLE : HOSTILE) + WELL + 64 ))
+  (( MAXC < 256 )) && MAXC=256
+  need=$(( 2 * MAXC + 4096 ))  # haproxy: a client and a server socket per connection
+  if (( $(ulimit -Hn) < need )); then ulimit -Hn "$need" 2>/dev/null || true; fi
+  ulimit -Sn "$(ulimit -Hn)"
+fi
 
 report() { # results op rounds duration targets...
   python3 - "$@" <<'PY'
@@ -106,7 +138,56 @@ if 1 in conns and by.get((1, "direct")):
             print(f"- {t}: {med(by[(1, t)], 'p50_us') - base:+.0f} µs")
 PY
 }
-if [[ -n "$REPORT" ]]; then report "$REPORT" "$OP" "$ROUNDS" "$DURATION"; exit 0; fi
+crowd_report() { # crowd.jsonl
+  python3 - "$@" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+mb = lambda r, when, k: (r.get("rss") or {}).get(when, {}) or {}
+def cell(v, fmt="{:.1f}"):
+    return "" if v is None else fmt.format(v)
+for mode in ("idle", "hostile"):
+    rs = [x for x in rows if x["mode"] == mode]
+    if not rs:
+        continue
+    r0 = rs[0]["result"]
+    if mode == "idle":
+        print(f"\nIdle: N idle connections (one FC 3 read each first) held open while "
+              f"{r0['connections']} well-behaved connection(s) run the closed loop (FC 3 of 10) "
+              f"for {r0['duration_s']} s; RSS of the target (VmRSS) before the crowd, with it, "
+              f"and its peak (VmHWM, reset before the run).\n")
+        print("| target | N idle | connected | RSS none MB | RSS with N MB | peak MB | MB per 1k conns | req/s | p50 µs | p99 µs | errors | connect errors | closed by target |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    else:
+        print(f"\nHostile: N connections, half slowloris (one byte every 2 s, never complete), half "
+              f"never-read (pipelined FC 3, replies unread, <= 1 MiB each), while "
+              f"{r0['connections']} well-behaved connection(s) run the closed loop for "
+              f"{r0['duration_s']} s.\n")
+        print("| target | N hostile | RSS none MB | RSS with N MB | peak MB | req/s | p50 µs | p99 µs | errors | slowloris closed by target | never-read closed by target | never-read blocked | median s to close |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for x in rs:
+        r = x["result"]; c = r.get("crowd") or {}; rss = r.get("rss") or {}
+        before = (rss.get("before") or {}).get("rss_mb")
+        loaded = (rss.get("loaded") or {}).get("rss_mb")
+        end = rss.get("end") or {}
+        peak = max(filter(None, [end.get("hwm_mb"), rss.get("max_sampled_mb")]), default=None)
+        common = f"{r['rps']:,.0f} | {r['p50_us']} | {r['p99_us']} | {r['errors']}"
+        if mode == "idle":
+            i = c.get("idle", {})
+            per = (loaded - before) / i["connected"] * 1000 if before is not None and loaded is not None and i.get("connected") else None
+            print(f"| {r['label']} | {x['n']} | {i.get('connected', 0)} | {cell(before)} | {cell(loaded)} | {cell(peak)} | {cell(per)} | {common} | "
+                  f"{i.get('connect_errors', 0) + i.get('request_errors', 0)} | {i.get('closed_by_target', 0)} |")
+        else:
+            s = c.get("slowloris", {}); n = c.get("noread", {})
+            med = "/".join(cell(k.get("closed_after_s_median"), "{:.1f}") or "-" for k in (s, n))
+            print(f"| {r['label']} | {x['n']} | {cell(before)} | {cell(loaded)} | {cell(peak)} | {common} | "
+                  f"{s.get('closed_by_target', 0)}/{s.get('connected', 0)} | {n.get('closed_by_target', 0)}/{n.get('connected', 0)} | "
+                  f"{n.get('blocked', 0)} | {med} |")
+PY
+}
+if [[ -n "$REPORT" ]]; then
+  if grep -q '"mode"' "$REPORT"; then crowd_report "$REPORT"; else report "$REPORT" "$OP" "$ROUNDS" "$DURATION"; fi
+  exit 0
+fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BENCH_BIN_DIR:-$ROOT/target/release}"  # override to bench other builds
@@ -179,7 +260,7 @@ zones:
     name: "Operations (the load generator)"
     purdue_level: 2
     security_level_target: "SL 2"
-    networks: [127.0.0.1/32]
+    networks: [127.0.0.0/8]  # 127.0.0.x aliases as extra sources
     allowed_conduits: [C1-BENCH]
 conduits:
   - conduit_id: C1-BENCH
@@ -193,8 +274,8 @@ conduits:
       deny: exception
       idle_timeout: 60s
       request_timeout: 2s
-      max_connections: 256
-      max_connections_per_source: 256
+      max_connections: $MAXC
+      max_connections_per_source: $MAXC
       max_upstream_connections: 256
     rules:
       - id: bench-read
@@ -218,6 +299,7 @@ EOF
 }
 
 declare -A TARGET_ADDR=()
+declare -A TARGET_PID=()
 TARGETS=(direct)
 TARGET_ADDR[direct]="$SIM_ADDR"
 IFS=',' read -r -a AUDIT_MODES <<<"$AUDIT"
@@ -243,7 +325,7 @@ for mode in "${AUDIT_MODES[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
   [[ $ok -eq 1 ]] || { echo "zonegate run did not start" >&2; exit 1; }
-  TARGETS+=("$name"); TARGET_ADDR[$name]="127.0.0.1:$port"
+  TARGETS+=("$name"); TARGET_ADDR[$name]="127.0.0.1:$port"; TARGET_PID[$name]=$pid
   log "$name: zonegate run on 127.0.0.1:$port (audit: $mode, monitor: $mon)"
   done
 done
@@ -255,7 +337,7 @@ if [[ $HAPROXY -eq 1 ]]; then
     cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread 2
-    maxconn 4096
+    maxconn $(( MAXC > 4096 ? MAXC : 4096 ))
 defaults
     mode tcp
     timeout connect 5s
@@ -274,11 +356,57 @@ EOF
     kill "$pid" 2>/dev/null || true
   done
   if [[ $ok -eq 1 ]]; then
-    TARGETS+=(haproxy); TARGET_ADDR[haproxy]="127.0.0.1:$port"
+    TARGETS+=(haproxy); TARGET_ADDR[haproxy]="127.0.0.1:$port"; TARGET_PID[haproxy]=$pid
     log "haproxy: $(haproxy -v | head -n1 | cut -d' ' -f1-3) on 127.0.0.1:$port (mode tcp, nbthread 2)"
   else
     log "haproxy did not start: leaving it out"; cat "$WORK/haproxy.log" >&2
   fi
+fi
+
+# --- crowd runs (--idle, --hostile) ----------------------------------------------------------
+if [[ $CROWD -eq 1 ]]; then
+  CROWD_RESULTS="$WORK/crowd.jsonl"
+  : >"$CROWD_RESULTS"
+  SOURCES=()
+  if (( IDLE_SOURCES > 0 )); then
+    for i in $(seq 2 $(( IDLE_SOURCES + 1 ))); do SOURCES+=("127.0.0.$i"); done
+  fi
+  SRC_ARG=()
+  [[ ${#SOURCES[@]} -gt 0 ]] && SRC_ARG=(--idle-source "$(IFS=,; echo "${SOURCES[*]}")")
+  MODES=()
+  (( IDLE > 0 )) && MODES+=(idle)
+  (( HOSTILE > 0 )) && MODES+=(hostile)
+  log "crowd runs: ${MODES[*]}; ulimit -n $(ulimit -n); max_connections/maxconn $MAXC"
+  START=$(date +%s)
+  for mode in "${MODES[@]}"; do
+    for r in $(seq 0 $((ROUNDS - 1))); do
+      for t in "${TARGETS[@]}"; do
+        [[ "$t" == direct ]] && continue  # the crowd is for the gateways
+        if [[ "$mode" == idle ]]; then
+          n=$IDLE; args=(--idle-conns "$IDLE" --idle-request "${SRC_ARG[@]}")
+        else
+          n=$HOSTILE; args=(--hostile-slowloris $(( HOSTILE / 2 )) --hostile-noread $(( HOSTILE - HOSTILE / 2 )) \
+            --slowloris-interval 2s --noread-max-bytes 1048576)
+        fi
+        out="$(timeout $(( ${DURATION%.*} + 120 )) "$BIN/zonegate-loadgen" --target "${TARGET_ADDR[$t]}" \
+          --label "$t" -c "$WELL" --duration "${DURATION}s" --warmup "${WARMUP}s" --address 100 --count 10 \
+          --rss-pid "${TARGET_PID[$t]}" "${args[@]}")" || { log "loadgen failed for $t ($mode $n)"; continue; }
+        echo "{\"round\": $r, \"mode\": \"$mode\", \"n\": $n, \"result\": $out}" >>"$CROWD_RESULTS"
+        log "$mode $n round=$((r + 1))/$ROUNDS $t: $(python3 -c '
+import json, sys
+d = json.loads(sys.argv[1]); c = d.get("crowd") or {}; m = d.get("rss") or {}
+g = lambda k: (m.get(k) or {}).get("rss_mb")
+kinds = ", ".join("%s %s/%s closed by target" % (k, v["closed_by_target"], v["connected"]) for k, v in c.items() if isinstance(v, dict))
+print("%.0f req/s, p50 %s us, p99 %s us, errors %s; RSS %s -> %s MB; %s" % (d["rps"], d["p50_us"], d["p99_us"], d["errors"], g("before"), g("loaded"), kinds))' "$out")"
+        sleep 2  # let the target release the crowd before the next baseline
+      done
+    done
+  done
+  log "measured for $(( $(date +%s) - START )) s"
+  for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || log "a helper process (pid $pid) died during the run"; done
+  crowd_report "$CROWD_RESULTS"
+  if [[ $KEEP -eq 1 ]]; then log "raw results: $CROWD_RESULTS"; fi
+  exit 0
 fi
 
 # --- interleaved rounds ----------------------------------------------------------------------
