@@ -33,7 +33,10 @@
 #                    the table gives the target's RSS with none and with N (VmRSS/VmHWM).
 #   --hostile N      N hostile connections: N/2 slowloris (an FC 3 request one byte every 2 s,
 #                    never completed) and N/2 never-read (pipelined FC 3 requests written as fast
-#                    as the socket takes them, at most 1 MiB each, replies never read).
+#                    as the socket takes them, at most --noread-bytes each, replies never read).
+#   --noread-bytes B request bytes one never-read connection writes at most (default 65536: 5,461
+#                    requests whose replies, 155 KiB, overfill a default 128 KiB receive buffer,
+#                    so the target's send buffer fills; more is a CPU flood of the device)
 #   --well C         well-behaved closed-loop connections during a crowd run (default 1)
 #   --idle-sources K spread the idle connections over 127.0.0.2..127.0.0.(K+1) (default: 1
 #                    source, 127.0.0.1; needed only past ~28,000 connections per target)
@@ -57,6 +60,7 @@ IDLE=0
 HOSTILE=0
 WELL=1
 IDLE_SOURCES=0
+NOREAD_BYTES=65536
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --audit) AUDIT="$2"; shift 2 ;;
@@ -74,12 +78,13 @@ while [[ $# -gt 0 ]]; do
     --hostile) HOSTILE="$2"; shift 2 ;;
     --well) WELL="$2"; shift 2 ;;
     --idle-sources) IDLE_SOURCES="$2"; shift 2 ;;
+    --noread-bytes) NOREAD_BYTES="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-gateway.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$OP" in read|write) ;; *) echo "--op must be read or write" >&2; exit 2 ;; esac
-for v in "$IDLE" "$HOSTILE" "$WELL" "$IDLE_SOURCES"; do
+for v in "$IDLE" "$HOSTILE" "$WELL" "$IDLE_SOURCES" "$NOREAD_BYTES"; do
   [[ "$v" =~ ^[0-9]+$ ]] || { echo "--idle, --hostile, --well, --idle-sources take a number" >&2; exit 2; }
 done
 CROWD=$(( IDLE > 0 || HOSTILE > 0 ))
@@ -90,6 +95,15 @@ if [[ $CROWD -eq 1 ]]; then
   need=$(( 2 * MAXC + 4096 ))  # haproxy: a client and a server socket per connection
   if (( $(ulimit -Hn) < need )); then ulimit -Hn "$need" 2>/dev/null || true; fi
   ulimit -Sn "$(ulimit -Hn)"
+fi
+# haproxy holds two sockets per connection and refuses to start if 2 x maxconn does not fit in
+# its fd limit: where the hard limit cannot be raised (no CAP_SYS_RESOURCE), its maxconn and
+# its share of the crowd are lowered to fit, and the table says so (the N column).
+HAPROXY_MAXC=$MAXC
+HAPROXY_CROWD_MAX=$MAXC
+if [[ $CROWD -eq 1 ]] && (( 2 * MAXC + 200 > $(ulimit -Hn) )); then
+  HAPROXY_MAXC=$(( ($(ulimit -Hn) - 200) / 2 ))
+  HAPROXY_CROWD_MAX=$(( HAPROXY_MAXC - WELL - 16 ))
 fi
 
 report() { # results op rounds duration targets...
@@ -159,7 +173,7 @@ for mode in ("idle", "hostile"):
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     else:
         print(f"\nHostile: N connections, half slowloris (one byte every 2 s, never complete), half "
-              f"never-read (pipelined FC 3, replies unread, <= 1 MiB each), while "
+              f"never-read (pipelined FC 3, replies unread, <= {rs[0]['noread_bytes']} bytes each), while "
               f"{r0['connections']} well-behaved connection(s) run the closed loop for "
               f"{r0['duration_s']} s.\n")
         print("| target | N hostile | RSS none MB | RSS with N MB | peak MB | req/s | p50 µs | p99 µs | errors | slowloris closed by target | never-read closed by target | never-read blocked | median s to close |")
@@ -170,7 +184,9 @@ for mode in ("idle", "hostile"):
         loaded = (rss.get("loaded") or {}).get("rss_mb")
         end = rss.get("end") or {}
         peak = max(filter(None, [end.get("hwm_mb"), rss.get("max_sampled_mb")]), default=None)
-        common = f"{r['rps']:,.0f} | {r['p50_us']} | {r['p99_us']} | {r['errors']}"
+        # No answer in the whole run: no latency to show (the first error says why).
+        lat = f"{r['p50_us']} | {r['p99_us']}" if r["requests"] else "- | -"
+        common = f"{r['rps']:,.0f} | {lat} | {r['errors']}"
         if mode == "idle":
             i = c.get("idle", {})
             per = (loaded - before) / i["connected"] * 1000 if before is not None and loaded is not None and i.get("connected") else None
@@ -182,6 +198,9 @@ for mode in ("idle", "hostile"):
             print(f"| {r['label']} | {x['n']} | {cell(before)} | {cell(loaded)} | {cell(peak)} | {common} | "
                   f"{s.get('closed_by_target', 0)}/{s.get('connected', 0)} | {n.get('closed_by_target', 0)}/{n.get('connected', 0)} | "
                   f"{n.get('blocked', 0)} | {med} |")
+for x in rows:
+    if x["result"].get("first_error"):
+        print(f"- {x['mode']} {x['n']}, {x['result']['label']}: first error of the well-behaved client: {x['result']['first_error']}")
 PY
 }
 if [[ -n "$REPORT" ]]; then
@@ -337,7 +356,7 @@ if [[ $HAPROXY -eq 1 ]]; then
     cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread 2
-    maxconn $(( MAXC > 4096 ? MAXC : 4096 ))
+    maxconn $(( HAPROXY_MAXC > 4096 || CROWD == 1 ? HAPROXY_MAXC : 4096 ))
 defaults
     mode tcp
     timeout connect 5s
@@ -382,16 +401,21 @@ if [[ $CROWD -eq 1 ]]; then
     for r in $(seq 0 $((ROUNDS - 1))); do
       for t in "${TARGETS[@]}"; do
         [[ "$t" == direct ]] && continue  # the crowd is for the gateways
+        n=$IDLE; [[ "$mode" == hostile ]] && n=$HOSTILE
+        if [[ "$t" == haproxy ]] && (( n > HAPROXY_CROWD_MAX )); then
+          log "haproxy: fd hard limit $(ulimit -Hn) fits maxconn $HAPROXY_MAXC: its $mode crowd is $HAPROXY_CROWD_MAX, not $n"
+          n=$HAPROXY_CROWD_MAX
+        fi
         if [[ "$mode" == idle ]]; then
-          n=$IDLE; args=(--idle-conns "$IDLE" --idle-request "${SRC_ARG[@]}")
+          args=(--idle-conns "$n" --idle-request "${SRC_ARG[@]}")
         else
-          n=$HOSTILE; args=(--hostile-slowloris $(( HOSTILE / 2 )) --hostile-noread $(( HOSTILE - HOSTILE / 2 )) \
-            --slowloris-interval 2s --noread-max-bytes 1048576)
+          args=(--hostile-slowloris $(( n / 2 )) --hostile-noread $(( n - n / 2 )) \
+            --slowloris-interval 2s --noread-max-bytes "$NOREAD_BYTES")
         fi
         out="$(timeout $(( ${DURATION%.*} + 120 )) "$BIN/zonegate-loadgen" --target "${TARGET_ADDR[$t]}" \
           --label "$t" -c "$WELL" --duration "${DURATION}s" --warmup "${WARMUP}s" --address 100 --count 10 \
           --rss-pid "${TARGET_PID[$t]}" "${args[@]}")" || { log "loadgen failed for $t ($mode $n)"; continue; }
-        echo "{\"round\": $r, \"mode\": \"$mode\", \"n\": $n, \"result\": $out}" >>"$CROWD_RESULTS"
+        echo "{\"round\": $r, \"mode\": \"$mode\", \"n\": $n, \"noread_bytes\": $NOREAD_BYTES, \"result\": $out}" >>"$CROWD_RESULTS"
         log "$mode $n round=$((r + 1))/$ROUNDS $t: $(python3 -c '
 import json, sys
 d = json.loads(sys.argv[1]); c = d.get("crowd") or {}; m = d.get("rss") or {}
