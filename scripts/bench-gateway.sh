@@ -173,7 +173,7 @@ for mode in ("idle", "hostile"):
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     else:
         print(f"\nHostile: N connections, half slowloris (one byte every 2 s, never complete), half "
-              f"never-read (pipelined FC 3, replies unread, <= {rs[0]['noread_bytes']} bytes each), while "
+              f"never-read (pipelined FC 3, replies unread, <= {rs[0].get('noread_bytes', 1048576)} bytes each), while "
               f"{r0['connections']} well-behaved connection(s) run the closed loop for "
               f"{r0['duration_s']} s.\n")
         print("| target | N hostile | RSS none MB | RSS with N MB | peak MB | req/s | p50 µs | p99 µs | errors | slowloris closed by target | never-read closed by target | never-read blocked | median s to close |")
