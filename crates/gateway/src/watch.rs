@@ -263,7 +263,8 @@ impl Watch {
             let baseline = m.baseline.as_ref().and_then(|b| {
                 let path = model.resolve(&b.value);
                 files.push(path.clone());
-                match read_baseline(&path) {
+                // The monitor crate's loader: the one `zonegate check` reports with.
+                match Baseline::read_file(&path) {
                     Ok(b) => Some(b),
                     Err(why) => {
                         rejected(
@@ -424,25 +425,15 @@ fn rejected(recorder: &Recorder, message: &str) {
     drop(recorder.handle().policy_rejected(message));
 }
 
-fn read_baseline(path: &std::path::Path) -> Result<Baseline, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
-    Baseline::from_json(&text)
-}
-
-/// Loads, compiles and picks the conduit `conduit` of a candidate model.
+/// Loads, compiles and picks the conduit `conduit` of a candidate model (the policy crate's
+/// loader, the one `zonegate check` uses), keeping the rate buckets of the previous one.
 fn load_shadow(
     path: &std::path::Path,
     conduit: &str,
     old: Option<&Shadow>,
 ) -> Result<Shadow, String> {
-    let model = zonegate_policy::load_file(path).map_err(|e| e.to_string())?;
-    let policy = Policy::compile(&model).map_err(|e| e.to_string())?;
-    let index = policy
-        .conduits()
-        .iter()
-        .position(|c| c.id == conduit)
-        .ok_or_else(|| format!("the candidate has no conduit {conduit}"))?;
-    let policy = Arc::new(policy);
+    let candidate = zonegate_policy::load_candidate(path, conduit).map_err(|e| e.to_string())?;
+    let policy = Arc::new(candidate.policy);
     // Rate buckets carry over while the candidate's rules keep their rates.
     let limiter = match old {
         Some(o) if o.limiter.suits(&policy) => Arc::clone(&o.limiter),
@@ -451,7 +442,7 @@ fn load_shadow(
     Ok(Shadow {
         file: path.display().to_string(),
         policy,
-        index,
+        index: candidate.index,
         limiter,
     })
 }

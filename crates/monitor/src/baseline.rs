@@ -2,7 +2,9 @@
 //! JSON file a person can read and edit (`--baseline`), and the input of `learn`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
+use std::path::Path;
 
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,31 @@ use zonegate_modbus::{Request, Table};
 const MAX_SIGNATURES: usize = 1024;
 /// At most this many channels are learned; the rest are counted in `channels_dropped`.
 const MAX_CHANNELS: usize = 65_536;
+
+/// Why a baseline file does not load.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BaselineError {
+    /// The file cannot be read (missing, unreadable, not UTF-8).
+    Unreadable(std::io::Error),
+    /// The text is not JSON (serde_json's message, with line and column).
+    Json(String),
+    /// JSON, but not a baseline: a missing or mistyped field, an unsupported version, an
+    /// address that is not one.
+    Shape(String),
+}
+
+impl fmt::Display for BaselineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unreadable(e) => write!(f, "cannot read it: {e}"),
+            Self::Json(e) => write!(f, "not valid JSON: {e}"),
+            Self::Shape(e) => write!(f, "not a baseline (wrong shape): {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BaselineError {}
 
 /// A (master, slave, unit) channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -275,32 +302,46 @@ impl Baseline {
 
     /// Reads a baseline from its JSON text.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let mut b: Self = serde_json::from_str(text).map_err(|e| format!("baseline: {e}"))?;
+        Self::parse(text).map_err(|e| format!("baseline: {e}"))
+    }
+
+    /// Reads a baseline from its JSON text, saying which way it is wrong.
+    pub fn parse(text: &str) -> Result<Self, BaselineError> {
+        let mut b: Self = serde_json::from_str(text).map_err(|e| {
+            // serde_json tells a text that is not JSON from JSON of another shape.
+            if e.is_data() {
+                BaselineError::Shape(e.to_string())
+            } else {
+                BaselineError::Json(e.to_string())
+            }
+        })?;
         if b.version != 1 {
-            return Err(format!(
-                "baseline: version {} is not supported (1)",
+            return Err(BaselineError::Shape(format!(
+                "version {} is not supported (1)",
                 b.version
-            ));
+            )));
         }
         for (i, c) in b.channels.iter().enumerate() {
+            let address = |what: &str, text: &str| {
+                text.parse().map_err(|_| {
+                    BaselineError::Shape(format!("channels[{i}].{what} `{text}` is not an address"))
+                })
+            };
             let key = ChannelKey {
-                master: c.master.parse().map_err(|_| {
-                    format!(
-                        "baseline: channels[{i}].master `{}` is not an address",
-                        c.master
-                    )
-                })?,
-                slave: c.slave.parse().map_err(|_| {
-                    format!(
-                        "baseline: channels[{i}].slave `{}` is not an address",
-                        c.slave
-                    )
-                })?,
+                master: address("master", &c.master)?,
+                slave: address("slave", &c.slave)?,
                 unit: c.unit,
             };
             b.index.insert(key, i);
         }
         Ok(b)
+    }
+
+    /// Reads the baseline file at `path` (the one loader of `monitor.baseline`: the gateway at
+    /// start and reload, `zonegate check` and `analyze`).
+    pub fn read_file(path: &Path) -> Result<Self, BaselineError> {
+        let text = std::fs::read_to_string(path).map_err(BaselineError::Unreadable)?;
+        Self::parse(&text)
     }
 
     /// The baseline as pretty JSON, channels sorted.
@@ -402,5 +443,37 @@ mod tests {
             "{\"version\": 2, \"requests\": 0, \"channels_dropped\": 0, \"channels\": []}"
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_baseline_that_does_not_load_says_which_way() {
+        assert!(matches!(
+            Baseline::parse("{\"version\": 1, "),
+            Err(BaselineError::Json(_))
+        ));
+        assert!(matches!(
+            Baseline::parse("[1, 2]"),
+            Err(BaselineError::Shape(_))
+        ));
+        let mut b = Baseline::new();
+        let key = ChannelKey {
+            master: "10.0.0.1".parse().unwrap(),
+            slave: "10.0.0.2".parse().unwrap(),
+            unit: 1,
+        };
+        b.learn(key, 1, &Request::parse(&[3, 0, 0, 0, 1]).unwrap());
+        b.channels[0].master = "x".into();
+        let bad = b.to_json();
+        match Baseline::parse(&bad) {
+            Err(BaselineError::Shape(m)) => assert!(m.contains("channels[0]"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let missing = Baseline::read_file(Path::new("/nonexistent/zonegate-baseline.json"));
+        assert!(
+            missing
+                .as_ref()
+                .is_err_and(|e| e.to_string().starts_with("cannot read it")),
+            "{missing:?}"
+        );
     }
 }

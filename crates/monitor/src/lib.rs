@@ -23,7 +23,9 @@ pub mod learn;
 pub mod replay;
 pub mod time;
 
-pub use baseline::{function_key, table_key, Baseline, Channel, ChannelKey, Poll, RangeSet};
+pub use baseline::{
+    function_key, table_key, Baseline, BaselineError, Channel, ChannelKey, Poll, RangeSet,
+};
 pub use detectors::{detector, Detector, Kind, Thresholds, DETECTORS};
 pub use engine::{Adu, Alert, Answer, Flow, Monitor, Side, Stats, Transaction};
 pub use inventory::{Asset, Inventory, Role};

@@ -119,6 +119,7 @@ mod rate;
 mod replication;
 pub mod role;
 mod serial;
+mod shadow;
 mod syntax;
 mod tls;
 mod verdict;
@@ -144,6 +145,7 @@ pub use replication::{
     ReceiveSettings, ReplicaTable, Replication, ReplicationAuth, ReplicationBlock, TransmitSettings,
 };
 pub use serial::{line_source, LineTiming, SerialLine, SerialOptions};
+pub use shadow::{load_candidate, Candidate, CandidateError};
 pub use tls::{TlsListener, TlsVersion};
 pub use verdict::{Decision, Denial, Reason, Verdict};
 pub use zonegate_modbus::{ExceptionCode, Request, UnitId};

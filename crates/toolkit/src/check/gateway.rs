@@ -1,6 +1,7 @@
 //! Checks of the `gateway:` blocks: listen addresses (ZG-C022, ZG-C035), monitor mode
 //! (ZG-C023), the upstream inside the conduit's zones (ZG-C024), no rules (ZG-C025), the audit
-//! section (ZG-C026) and what this build can run (ZG-C031).
+//! section (ZG-C026), what this build can run (ZG-C031) and a `shadow:` candidate with no
+//! gateway to evaluate it (ZG-C044).
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,23 @@ pub(super) fn gateways(out: &mut Out<'_>) {
     let mut listens: BTreeMap<std::net::SocketAddr, &str> = BTreeMap::new();
     let mut any_gateway = false;
     for c in &site.conduits {
-        let Some(g) = &c.gateway else { continue };
+        let Some(g) = &c.gateway else {
+            if let Some(s) = &c.shadow {
+                out.push(
+                    "ZG-C044",
+                    Severity::Error,
+                    Subject::Conduit,
+                    &c.id,
+                    s.line,
+                    format!(
+                        "{}.shadow: needs a gateway: block; nothing evaluates it (candidate {})",
+                        c.path,
+                        s.value.display()
+                    ),
+                );
+            }
+            continue;
+        };
         any_gateway = true;
         if let Err(u) = g.runnable_now() {
             out.push(

@@ -7,13 +7,15 @@
 //!
 //! The code is split by what a reader looks for:
 //! - this file: the finding types ([`Finding`], [`Severity`], [`Subject`], [`CheckInfo`]) and the
-//!   entry points ([`check`], [`run`], [`has_errors`], [`counts`]);
+//!   entry points ([`check`], [`check_with_files`], [`run`], [`has_errors`], [`counts`]);
 //! - `table`: the check table ([`CHECKS`], [`info`]);
 //! - `structure`: ids, references, conduit endpoints, `allowed_conduits`;
 //! - `zones`: assets, networks and SIS zones;
 //! - `levels`: Purdue reachability, security levels, declared flows and prose writes;
 //! - `rules`: the gateway allow rules;
 //! - `gateway`: the `gateway:` blocks and the audit section;
+//! - `files`: the files the monitor settings name (baseline, shadow candidates), read only by
+//!   [`check_with_files`];
 //! - `render`: the text, JSON and SARIF output.
 //!
 //! The replication checks (ZG-C036 ...) live in [`crate::replication`].
@@ -24,6 +26,7 @@ use serde::Serialize;
 
 use crate::model::Site;
 
+mod files;
 mod gateway;
 mod levels;
 mod render;
@@ -132,6 +135,22 @@ impl Out<'_> {
         line: u32,
         message: impl Into<String>,
     ) {
+        let file = self.site.file.clone();
+        self.push_in(&file, id, severity, subject, element, line, message);
+    }
+
+    /// Like [`Out::push`], for a finding in another file than the model (a file it names).
+    #[allow(clippy::too_many_arguments)]
+    fn push_in(
+        &mut self,
+        file: &str,
+        id: &'static str,
+        severity: Severity,
+        subject: Subject,
+        element: impl Into<String>,
+        line: u32,
+        message: impl Into<String>,
+    ) {
         let check = info(id).map_or("", |c| c.name);
         self.findings.push(Finding {
             id,
@@ -140,7 +159,7 @@ impl Out<'_> {
             subject,
             element: element.into(),
             message: message.into(),
-            file: self.site.file.clone(),
+            file: file.to_owned(),
             line,
         });
     }
@@ -164,9 +183,34 @@ pub fn check(site: &Site) -> Vec<Finding> {
     rules::rules(&mut out);
     gateway::gateways(&mut out);
     out.findings.extend(crate::replication::findings(site));
-    out.findings
-        .sort_by(|a, b| (a.line, a.id, &a.element).cmp(&(b.line, b.id, &b.element)));
-    out.findings
+    sorted(out.findings, &site.file)
+}
+
+/// [`check`], plus the checks that read the files the model names for the monitor (the
+/// baseline, ZG-C042; the shadow candidates, ZG-C043): what `zonegate check` runs. The gate of
+/// `run` and of every reload runs [`check`] only: the gateway never lets those files refuse a
+/// model (it logs them and runs without).
+pub fn check_with_files(site: &Site) -> Vec<Finding> {
+    let mut out = Out {
+        site,
+        findings: check(site),
+    };
+    files::files(&mut out);
+    sorted(out.findings, &site.file)
+}
+
+/// By line, then id (the model's own findings before those in the files it names).
+fn sorted(mut findings: Vec<Finding>, model: &str) -> Vec<Finding> {
+    findings.sort_by(|a, b| {
+        (a.file != model, &a.file, a.line, a.id, &a.element).cmp(&(
+            b.file != model,
+            &b.file,
+            b.line,
+            b.id,
+            &b.element,
+        ))
+    });
+    findings
 }
 
 /// Runs every check on a model loaded by `zonegate-policy` (what `zonegate run` and `compile`

@@ -57,6 +57,9 @@ checks! {
     "ZG-C039" "replication-address-mismatch" Warning "A replication's transmit.to is the receive side's bind address and port.";
     "ZG-C040" "replication-hmac" Info "A replication authenticated with HMAC-SHA256 gives the receive side a key that can forge data; Ed25519 keeps the secret on the transmit side.";
     "ZG-C041" "replication-source-unsupported" Warning "This build's transmit agent can read a replication's source (tcp://, tls://, rtu:// and rtu+tcp://: every upstream kind today; a kind it cannot read is refused by `zonegate run --side transmit`).";
+    "ZG-C042" "monitor-baseline-unusable" Error "The monitor's baseline (monitor.baseline, relative to the model file) reads as a baseline (`zonegate analyze --write-baseline`): it cannot be read, is not JSON or is not of a baseline's shape otherwise, and the gateway runs the monitor without it. Read by `zonegate check` only: a file never refuses `run` or a reload.";
+    "ZG-C043" "shadow-candidate-unusable" Error "A gateway conduit's shadow: candidate (relative to the model file) loads as a model, compiles and has a conduit of the same id; otherwise the gateway evaluates no candidate for it. Each of the candidate's own problems is a finding at its line in the candidate. Read by `zonegate check` only: a file never refuses `run` or a reload.";
+    "ZG-C044" "shadow-without-gateway" Error "A conduit with a shadow: candidate has a gateway: block (nothing else evaluates the candidate).";
 }
 
 /// The description of a check id.

@@ -480,3 +480,234 @@ fn json_and_sarif_outputs() {
     let text = check::render_text(&f, &s.file);
     assert!(text.contains("error[ZG-C009]"));
 }
+
+/// BASE's gateway conduit C1 with `monitor:` naming `baseline` and C1 naming `shadow`, written
+/// with the files of `files` into a fresh folder; the model loaded from there.
+fn with_monitor_files(
+    tag: &str,
+    baseline: &str,
+    shadow: &str,
+    files: &[(&str, &str)],
+) -> (zonegate_toolkit::model::Site, std::path::PathBuf) {
+    let dir =
+        std::env::temp_dir().join(format!("zonegate-check-files-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let y = with(&[(
+        "    gateway:\n      listen: 127.0.0.1:5020\n",
+        &format!("    shadow: {shadow}\n    gateway:\n      listen: 127.0.0.1:5020\n"),
+    )]) + &format!("monitor:\n  baseline: {baseline}\n");
+    let model = dir.join("model.yaml");
+    std::fs::write(&model, y).unwrap();
+    (load(&model), dir)
+}
+
+/// A candidate for BASE's C1: BASE itself with one rule less.
+fn candidate() -> String {
+    with(&[(
+        "      - id: ews-write\n",
+        "      - id: ews-write-candidate\n",
+    )])
+}
+
+fn file_findings(site: &zonegate_toolkit::model::Site) -> Vec<check::Finding> {
+    check::check_with_files(site)
+        .into_iter()
+        .filter(|f| ["ZG-C042", "ZG-C043"].contains(&f.id))
+        .collect()
+}
+
+#[test]
+fn check_reads_the_baseline_and_candidate_relative_to_the_model_file() {
+    // The test runs in the crate's folder: the relative names resolve only against the
+    // model's own folder, as the gateway resolves them.
+    let baseline = "{\"version\": 1, \"requests\": 0, \"channels_dropped\": 0, \"channels\": []}";
+    let (site, dir) = with_monitor_files(
+        "ok",
+        "baseline.json",
+        "candidate.yaml",
+        &[
+            ("baseline.json", baseline),
+            ("candidate.yaml", &candidate()),
+        ],
+    );
+    let f = file_findings(&site);
+    assert!(f.is_empty(), "{f:#?}");
+    // The gate of `run` (check without the files) never reads them.
+    assert!(check::check(&site)
+        .iter()
+        .all(|f| f.id != "ZG-C042" && f.id != "ZG-C043"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn check_reports_a_monitor_baseline_that_does_not_load() {
+    for (tag, text, says) in [
+        ("missing", None, "cannot be read"),
+        ("json", Some("{\"version\": 1,"), "is not valid JSON"),
+        (
+            "shape",
+            Some("{\"version\": 1, \"channels\": 7}"),
+            "is not a baseline",
+        ),
+        (
+            "version",
+            Some("{\"version\": 2, \"requests\": 0, \"channels_dropped\": 0, \"channels\": []}"),
+            "version 2 is not supported",
+        ),
+    ] {
+        let files: Vec<(&str, &str)> = text.map(|t| ("b.json", t)).into_iter().collect();
+        let mut all = files.clone();
+        let c = candidate();
+        all.push(("candidate.yaml", &c));
+        let (site, dir) = with_monitor_files(tag, "b.json", "candidate.yaml", &all);
+        let f = file_findings(&site);
+        assert_eq!(f.len(), 1, "{tag}: {f:#?}");
+        let x = &f[0];
+        assert_eq!((x.id, x.severity), ("ZG-C042", Error), "{tag}");
+        assert_eq!(x.file, site.file, "{tag}");
+        assert_eq!(
+            x.line,
+            site.monitor
+                .as_ref()
+                .unwrap()
+                .baseline
+                .as_ref()
+                .unwrap()
+                .line
+        );
+        assert!(
+            x.message.starts_with("monitor.baseline: "),
+            "{tag}: {}",
+            x.message
+        );
+        assert!(
+            x.message
+                .contains(&dir.join("b.json").display().to_string()),
+            "{tag}: {}",
+            x.message
+        );
+        assert!(x.message.contains(says), "{tag}: {}", x.message);
+        assert!(check::has_errors(&f));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn check_reports_a_shadow_candidate_that_does_not_load() {
+    let baseline = "{\"version\": 1, \"requests\": 0, \"channels_dropped\": 0, \"channels\": []}";
+    let shadow_line = |site: &zonegate_toolkit::model::Site| {
+        site.conduit("C1").unwrap().shadow.as_ref().unwrap().line
+    };
+    // Unreadable: one finding at the shadow key.
+    let (site, dir) =
+        with_monitor_files("unreadable", "b.json", "nope.yaml", &[("b.json", baseline)]);
+    let f = file_findings(&site);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        (f[0].id, f[0].severity, f[0].line),
+        ("ZG-C043", Error, shadow_line(&site))
+    );
+    assert_eq!(f[0].file, site.file);
+    assert!(
+        f[0].message.starts_with("conduits[2].shadow: "),
+        "{}",
+        f[0].message
+    );
+    assert!(f[0].message.contains("cannot be read"), "{}", f[0].message);
+    assert!(f[0].message.contains("nope.yaml"), "{}", f[0].message);
+    let _ = std::fs::remove_dir_all(dir);
+
+    // Invalid: a finding at the key, and each of the candidate's problems at its own line.
+    let bad = candidate()
+        .replace("        holding: 10-19\n", "        holding: 10-70000\n")
+        .replace("      rotate_size: 64MiB\n", "")
+        .replace(
+            "  rotate_size: 64MiB\n",
+            "  rotate_size: 64MiB\n  colour: blue\n",
+        );
+    let (site, dir) = with_monitor_files(
+        "invalid",
+        "b.json",
+        "cand.yaml",
+        &[("b.json", baseline), ("cand.yaml", &bad)],
+    );
+    let f = file_findings(&site);
+    let cand = dir.join("cand.yaml").display().to_string();
+    let at_key: Vec<_> = f.iter().filter(|x| x.file == site.file).collect();
+    assert_eq!(at_key.len(), 1, "{f:#?}");
+    assert_eq!(at_key[0].line, shadow_line(&site));
+    assert!(
+        at_key[0]
+            .message
+            .contains("is not a valid model (2 problem(s)"),
+        "{}",
+        at_key[0].message
+    );
+    let inside: Vec<_> = f.iter().filter(|x| x.file == cand).collect();
+    assert_eq!(inside.len(), 2, "{f:#?}");
+    let line_of = |needle: &str| bad.lines().position(|l| l.contains(needle)).unwrap() as u32 + 1;
+    assert!(inside
+        .iter()
+        .all(|x| x.severity == Error && x.id == "ZG-C043"));
+    assert_eq!(inside[0].line, line_of("10-70000"), "{inside:#?}");
+    assert!(
+        inside[0].message.contains("conduits[2].rules[1].holding: "),
+        "{}",
+        inside[0].message
+    );
+    assert!(inside[0].message.contains("70000"), "{}", inside[0].message);
+    assert_eq!(inside[1].line, line_of("colour"), "{inside:#?}");
+    assert!(inside[1].message.contains("audit"), "{}", inside[1].message);
+    let _ = std::fs::remove_dir_all(dir);
+
+    // Valid, but without the conduit.
+    let other = candidate()
+        .replace("conduit_id: C1", "conduit_id: C1-NEW")
+        .replace("[C3, C1]", "[C3, C1-NEW]")
+        .replace("allowed_conduits: [C1]", "allowed_conduits: [C1-NEW]");
+    let (site, dir) = with_monitor_files(
+        "noconduit",
+        "b.json",
+        "cand.yaml",
+        &[("b.json", baseline), ("cand.yaml", &other)],
+    );
+    let f = file_findings(&site);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(
+        (f[0].line, f[0].file.as_str()),
+        (shadow_line(&site), site.file.as_str())
+    );
+    assert!(
+        f[0].message.contains("has no conduit C1"),
+        "{}",
+        f[0].message
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_shadow_on_a_conduit_without_a_gateway_is_an_error() {
+    let y = with(&[(
+        "  - conduit_id: C3\n    connects: [DMZ, Z2]\n",
+        "  - conduit_id: C3\n    connects: [DMZ, Z2]\n    shadow: candidate.yaml\n",
+    )]);
+    let f = fires(&y, "ZG-C044", Error);
+    let hit = with_id(&f, "ZG-C044")[0];
+    assert_eq!(hit.element, "C3");
+    let line = y.lines().position(|l| l.contains("shadow:")).unwrap() as u32 + 1;
+    assert_eq!(hit.line, line);
+    assert!(
+        hit.message
+            .contains("shadow: needs a gateway: block; nothing evaluates it"),
+        "{}",
+        hit.message
+    );
+    // The candidate is never read for such a conduit (it does not exist here).
+    assert!(check::check_with_files(&site(&y))
+        .iter()
+        .all(|f| f.id != "ZG-C043"));
+}

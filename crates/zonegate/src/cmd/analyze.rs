@@ -90,13 +90,10 @@ pub(crate) fn run(args: Args) -> u8 {
         .as_ref()
         .and_then(|(s, m)| s.baseline.as_ref().map(|b| m.resolve(&b.value)));
     let baseline = match args.baseline.as_ref().or(model_baseline.as_ref()) {
-        Some(path) => match std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| Baseline::from_json(&t))
-        {
+        Some(path) => match Baseline::read_file(path) {
             Ok(b) => Some(b),
             Err(e) => {
-                eprintln!("zonegate analyze: {}: {e}", path.display());
+                eprintln!("zonegate analyze: baseline {}: {e}", path.display());
                 return EXIT_INPUT;
             }
         },

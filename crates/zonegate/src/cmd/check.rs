@@ -2,7 +2,8 @@
 //!
 //! Exit status: 0 no error findings, 1 error findings, 2 the model cannot be read or parsed
 //! (the loader's errors are printed, each with file:line:column). The checks live in
-//! `zonegate_toolkit::check`.
+//! `zonegate_toolkit::check`; besides the model, `check` reads the files its monitor settings
+//! name (the baseline, the shadow candidates: ZG-C042, ZG-C043), which `run` never refuses for.
 
 use std::path::PathBuf;
 
@@ -54,7 +55,8 @@ pub(crate) fn run(args: Args) -> u8 {
             return cli::EXIT_INPUT;
         }
     };
-    let findings = check::check(&site);
+    // The checks of `run`'s gate, plus the files the monitor settings name.
+    let findings = check::check_with_files(&site);
     let out = match args.format {
         Format::Text => Ok(check::render_text(&findings, &site.file)),
         Format::Json => cli::pretty_json("check", &check::render_json(&findings, &site.file)),

@@ -181,6 +181,9 @@ fn a_monitor_section_and_a_shadow_candidate_check_clean_and_bad_keys_are_named()
     );
     let path = dir.join("model.yaml");
     std::fs::write(&path, &good).unwrap();
+    // `check` reads the files the section names (ZG-C042, ZG-C043): both load.
+    std::fs::write(dir.join("baseline.json"), EMPTY_BASELINE).unwrap();
+    std::fs::write(dir.join("candidate.yaml"), &base).unwrap();
     let stdout = expect_exit(&zonegate(&["check", path.to_str().unwrap()]), 0);
     assert!(stdout.contains("0 error(s)"), "{stdout}");
 
@@ -196,4 +199,69 @@ fn a_monitor_section_and_a_shadow_candidate_check_clean_and_bad_keys_are_named()
             && stderr.contains("did you mean `address_scan_count`"),
         "{stderr}"
     );
+}
+
+const EMPTY_BASELINE: &str =
+    "{\"version\": 1, \"requests\": 0, \"channels_dropped\": 0, \"channels\": []}\n";
+
+/// Regression (issue 12): `check` said nothing of a baseline or a `shadow:` candidate that
+/// does not load; the gateway then ran without them, saying so only in its log.
+#[test]
+fn check_reports_a_shadow_candidate_or_baseline_that_does_not_load() {
+    let dir = Scratch::new("monitor-files");
+    let base = std::fs::read_to_string(ex("cleanroom-hvac.yaml")).unwrap();
+    let model = base.replacen(
+        "  - conduit_id: C1-SUP-CTRL\n",
+        "  - conduit_id: C1-SUP-CTRL\n    shadow: candidate.yaml\n",
+        1,
+    ) + "\nmonitor:\n  baseline: baseline.json\n";
+    let path = dir.join("model.yaml");
+    std::fs::write(&path, &model).unwrap();
+    let shadow_line = model.lines().position(|l| l.contains("shadow:")).unwrap() + 1;
+    let baseline_line = model.lines().position(|l| l.contains("baseline:")).unwrap() + 1;
+    let check = || zonegate(&["check", path.to_str().unwrap()]);
+
+    // Neither file exists: two errors, exit 1.
+    let stdout = expect_exit(&check(), 1);
+    assert!(
+        stdout.contains(&format!(
+            "model.yaml:{shadow_line}: error[ZG-C043] C1-SUP-CTRL: "
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "model.yaml:{baseline_line}: error[ZG-C042] monitor: monitor.baseline: "
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("cannot be read"), "{stdout}");
+
+    // A candidate with a problem of its own: named at its line in the candidate.
+    let candidate = base.replacen("holding: ", "holding: 70000-70001 #", 1);
+    std::fs::write(dir.join("candidate.yaml"), &candidate).unwrap();
+    std::fs::write(
+        dir.join("baseline.json"),
+        "{\"version\": 1, \"channels\": 3}",
+    )
+    .unwrap();
+    let stdout = expect_exit(&check(), 1);
+    let bad_line = candidate.lines().position(|l| l.contains("70000")).unwrap() + 1;
+    assert!(
+        stdout.contains(&format!("candidate.yaml:{bad_line}: error[ZG-C043] C1-SUP-CTRL: shadow candidate of conduit C1-SUP-CTRL")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(".holding: "), "{stdout}");
+    assert!(stdout.contains("is not a baseline"), "{stdout}");
+
+    // A valid candidate without the conduit, a valid baseline: one error left.
+    std::fs::write(
+        dir.join("candidate.yaml"),
+        base.replace("C1-SUP-CTRL", "C9"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("baseline.json"), EMPTY_BASELINE).unwrap();
+    let stdout = expect_exit(&check(), 1);
+    assert!(stdout.contains("has no conduit C1-SUP-CTRL"), "{stdout}");
+    assert!(stdout.contains(" 1 error(s)"), "{stdout}");
 }
