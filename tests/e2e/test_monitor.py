@@ -2,7 +2,9 @@
 `zonegate run`. A Force Listen Only request, an address scan and a master the baseline never
 saw each become an `alert` record on the audit chain and a syslog message whose severity fits
 the detector; `zonegate inventory --probe` asks the model's devices (`zonegate sim` and a
-pymodbus server with device identification set) who they are.
+pymodbus server with device identification set) who they are, over Modbus/TCP, RTU over TCP
+(pymodbus's TCP server with the RTU framer) and Modbus/TCP Security (pymodbus's TLS server,
+certificates minted by openssl at run time), and says what it does not ask.
 """
 
 from __future__ import annotations
@@ -238,3 +240,75 @@ def test_inventory_probe_asks_the_sim_and_a_pymodbus_device(
         assert 43 in functions and functions <= {43, 17}, py.seen()
     finally:
         py.stop()
+
+
+IDENTITY = {
+    "VendorName": "Acme Controls",
+    "ProductCode": "AC-4000",
+    "MajorMinorRevision": "2.7",
+    "ProductName": "Acme AHU controller",
+}
+
+
+def assert_identified(r: subprocess.CompletedProcess[str], how: str) -> None:
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "  - id: AHU-PLC" in out, out
+    assert 'vendor: "Acme Controls"' in out, out
+    assert 'model: "AC-4000"' in out, out
+    assert "Acme AHU controller" in out, out
+    assert how in out, out
+
+
+def test_inventory_probe_asks_an_rtu_over_tcp_converter(tmp_path: Path) -> None:
+    """Regression (issue 12): `rtu+tcp://` upstreams were skipped."""
+    from test_rtu import PyRtuDevice
+
+    port = zg.free_port()
+    dev = PyRtuDevice(tcp_port=port, identity=IDENTITY)
+    try:
+        model = tmp_path / "rtu.yaml"
+        probe_model(model, [("C1", f"rtu+tcp://{zg.LOOP}:{port}")])
+        assert_identified(inventory_probe(model), "(RTU over TCP)")
+    finally:
+        dev.stop()
+
+
+def test_inventory_probe_asks_a_tls_device_with_the_upstreams_certificates(tmp_path: Path) -> None:
+    """Regression (issue 12): `tls://` upstreams were skipped. The device requires a client
+    certificate; the upstream's `ca`, `cert`, `key` (relative to the model, as the gateway
+    reads them) and `server_name` are what the probe uses."""
+    import shutil
+
+    import pytest
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (make deps)")
+    from test_tls import Pki, TlsPyDevice
+
+    pki = Pki(tmp_path / "pki")
+    dev = TlsPyDevice(pki, identity=IDENTITY)
+    try:
+        pki.client("gateway-client")
+        model = tmp_path / "tls.yaml"
+        up = (f"tls://{zg.LOOP}:{dev.port}?ca=pki/ca.pem&cert=pki/gateway-client.pem"
+              "&key=pki/gateway-client.key&server_name=localhost")
+        probe_model(model, [("C1", up)])
+        assert_identified(inventory_probe(model), "(Modbus/TCP Security)")
+        # A name the device certificate does not carry: the handshake fails, and says so.
+        probe_model(model, [("C1", up.replace("server_name=localhost", "server_name=plc.example"))])
+        r = inventory_probe(model)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "TLS handshake failed" in r.stdout, r.stdout
+    finally:
+        dev.stop()
+
+
+def test_inventory_probe_says_it_skips_a_serial_line(tmp_path: Path, sim_device: zg.SimDevice) -> None:
+    """An `rtu://` line is the gateway's to drive: skipped with a reason, never silently."""
+    model = tmp_path / "serial.yaml"
+    probe_model(model, [("C1", sim_device.upstream), ("C2", "rtu:///dev/ttyZG9?baud=9600&parity=none")])
+    r = inventory_probe(model)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("conduit C2: skipped: serial line rtu:///dev/ttyZG9 is probed through the gateway's "
+            "conduit (--through-gateway), not directly") in r.stderr, r.stderr

@@ -89,8 +89,12 @@ class PtyPair:
 class PyRtuDevice:
     """pymodbus 3.16 with the RTU framer: on a serial port, or on TCP (`rtu+tcp://`)."""
 
-    def __init__(self, *, serial_port: Path | None = None, tcp_port: int | None = None):
-        from pymodbus import FramerType
+    def __init__(
+        self, *, serial_port: Path | None = None, tcp_port: int | None = None,
+        identity: dict[str, str] | None = None,
+    ):
+        """`identity`: what it answers to FC 43/14 (pymodbus ModbusDeviceIdentification keys)."""
+        from pymodbus import FramerType, ModbusDeviceIdentification
         from pymodbus.server import ModbusSerialServer, ModbusTcpServer
         from pymodbus.simulator import DataType, SimData
         from pymodbus.simulator import SimDevice as PySimDevice
@@ -119,8 +123,9 @@ class PyRtuDevice:
                         baudrate=19200, parity="N",
                     )
                 else:
+                    ident = None if identity is None else ModbusDeviceIdentification(info_name=identity)
                     self.server = ModbusTcpServer(
-                        devices, framer=FramerType.RTU, address=(zg.LOOP, tcp_port),
+                        devices, framer=FramerType.RTU, address=(zg.LOOP, tcp_port), identity=ident,
                     )
                 started.set()
                 await self.server.serve_forever()

@@ -316,7 +316,8 @@ class TlsPyDevice(zg.Device):
 
     kind = "pymodbus-tls"
 
-    def __init__(self, pki: Pki):
+    def __init__(self, pki: Pki, identity: dict[str, str] | None = None):
+        """`identity`: what it answers to FC 43/14 (pymodbus ModbusDeviceIdentification keys)."""
         from pymodbus.server import ModbusTlsServer
         from pymodbus.simulator import DataType, SimData
         from pymodbus.simulator import SimDevice as PySimDevice
@@ -341,7 +342,12 @@ class TlsPyDevice(zg.Device):
                 hr = [SimData(0, values=[1000 + i for i in range(200)], datatype=DataType.REGISTERS)]
                 ir = [SimData(0, values=[2000 + i for i in range(200)], datatype=DataType.REGISTERS)]
                 dev = PySimDevice(0, simdata=(co, di, hr, ir))
-                self._server = ModbusTlsServer(dev, address=(zg.LOOP, port), sslctx=ctx)
+                ident = None
+                if identity is not None:
+                    from pymodbus import ModbusDeviceIdentification
+
+                    ident = ModbusDeviceIdentification(info_name=identity)
+                self._server = ModbusTlsServer(dev, address=(zg.LOOP, port), sslctx=ctx, identity=ident)
                 started.set()
                 await self._server.serve_forever()
 

@@ -1,12 +1,16 @@
 //! `zonegate inventory --probe MODEL`: asks the model's devices who they are.
 //!
 //! Only what the model declares is asked, over the path it declares (never a sweep): for every
-//! gateway conduit with a `tcp://` upstream, that upstream, for the unit ids of the asset at its
-//! address (unit 1 when the asset lists none). With `through_gateway` the requests go to the
-//! conduit's `listen` address instead, so the gateway's own policy decides them. Each unit gets
-//! FC 43/14 Read Device Identification, basic (01) then regular (02) stream access, following
-//! "more follows" (at most 8 requests per category), and FC 17 Report Server ID. Every step has
-//! a timeout; an exception or a silent device is noted, not an error.
+//! gateway conduit, its upstream, for the unit ids of the asset at its address (unit 1 when the
+//! asset lists none), spoken as the gateway speaks to it: `tcp://` Modbus/TCP, `rtu+tcp://` RTU
+//! frames with CRC over TCP (a serial-to-Ethernet converter), `tls://` Modbus/TCP Security with
+//! the upstream's `ca`, `cert`, `key` and `server_name` (the probe's rustls client, see
+//! [`crate::mbaps`]). An `rtu://` serial line is the gateway's to drive: it is skipped, and
+//! said so, unless `through_gateway`. With `through_gateway` the requests go to the conduit's
+//! `listen` address instead (Modbus/TCP), so the gateway's own policy decides them. Each unit
+//! gets FC 43/14 Read Device Identification, basic (01) then regular (02) stream access,
+//! following "more follows" (at most 8 requests per category), and FC 17 Report Server ID.
+//! Every step has a timeout; an exception or a silent device is noted, not an error.
 //!
 //! The output ([`render_yaml`]) is `assets:` entries (the model's asset id, address, unit ids,
 //! vendor, model, firmware and the rest in `notes`) to merge into the model's zones.
@@ -18,10 +22,22 @@ use std::time::Duration;
 use zonegate_modbus::{ReadDeviceIdCode, Request, Response};
 use zonegate_policy::{Model, Upstream};
 
+use crate::mbaps::ProbeTls;
 use crate::probe::{Client, Reply};
 
 /// Requests per read code at most (a device whose "more follows" never ends is cut off).
 const MAX_ROUNDS: usize = 8;
+
+/// How the requests to a [`Target`] travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Modbus/TCP (MBAP): a `tcp://` upstream, or a gateway's listen address.
+    Tcp,
+    /// RTU frames (address, PDU, CRC) in a TCP stream: an `rtu+tcp://` upstream.
+    RtuOverTcp,
+    /// Modbus/TCP Security: a `tls://` upstream, with its CA, client certificate and name.
+    Tls(ProbeTls),
+}
 
 /// One device to ask: where, which units, and which model asset it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +46,10 @@ pub struct Target {
     pub conduit: String,
     /// Where the requests go (the upstream, or the gateway's listen address).
     pub connect: SocketAddr,
-    /// The device's address (the upstream's).
-    pub device: SocketAddr,
+    /// How they are framed and secured there.
+    pub transport: Transport,
+    /// The device's address (the upstream's; `None`: a serial device behind the gateway).
+    pub device: Option<SocketAddr>,
     /// The model's asset at that address (`None`: the model names none).
     pub asset: Option<String>,
     /// Unit ids asked.
@@ -60,49 +78,62 @@ pub struct Identified {
     pub units: Vec<UnitAnswer>,
 }
 
-/// The devices to ask, from the model's gateway conduits; conduits that cannot be asked (TLS,
-/// RTU upstreams; a listen address on every interface is asked on loopback) are said in the
-/// second list.
+/// The devices to ask, from the model's gateway conduits; conduits that cannot be asked (an
+/// `rtu://` serial line directly, a host name, a `tls://` upstream without `ca=`) are said in
+/// the second list, one line each. A listen address on every interface is asked on loopback.
 pub fn plan(model: &Model, through_gateway: bool) -> (Vec<Target>, Vec<String>) {
     let mut targets: Vec<Target> = Vec::new();
     let mut skipped = Vec::new();
     for c in &model.conduits {
         let Some(g) = &c.gateway else { continue };
-        let Upstream::Tcp { host, port } = &g.upstream else {
-            skipped.push(format!(
-                "conduit {}: upstream {} is not probed (only tcp:// upstreams are)",
-                c.id, g.upstream
-            ));
-            continue;
+        // The TLS files resolve against the model's folder, as the gateway opens them.
+        let upstream = model.resolve_upstream(&g.upstream);
+        let device = match upstream.host_port() {
+            Some((host, port)) => match host.parse::<IpAddr>() {
+                Ok(ip) => Some(SocketAddr::new(ip.to_canonical(), port)),
+                Err(_) => {
+                    skipped.push(format!(
+                        "conduit {}: skipped: upstream host {host} is not an IP address; not probed",
+                        c.id
+                    ));
+                    continue;
+                }
+            },
+            None => None,
         };
-        let Ok(ip) = host.parse::<IpAddr>() else {
-            skipped.push(format!(
-                "conduit {}: upstream host {host} is not an IP address; not probed",
-                c.id
-            ));
-            continue;
-        };
-        let ip = ip.to_canonical();
-        let device = SocketAddr::new(ip, *port);
-        let asset = model
-            .zones
-            .iter()
-            .flat_map(|z| z.assets.iter())
-            .find(|a| a.address == Some(ip));
-        let mut units = asset.map(|a| a.unit_ids.clone()).unwrap_or_default();
-        if units.is_empty() {
-            units.push(1);
-        }
-        let connect = if through_gateway {
+        let (connect, transport) = if through_gateway {
             let l = g.listen;
-            if l.ip().is_unspecified() {
+            let connect = if l.ip().is_unspecified() {
                 SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), l.port())
             } else {
                 l
-            }
+            };
+            (connect, Transport::Tcp)
         } else {
-            device
+            match direct(&upstream, device) {
+                Ok(d) => d,
+                Err(why) => {
+                    skipped.push(format!("conduit {}: skipped: {why}", c.id));
+                    continue;
+                }
+            }
         };
+        let asset = device.and_then(|d| {
+            model
+                .zones
+                .iter()
+                .flat_map(|z| z.assets.iter())
+                .find(|a| a.address == Some(d.ip()))
+        });
+        let mut units = match asset {
+            Some(a) => a.unit_ids.clone(),
+            // A serial line has no address to find its asset by: the units its rules name.
+            None if device.is_none() => rule_units(c),
+            None => Vec::new(),
+        };
+        if units.is_empty() {
+            units.push(1);
+        }
         // Two conduits to one device: asked once.
         if targets
             .iter()
@@ -113,12 +144,73 @@ pub fn plan(model: &Model, through_gateway: bool) -> (Vec<Target>, Vec<String>) 
         targets.push(Target {
             conduit: c.id.clone(),
             connect,
+            transport,
             device,
             asset: asset.and_then(|a| a.id.clone()),
             units,
         });
     }
     (targets, skipped)
+}
+
+/// Where and how an upstream is asked directly (not through the gateway).
+fn direct(
+    upstream: &Upstream,
+    device: Option<SocketAddr>,
+) -> Result<(SocketAddr, Transport), String> {
+    let transport = match upstream {
+        Upstream::Tcp { .. } => Transport::Tcp,
+        Upstream::RtuTcp { .. } => Transport::RtuOverTcp,
+        Upstream::Tls {
+            host,
+            ca,
+            cert,
+            key,
+            server_name,
+            ..
+        } => {
+            let Some(ca) = ca.clone() else {
+                return Err(format!(
+                    "upstream {upstream} has no ca= (the CA bundle the device certificate chains to)"
+                ));
+            };
+            let identity = match (cert, key) {
+                (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+                (None, None) => None,
+                _ => return Err(format!("upstream {upstream} takes cert= and key= together")),
+            };
+            Transport::Tls(ProbeTls {
+                ca,
+                identity,
+                server_name: server_name.clone().unwrap_or_else(|| host.clone()),
+            })
+        }
+        Upstream::Rtu { path, .. } => {
+            return Err(format!(
+                "serial line rtu://{} is probed through the gateway's conduit \
+                 (--through-gateway), not directly",
+                path.display()
+            ))
+        }
+        other => {
+            return Err(format!(
+                "upstream {other} is of a kind this build does not probe"
+            ))
+        }
+    };
+    let connect = device.ok_or_else(|| format!("upstream {upstream} has no address"))?;
+    Ok((connect, transport))
+}
+
+/// The unit ids a conduit's rules name, in order, once each.
+fn rule_units(c: &zonegate_policy::Conduit) -> Vec<u8> {
+    let mut units = Vec::new();
+    for u in c.rules.iter().filter_map(|r| r.unit_ids.as_ref()).flatten() {
+        if !units.contains(u) {
+            units.push(*u);
+        }
+    }
+    units
 }
 
 fn describe(reply: &Reply) -> String {
@@ -213,7 +305,31 @@ fn read_category(client: &mut Client, unit: u8, code: ReadDeviceIdCode, out: &mu
 pub fn run(targets: &[Target], timeout: Duration) -> Vec<Identified> {
     let mut all = Vec::new();
     for t in targets {
-        let mut client = Client::new(t.connect, None, timeout);
+        let client = match &t.transport {
+            Transport::Tcp => Ok(Client::new(t.connect, None, timeout)),
+            Transport::RtuOverTcp => Ok(Client::new_rtu_over_tcp(t.connect, None, timeout)),
+            Transport::Tls(tls) => Client::new_tls(t.connect, None, timeout, tls),
+        };
+        let mut client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                // The TLS files do not load: every unit says why, none is asked.
+                let units = t
+                    .units
+                    .iter()
+                    .map(|&unit| UnitAnswer {
+                        unit,
+                        notes: vec![format!("not asked: {e}")],
+                        ..UnitAnswer::default()
+                    })
+                    .collect();
+                all.push(Identified {
+                    target: t.clone(),
+                    units,
+                });
+                continue;
+            }
+        };
         let mut units = Vec::new();
         for &unit in &t.units {
             let mut answer = UnitAnswer {
@@ -279,12 +395,14 @@ pub fn render_yaml(found: &[Identified], model_file: &str) -> String {
     );
     for d in found {
         let t = &d.target;
-        let id = t
-            .asset
-            .clone()
-            .unwrap_or_else(|| format!("S-{}", t.device.ip().to_string().replace(['.', ':'], "-")));
+        let id = t.asset.clone().unwrap_or_else(|| match t.device {
+            Some(d) => format!("S-{}", d.ip().to_string().replace(['.', ':'], "-")),
+            None => format!("S-{}", t.conduit),
+        });
         let _ = writeln!(out, "  - id: {id}");
-        let _ = writeln!(out, "    address: {}", quoted(&t.device.ip().to_string()));
+        if let Some(d) = t.device {
+            let _ = writeln!(out, "    address: {}", quoted(&d.ip().to_string()));
+        }
         let units: Vec<String> = t.units.iter().map(u8::to_string).collect();
         let _ = writeln!(out, "    unit_ids: [{}]", units.join(", "));
         // The first unit that identified itself names the device.
@@ -295,7 +413,15 @@ pub fn render_yaml(found: &[Identified], model_file: &str) -> String {
                 }
             }
         }
-        let mut notes = vec![format!("conduit {}, asked at {}", t.conduit, t.connect)];
+        let how = match t.transport {
+            Transport::Tcp => "",
+            Transport::RtuOverTcp => " (RTU over TCP)",
+            Transport::Tls(_) => " (Modbus/TCP Security)",
+        };
+        let mut notes = vec![format!(
+            "conduit {}, asked at {}{how}",
+            t.conduit, t.connect
+        )];
         for u in &d.units {
             let mut parts = Vec::new();
             let extra: Vec<String> = u
@@ -339,9 +465,51 @@ mod tests {
         assert_eq!(t.connect, "10.0.0.5:502".parse().unwrap());
         assert_eq!(t.asset.as_deref(), Some("PLC"));
         assert_eq!(t.units, vec![1, 2]);
-        assert_eq!(skipped.len(), 1, "{skipped:?}");
-        let (via, _) = plan(&m, true);
+        assert_eq!(t.transport, Transport::Tcp);
+        assert_eq!(
+            skipped,
+            vec![
+                "conduit C3: skipped: serial line rtu:///dev/ttyS0 is probed through the \
+                  gateway's conduit (--through-gateway), not directly"
+                    .to_owned()
+            ]
+        );
+        let (via, skipped) = plan(&m, true);
         assert_eq!(via[0].connect, "127.0.0.1:1502".parse().unwrap());
-        assert_eq!(via.len(), 2, "through each gateway");
+        assert_eq!(via.len(), 3, "through each gateway: {via:?}");
+        assert!(skipped.is_empty(), "{skipped:?}");
+        // The serial line through its gateway: no address, the units of its rules.
+        assert_eq!(
+            (via[2].connect, via[2].device, &via[2].units),
+            ("127.0.0.1:1504".parse().unwrap(), None, &vec![1])
+        );
+        assert!(via.iter().all(|t| t.transport == Transport::Tcp));
+    }
+
+    #[test]
+    fn rtu_over_tcp_and_tls_upstreams_are_asked_as_the_gateway_speaks_to_them() {
+        let m = zonegate_policy::load_str(
+            "zones:\n  - zone_id: Z\n    assets:\n      - {id: CONV, address: 10.0.0.7, unit_ids: [3, 4]}\nconduits:\n  - conduit_id: C1\n    gateway: {listen: 127.0.0.1:1502, upstream: 'rtu+tcp://10.0.0.7:4001'}\n    rules: []\n  - conduit_id: C2\n    gateway: {listen: 127.0.0.1:1503, upstream: 'tls://10.0.0.8:802?ca=pki/ca.pem&cert=pki/gw.pem&key=pki/gw.key&server_name=plc.local'}\n    rules: []\n  - conduit_id: C3\n    gateway: {listen: 127.0.0.1:1504, upstream: 'tls://10.0.0.9:802'}\n    rules: []",
+            "m.yaml",
+        )
+        .unwrap();
+        let mut m = m;
+        m.dir = Some("/site".into());
+        let (targets, skipped) = plan(&m, false);
+        assert_eq!(targets.len(), 2, "{targets:?}");
+        assert_eq!(targets[0].transport, Transport::RtuOverTcp);
+        assert_eq!(targets[0].connect, "10.0.0.7:4001".parse().unwrap());
+        assert_eq!(targets[0].units, vec![3, 4]);
+        assert_eq!(
+            targets[1].transport,
+            Transport::Tls(ProbeTls {
+                ca: "/site/pki/ca.pem".into(),
+                identity: Some(("/site/pki/gw.pem".into(), "/site/pki/gw.key".into())),
+                server_name: "plc.local".into(),
+            }),
+            "relative to the model's folder, as the gateway opens them"
+        );
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(skipped[0].starts_with("conduit C3: skipped: ") && skipped[0].contains("no ca="));
     }
 }

@@ -19,7 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use zonegate_policy::role::{read_leaf, PeerCertificate};
 
 /// What the probe presents and trusts over Modbus/TCP Security.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTls {
     /// CA bundle (PEM) the gateway's certificate must chain to.
     pub ca: PathBuf,

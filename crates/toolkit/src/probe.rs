@@ -18,7 +18,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use zonegate_modbus::{tcp, AddressRange, Request, Response, UnitId};
+use zonegate_modbus::{rtu, tcp, AddressRange, Request, Response, UnitId};
 
 use crate::mbaps::{self, ProbeTls, Stream};
 use crate::model::{table_set, GatewayExt, RuleView, Site, TABLES};
@@ -383,7 +383,8 @@ impl Reply {
     }
 }
 
-/// A minimal blocking Modbus TCP (or Modbus/TCP Security) client with timeouts.
+/// A minimal blocking Modbus TCP (or Modbus/TCP Security, or RTU over TCP) client with
+/// timeouts.
 pub struct Client {
     stream: Option<Stream>,
     target: SocketAddr,
@@ -391,6 +392,8 @@ pub struct Client {
     timeout: Duration,
     tid: u16,
     tls: Option<(std::sync::Arc<rustls::ClientConfig>, String)>,
+    /// RTU frames (address, PDU, CRC) instead of MBAP: a serial-to-Ethernet converter.
+    rtu: bool,
 }
 
 impl Client {
@@ -403,6 +406,16 @@ impl Client {
             timeout,
             tid: 0,
             tls: None,
+            rtu: false,
+        }
+    }
+
+    /// A client of a serial-to-Ethernet converter (`rtu+tcp://`): RTU frames with CRC in the
+    /// TCP stream, one request at a time; connects lazily.
+    pub fn new_rtu_over_tcp(target: SocketAddr, from: Option<IpAddr>, timeout: Duration) -> Self {
+        Self {
+            rtu: true,
+            ..Self::new(target, from, timeout)
         }
     }
 
@@ -491,7 +504,11 @@ impl Client {
             .get(..n)
             .ok_or_else(|| "encoder overran".to_owned())
             .and_then(|p| {
-                tcp::encode_adu(tid, UnitId::new(unit), p, &mut adu).map_err(|e| e.to_string())
+                if self.rtu {
+                    rtu::encode_adu(UnitId::new(unit), p, &mut adu).map_err(|e| e.to_string())
+                } else {
+                    tcp::encode_adu(tid, UnitId::new(unit), p, &mut adu).map_err(|e| e.to_string())
+                }
             }) {
             Ok(l) => l,
             Err(e) => return Err(Reply::Error(format!("cannot frame the request: {e}"))),
@@ -544,6 +561,23 @@ impl Client {
                 }
             }
             let data = buf.get(..have).unwrap_or(&[]);
+            if self.rtu {
+                match rtu::decode_response(data, request) {
+                    Ok(None) => continue,
+                    Err(e) => {
+                        self.stream = None;
+                        return Err(Reply::Error(format!("broken reply frame: {e}")));
+                    }
+                    Ok(Some(adu)) if adu.address.get() != unit => {
+                        self.stream = None;
+                        return Err(Reply::Error(format!(
+                            "reply from unit {} to a request for unit {unit}",
+                            adu.address.get()
+                        )));
+                    }
+                    Ok(Some(adu)) => return Ok(adu.pdu.to_vec()),
+                }
+            }
             match tcp::decode_adu(data) {
                 Ok(None) => continue,
                 Err(e) => {

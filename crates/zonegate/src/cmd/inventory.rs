@@ -5,8 +5,10 @@
 //!
 //! `zonegate inventory --probe MODEL [--through-gateway] [--timeout S]`: the active inventory:
 //! FC 43/14 (basic, then regular) and FC 17 sent only to the devices the model's gateway
-//! conduits name as upstreams, for the unit ids of their assets (toolkit `identify`); the same
-//! `assets:` form, with the model's asset ids.
+//! conduits name as upstreams (`tcp://`, `rtu+tcp://`, `tls://` with the upstream's
+//! certificates; an `rtu://` line only through its gateway), for the unit ids of their assets
+//! (toolkit `identify`); the same `assets:` form, with the model's asset ids. What is not
+//! probed is said on stderr, one line per conduit.
 //!
 //! Exit status: 0 written, 1 a probed device answered nothing, 2 input error.
 
@@ -93,7 +95,7 @@ fn probe(args: &Args, path: &std::path::Path) -> u8 {
     }
     if targets.is_empty() {
         eprintln!(
-            "zonegate inventory: {} names no tcp:// upstream to probe",
+            "zonegate inventory: {} names no upstream to probe",
             path.display()
         );
         return EXIT_INPUT;
