@@ -21,7 +21,10 @@
 //! running monitor without losing its state; a new `queue` size or switching the monitor on or
 //! off starts a new monitor thread. A `shadow:` candidate is loaded and compiled with every
 //! load of the model; a candidate (or baseline) that does not load is logged, recorded as
-//! `policy_rejected` naming the file, and left out: it never changes what is enforced.
+//! `policy_rejected` naming the file, and left out: it never changes what is enforced. The
+//! loaders are the ones `zonegate check` reports with (`Baseline::read_file`,
+//! `zonegate_policy::load_candidate`: ZG-C042, ZG-C043), so `check` says beforehand what a
+//! start would leave out.
 
 use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
