@@ -23,6 +23,13 @@
 //! Writes to the sockets are batched: all requests of one client read go upstream in one write,
 //! all answers that became ready go back in one write.
 //!
+//! Backpressure: answers go to the client without waiting (`write_now`). What its socket does
+//! not take stays in `cout`, and until the client has taken it the session reads no request
+//! from it and takes none it already sent: a client that never reads its answers gets nothing
+//! more served, and the device connection goes back to the pool as soon as its answers are in
+//! (never held while the session waits for the client). A client that takes none of its
+//! answers for `idle_timeout` is closed and recorded (`client_not_reading`).
+//!
 //! This file holds the session's state and its loop; [`request`] the request path (decide,
 //! record, answer) and [`device`] the device side (borrow, write, match, time out).
 //!
@@ -61,6 +68,13 @@ use device::read_upstream;
 /// Read chunk for both sockets.
 const READ_CHUNK: usize = 4096;
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+/// Most bytes of answers a client's socket holds unsent before it stops taking more
+/// (`TCP_NOTSENT_LOWAT`). Without it the kernel grows the send buffer of a client that never
+/// reads to megabytes, and the session goes on serving it: 10,000 answers for one such client
+/// in the regression test, and gigabytes of kernel memory for a thousand of them.
+const CLIENT_UNSENT_LIMIT: u32 = 16 * 1024;
+
 /// How the message of a request the device never answered starts (slots.rs sets it too).
 const UNANSWERED: &str = "unanswered";
 /// How the message of a request the device answered wrongly starts.
@@ -78,6 +92,7 @@ enum End {
     FrameError,
     IncompleteFrame,
     PolicyClose,
+    NotReading,
     Drained,
     DrainDeadline,
 }
@@ -91,6 +106,7 @@ impl End {
             Self::FrameError => "broken Modbus frame from the client",
             Self::IncompleteFrame => "a frame from the client stayed incomplete too long",
             Self::PolicyClose => "denied request with deny action `close`",
+            Self::NotReading => "the client took none of its answers for idle_timeout",
             Self::Drained => "gateway shutting down (in-flight requests answered)",
             Self::DrainDeadline => "gateway shutting down (drain deadline passed)",
         }
@@ -123,8 +139,12 @@ pub(crate) struct Session {
     cbuf: BytesMut,
     /// Bytes from the device not yet deframed.
     ubuf: BytesMut,
-    /// Answers ready to go to the client (one write per batch).
+    /// Answers ready to go to the client (one write per batch), and those its socket has not
+    /// taken yet.
     cout: BytesMut,
+    /// Since when the client's socket has not taken all of `cout` (backpressure: no request is
+    /// read or taken meanwhile).
+    unsent_since: Option<Instant>,
     /// Requests ready to go to the device (one write per batch).
     uout: BytesMut,
     slots: Slots,
@@ -168,6 +188,7 @@ impl Session {
             cbuf: BytesMut::new(),
             ubuf: BytesMut::new(),
             cout: BytesMut::new(),
+            unsent_since: None,
             uout: BytesMut::new(),
             slots: Slots::with_capacity(cap),
             last_activity: Instant::now(),
@@ -188,6 +209,10 @@ impl Session {
         let admission = Admission(Arc::clone(&shared));
         if let Err(e) = client.set_nodelay(true) {
             debug!(%peer, "cannot set TCP_NODELAY on the client socket: {e}");
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Err(e) = socket2::SockRef::from(&client).set_tcp_notsent_lowat(CLIENT_UNSENT_LIMIT) {
+            debug!(%peer, "cannot set TCP_NOTSENT_LOWAT on the client socket: {e}");
         }
         let (cap, tls) = {
             let state = shared.state.load();
@@ -279,7 +304,11 @@ impl Session {
                 }
                 self.collect_answers();
                 let room = self.slots.len() < state.settings.max_in_flight.max(1);
-                if self.end.is_some() || !room || matches!(decode_adu(&self.cbuf), Ok(None)) {
+                if self.end.is_some()
+                    || !room
+                    || self.unsent_since.is_some()
+                    || matches!(decode_adu(&self.cbuf), Ok(None))
+                {
                     break;
                 }
             }
@@ -290,7 +319,15 @@ impl Session {
             if let Some(end) = self.end {
                 return end;
             }
-            if self.slots.is_empty() {
+            // The client took its answers at last: requests it sent meanwhile are taken now,
+            // not after its next segment (it may be waiting for their answers).
+            if self.unsent_since.is_none()
+                && self.slots.len() < state.settings.max_in_flight.max(1)
+                && !matches!(decode_adu(&self.cbuf), Ok(None))
+            {
+                continue;
+            }
+            if self.slots.is_empty() && self.unsent_since.is_none() {
                 if self.client_eof {
                     return End::ClientClosed;
                 }
@@ -309,6 +346,10 @@ impl Session {
                 deadline = Some(deadline.map_or(idle, |d| d.min(idle)));
             }
             if let Some(d) = draining_until {
+                deadline = Some(deadline.map_or(d, |x| x.min(d)));
+            }
+            if let Some(t) = self.unsent_since {
+                let d = t + settings.idle_timeout;
                 deadline = Some(deadline.map_or(d, |x| x.min(d)));
             }
             if let Some(d) = self.link.as_ref().and_then(|l| l.conn.busy_until()) {
@@ -332,9 +373,16 @@ impl Session {
                 armed = Some(deadline);
             }
 
-            let can_read = !self.client_eof
+            let client_io = if self.unsent_since.is_some() {
+                Some(ClientIo::Writable)
+            } else if !self.client_eof
                 && draining_until.is_none()
-                && self.slots.len() < settings.max_in_flight.max(1);
+                && self.slots.len() < settings.max_in_flight.max(1)
+            {
+                Some(ClientIo::Read)
+            } else {
+                None
+            };
             let up_open = self.link.is_some();
 
             tokio::select! {
@@ -346,12 +394,13 @@ impl Session {
                         Err(e) => self.upstream_lost(&format!("device read failed: {e}")),
                     }
                 }
-                r = self.client.read_some(&mut self.cbuf, READ_CHUNK), if can_read => {
+                r = client_io_ready(&mut self.client, &mut self.cbuf, client_io), if client_io.is_some() => {
                     match r {
                         Ok(0) => self.client_eof = true,
+                        // Bytes read, or the socket takes answers again (the loop writes them).
                         Ok(_) => {}
                         Err(e) => {
-                            debug!(peer = %self.peer, "client read failed: {e}");
+                            debug!(peer = %self.peer, "client read or write failed: {e}");
                             return End::ClientError;
                         }
                     }
@@ -363,6 +412,15 @@ impl Session {
                         if now >= d {
                             return End::DrainDeadline;
                         }
+                    }
+                    // Before the idle check: a client that stopped reading is idle too, and
+                    // this says why.
+                    if self
+                        .unsent_since
+                        .is_some_and(|t| now >= t + settings.idle_timeout)
+                    {
+                        self.not_reading(&state);
+                        return End::NotReading;
                     }
                     if self.slots.is_empty()
                         && !self.client_eof
@@ -405,7 +463,10 @@ impl Session {
     /// Deframes and handles every whole request in `cbuf`, as long as a slot is free.
     async fn take_requests(&mut self, state: &Arc<ConduitState>) -> Result<(), End> {
         let mut pdu = [0u8; MAX_PDU];
-        while self.end.is_none() && self.slots.len() < state.settings.max_in_flight.max(1) {
+        while self.end.is_none()
+            && self.unsent_since.is_none()
+            && self.slots.len() < state.settings.max_in_flight.max(1)
+        {
             let (tid, unit, len) = match decode_adu(&self.cbuf) {
                 Ok(None) => break,
                 Ok(Some(adu)) => {
@@ -457,19 +518,52 @@ impl Session {
         self.shared.recorder.record_denial(ev);
     }
 
-    /// Writes pending requests to the device and pending answers to the client.
+    /// Writes pending requests to the device, and to the client the answers its socket takes
+    /// now (never waiting for it: see "Backpressure" in the module docs).
     async fn flush(&mut self, state: &Arc<ConduitState>) -> Result<(), End> {
         self.flush_upstream(state).await?;
-        if !self.cout.is_empty() {
-            let limit = state.settings.idle_timeout;
-            if let Err(e) = self.client.write_all_within(&self.cout, limit).await {
+        if self.cout.is_empty() && !self.client.has_unsent() {
+            self.unsent_since = None;
+            return Ok(());
+        }
+        match self
+            .client
+            .write_now(&self.cout, state.settings.idle_timeout)
+            .await
+        {
+            Ok(n) => self.cout.advance(n),
+            Err(e) => {
                 debug!(peer = %self.peer, "client write failed: {e}");
                 self.cout.clear();
                 return Err(End::ClientError);
             }
-            self.cout.clear();
+        }
+        if self.cout.is_empty() && !self.client.has_unsent() {
+            self.unsent_since = None;
+        } else if self.unsent_since.is_none() {
+            self.unsent_since = Some(Instant::now());
         }
         Ok(())
+    }
+
+    /// Logs and records a client closed because it took none of its answers for
+    /// `idle_timeout` (a peer that never reads must not hold a session for ever).
+    fn not_reading(&self, state: &ConduitState) {
+        warn!(
+            conduit = %self.shared.conduit, peer = %self.peer,
+            "closing the connection: the client took none of its answers for {:?} ({} bytes waiting)",
+            state.settings.idle_timeout,
+            self.cout.len()
+        );
+        let mut ev = self.base_event(state);
+        ev.decision = Some(Decision::Deny);
+        ev.reason = Some("client_not_reading".into());
+        ev.message = Some(format!(
+            "{} bytes of answers not taken after {:?}",
+            self.cout.len(),
+            state.settings.idle_timeout
+        ));
+        self.shared.recorder.record_denial(ev);
     }
 
     /// Records the requests still queued when a session ends.
@@ -492,6 +586,27 @@ impl Session {
         } else {
             self.give_back_link();
         }
+    }
+}
+
+/// What the session waits for on the client's socket: a request, or room for its answers.
+#[derive(Debug, Clone, Copy)]
+enum ClientIo {
+    Read,
+    Writable,
+}
+
+/// Reads from the client (`Ok(0)`: end of stream) or waits until its socket takes bytes
+/// again (`Ok(1)`), as `io` says; waits forever for `None` (the branch is disabled then).
+async fn client_io_ready(
+    client: &mut ClientStream,
+    cbuf: &mut BytesMut,
+    io: Option<ClientIo>,
+) -> std::io::Result<usize> {
+    match io {
+        Some(ClientIo::Read) => client.read_some(cbuf, READ_CHUNK).await,
+        Some(ClientIo::Writable) => client.writable().await.map(|()| 1),
+        None => std::future::pending().await,
     }
 }
 

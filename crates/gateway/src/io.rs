@@ -4,6 +4,11 @@
 //! waiting for writability, bounded by a deadline, when the kernel buffer is full. A peer that
 //! stops reading therefore cannot wedge a session forever.
 //!
+//! Answers to a client go out with [`ClientStream::write_now`], which never waits: what the
+//! socket does not take stays with the session, which stops reading that client until it is
+//! writable again ([`ClientStream::writable`]). A client that never reads its answers thus
+//! holds no device connection and gets no more requests served, as haproxy's buffers do.
+//!
 //! [`Stream`] is the one link type of the data path: plaintext Modbus/TCP or Modbus/TCP
 //! Security, on the client side and on the device side alike.
 
@@ -177,6 +182,85 @@ where
             }
             Self::Bus(p) => p.still_usable(),
             Self::Serial(_) => true,
+        }
+    }
+}
+
+impl ClientStream {
+    /// Writes what the client's socket takes now, without waiting: the number of bytes of
+    /// `buf` accepted (0 when the socket is full). A TLS link also pushes the records it
+    /// still holds; [`Self::has_unsent`] says whether some are left. A serial line is not
+    /// a socket a peer can stall: its answers are written whole, each bounded by `limit`.
+    pub(crate) async fn write_now(&mut self, buf: &[u8], limit: Duration) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => {
+                let mut done = 0;
+                while done < buf.len() {
+                    match s.try_write(&buf[done..]) {
+                        Ok(0) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::WriteZero,
+                                "peer accepted no bytes",
+                            ))
+                        }
+                        Ok(n) => done += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(done)
+            }
+            Self::Tls(s) => {
+                use std::pin::Pin;
+                use std::task::{Context, Poll, Waker};
+                use tokio::io::AsyncWrite;
+                // Polled with a waker that does nothing: "pending" means "the socket is
+                // full", and the session waits for that with `writable`.
+                let mut cx = Context::from_waker(Waker::noop());
+                let mut tls = Pin::new(&mut **s);
+                if let Poll::Ready(Err(e)) = tls.as_mut().poll_flush(&mut cx) {
+                    return Err(e);
+                }
+                let mut done = 0;
+                while done < buf.len() {
+                    match tls.as_mut().poll_write(&mut cx, &buf[done..]) {
+                        Poll::Ready(Ok(0)) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::WriteZero,
+                                "peer accepted no bytes",
+                            ))
+                        }
+                        Poll::Ready(Ok(n)) => done += n,
+                        Poll::Ready(Err(e)) => return Err(e),
+                        Poll::Pending => break,
+                    }
+                }
+                if let Poll::Ready(Err(e)) = tls.as_mut().poll_flush(&mut cx) {
+                    return Err(e);
+                }
+                Ok(done)
+            }
+            Self::Bus(p) => p.write(buf).map(|()| buf.len()),
+            Self::Serial(l) => l.write_all_within(buf, limit).await.map(|()| buf.len()),
+        }
+    }
+
+    /// Whether the link still holds bytes it could not hand to the socket (a TLS link's
+    /// records made from answers already accepted by [`Self::write_now`]).
+    pub(crate) fn has_unsent(&self) -> bool {
+        match self {
+            Self::Tls(s) => s.get_ref().1.wants_write(),
+            Self::Plain(_) | Self::Bus(_) | Self::Serial(_) => false,
+        }
+    }
+
+    /// Waits until the client's socket takes bytes again.
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.writable().await,
+            Self::Tls(s) => s.get_ref().0.writable().await,
+            Self::Bus(_) | Self::Serial(_) => Ok(()),
         }
     }
 }

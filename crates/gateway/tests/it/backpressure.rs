@@ -100,3 +100,120 @@ async fn metrics_count_a_denial_and_readiness_follows_the_listeners() {
     rig.sim.stop().await;
     let _ = std::fs::remove_dir_all(&rig.dir);
 }
+
+/// A client from `source` whose receive buffer is as small as the kernel allows, so that its
+/// answers fill it (and then the gateway's send buffer) after a few dozen.
+async fn small_window_client(addr: std::net::SocketAddr, source: &str) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let stream = tokio::time::timeout(WAIT, socket.connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    Client::from_stream(stream)
+}
+
+/// `count` pipelined reads of 125 registers (259-byte answers), as one byte string.
+fn pipeline(c: &mut Client, count: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for _ in 0..count {
+        out.extend_from_slice(&c.adu(1, &read_holding(0, 125)).1);
+    }
+    out
+}
+
+/// Issue 9.4, hostile clients. Regression: a session wrote its answers with a blocking write
+/// and gave its device connection back only after it, so a client that pipelined requests
+/// and never read held the pool's connection until `idle_timeout`, and every other client got
+/// 0x0B. Now the unread answers wait in the session, it stops reading that client, the device
+/// connection goes back at once, and the client is closed (and recorded) after `idle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_holds_no_device_connection() {
+    let rig = Rig::start(
+        "      max_upstream_connections: 1\n      idle_timeout: 3s\n",
+        None,
+    )
+    .await;
+    let mut hostile = small_window_client(rig.addr, HISTORIAN).await;
+    // 5 MB of answers: far more than the client's and the gateway's socket buffers hold.
+    let requests = pipeline(&mut hostile, 20_000);
+    let (_unread, mut hostile_tx) = hostile.stream.into_split();
+    let writer = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        // Blocks once the gateway stops reading: bounded, and the outcome does not matter.
+        let _ = tokio::time::timeout(Duration::from_secs(8), hostile_tx.write_all(&requests)).await;
+        hostile_tx
+    });
+    // Let the hostile client's answers pile up until the gateway stops serving it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut well = rig.client(HISTORIAN).await;
+    for i in 0..20 {
+        let pdu = well.call(1, &read_holding(100, 2)).await;
+        assert_eq!(
+            exception_of(&pdu),
+            None,
+            "request {i} of the well-behaved client: {pdu:?}"
+        );
+    }
+
+    let events = rig
+        .events_until(|evs| {
+            evs.iter()
+                .any(|e| e.reason.as_deref() == Some("client_not_reading"))
+        })
+        .await;
+    // Served until its socket held CLIENT_UNSENT_LIMIT (16 KiB) of unsent answers, then
+    // not: without the limit the kernel buffered ~10,000 answers (2.8 MB) for this client.
+    let hostile_served = events
+        .iter()
+        .filter(|e| e.kind == zonegate_audit::Kind::Request)
+        .count()
+        .saturating_sub(20);
+    assert!(
+        hostile_served < 2_000,
+        "{hostile_served} answers served to a client that reads none"
+    );
+    let closed = events
+        .iter()
+        .find(|e| e.reason.as_deref() == Some("client_not_reading"))
+        .expect("the never-reading client is closed and recorded after idle_timeout");
+    assert_eq!(
+        closed.src.as_deref().map(|s| s.starts_with(HISTORIAN)),
+        Some(true),
+        "{closed:?}"
+    );
+    // The well-behaved client is still served after the hostile one is gone.
+    let pdu = well.call(1, &read_holding(100, 2)).await;
+    assert_eq!(exception_of(&pdu), None);
+    drop(writer.await);
+    rig.stop().await;
+}
+
+/// Backpressure loses nothing: a client that stops reading for a while and then reads gets
+/// every answer, in request order, and the requests it sent meanwhile are all served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_then_reads_gets_every_answer_in_order() {
+    let rig = Rig::start("", None).await;
+    let mut c = small_window_client(rig.addr, HISTORIAN).await;
+    let n = 400;
+    let requests = pipeline(&mut c, n);
+    c.send(&requests).await;
+    // Nothing read for a while: the gateway's buffers to this client fill and it waits.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for tid in 1..=n {
+        let (rtid, unit, pdu) = c
+            .recv_within(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("answer {tid} of {n} never came"));
+        assert_eq!(usize::from(rtid), tid, "answers in request order");
+        assert_eq!(unit, 1);
+        assert_eq!(exception_of(&pdu), None, "answer {tid}: {pdu:?}");
+        assert_eq!(registers_of(&pdu).len(), 125);
+    }
+    rig.stop().await;
+}

@@ -290,6 +290,15 @@ impl Client {
         }
     }
 
+    /// A client on a stream connected some other way.
+    pub(crate) fn from_stream(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: Vec::new(),
+            next_tid: 1,
+        }
+    }
+
     /// Encodes a request as an ADU with a new transaction id; returns (tid, bytes).
     pub(crate) fn adu(&mut self, unit: u8, request: &Request<'_>) -> (u16, Vec<u8>) {
         let mut pdu = [0u8; 253];
