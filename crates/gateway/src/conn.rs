@@ -299,6 +299,12 @@ impl Session {
             // its whole pipeline already and be waiting for answers.
             loop {
                 self.collect_answers();
+                // Others wait for a device connection: this one goes back between two
+                // requests, and the next request waits its turn behind theirs, so a client
+                // that pipelines thousands cannot keep a connection for all of them.
+                if self.link.is_some() && self.shared.pool.contended() {
+                    self.give_back_link();
+                }
                 if let Err(end) = self.take_requests(&state).await {
                     return end;
                 }

@@ -4,10 +4,13 @@
 //! Many PLCs accept only 4-16 Modbus/TCP connections; one device connection per client session
 //! would let a crowd of clients (or one host opening many) take them all. A session borrows a
 //! connection when it forwards a request and gives it back once every answer is in. When all
-//! are lent, the session waits (at most `request_timeout`, then 0x0B). A connection that broke
-//! is never given back: the session drops it and the next borrow opens a new one.
+//! are lent, the session waits (at most `request_timeout`, then 0x0B) in one of two queues
+//! (gate.rs): a client waiting for its one answer goes before clients with a pipeline queued,
+//! and while anyone waits a session gives its connection back between two requests. A
+//! connection that broke is never given back: the session drops it and the next borrow opens
+//! a new one.
 //!
-//! The cost on the hot path is one semaphore permit (an atomic when one is free) and two short
+//! The cost on the hot path is a permit (one short lock when one is free) and two short
 //! `Mutex` sections (pop, push of an idle connection); nothing is allocated per request.
 //!
 //! A connection remembers the transaction ids of its requests answered 0x0B: the device may
@@ -25,12 +28,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::io::{DeviceStream, Stream};
 use crate::state::Settings;
+
+mod gate;
+
+pub(crate) use gate::Class;
+use gate::{Gate, Permit};
 
 /// How long the pool waits before it tries to connect to a device that just refused it.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
@@ -126,15 +133,32 @@ impl DeviceConn {
     }
 }
 
+/// One session counted in [`UpstreamPool::contended`] while it waits (a cancelled wait, a
+/// timeout or a session that ended, uncounts itself).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Self(n)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A connection lent to a session; give it back with [`UpstreamPool::give_back`].
 pub(crate) struct Link {
     pub(crate) conn: DeviceConn,
-    permit: OwnedSemaphorePermit,
+    permit: Permit,
 }
 
 /// The pool of one conduit (see the module docs).
 pub(crate) struct UpstreamPool {
-    permits: Arc<Semaphore>,
+    permits: Arc<Gate>,
     /// The limit the permits were sized for (follows `max_upstream_connections` on reload).
     size: AtomicUsize,
     /// Serializes resizing (rare: the first borrow and reloads that change the limit).
@@ -142,6 +166,8 @@ pub(crate) struct UpstreamPool {
     /// Permits to retire as lent connections come back (a reload lowered the limit).
     shrink: AtomicUsize,
     idle: Mutex<Vec<DeviceConn>>,
+    /// Sessions waiting for a connection to come back ([`UpstreamPool::contended`]).
+    waiting: AtomicUsize,
     /// When connecting last failed (reconnect backoff, and one warning per outage).
     failed_at: Mutex<Option<Instant>>,
     /// Where failed connects are counted (set once by the server; metrics.rs).
@@ -152,11 +178,12 @@ impl Default for UpstreamPool {
     /// An empty pool; the first borrow sizes it to `max_upstream_connections`.
     fn default() -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(0)),
+            permits: Arc::new(Gate::default()),
             size: AtomicUsize::new(0),
             resizing: Mutex::new(()),
             shrink: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
+            waiting: AtomicUsize::new(0),
             failed_at: Mutex::new(None),
             metrics: std::sync::OnceLock::new(),
         }
@@ -165,12 +192,13 @@ impl Default for UpstreamPool {
 
 impl UpstreamPool {
     /// Lends a connection: an idle one, or a new one while under the limit; waits at most
-    /// `request_timeout` for one to come back when all are lent.
+    /// `request_timeout` for one to come back when all are lent, in the queue of `class`.
     pub(crate) async fn borrow(
         &self,
         settings: &Settings,
         conduit: &str,
         recorder: &crate::record::Recorder,
+        class: Class,
     ) -> Result<Link, Unavailable> {
         // A bus port is no device connection: the bus queues fairly behind it, so every
         // session may hold one (the line's limit is one transaction at a time).
@@ -180,16 +208,15 @@ impl UpstreamPool {
         } else {
             settings.max_upstream_connections
         });
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(p) => p,
-            Err(TryAcquireError::NoPermits) => {
-                let waiting = Arc::clone(&self.permits).acquire_owned();
-                match tokio::time::timeout(settings.request_timeout, waiting).await {
-                    Ok(Ok(p)) => p,
-                    Ok(Err(_)) | Err(_) => return Err(Unavailable::Busy),
+        let permit = match self.permits.try_acquire(class) {
+            Some(p) => p,
+            None => {
+                let _counted = Waiting::count(&self.waiting);
+                match self.permits.acquire(class, settings.request_timeout).await {
+                    Some(p) => p,
+                    None => return Err(Unavailable::Busy),
                 }
             }
-            Err(TryAcquireError::Closed) => return Err(Unavailable::Busy),
         };
         let target = &settings.upstream.label;
         while let Some(mut conn) = self.pop_idle() {
@@ -230,7 +257,14 @@ impl UpstreamPool {
 
     /// Whether a borrow would have to wait for a connection to come back.
     pub(crate) fn all_lent(&self) -> bool {
-        self.permits.available_permits() == 0
+        self.permits.available() == 0
+    }
+
+    /// Whether some session waits for a connection now: then a session gives its own back
+    /// between two requests instead of keeping it for a whole pipeline, and borrows again
+    /// behind the others (gate.rs: a client waiting for its answer first, then pipelines).
+    pub(crate) fn contended(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
     }
 
     /// Takes back a connection whose answers are all in (never one that broke: drop that).
@@ -278,15 +312,16 @@ impl UpstreamPool {
             {
                 add -= 1;
             }
-            self.permits.add_permits(add);
+            self.permits.release(add);
         } else if limit < size {
             let cut = size - limit;
-            let gone = self.permits.forget_permits(cut);
+            let gone = self.permits.forget_free(cut);
             self.shrink.fetch_add(cut - gone, Ordering::AcqRel);
             // Idle connections beyond the new limit are closed.
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             idle.truncate(limit);
         }
+        self.permits.size_for(limit);
         self.size.store(limit, Ordering::Release);
     }
 

@@ -19,7 +19,7 @@ use zonegate_modbus::{Request, Response};
 use super::{End, Session, MISMATCHED, READ_CHUNK};
 use crate::slots::MAX_PDU;
 use crate::state::ConduitState;
-use crate::upstream::{Link, Unavailable};
+use crate::upstream::{Class, Link, Unavailable};
 
 impl Session {
     /// Records why the TLS connection to the device failed (the request itself gets 0x0A).
@@ -45,10 +45,21 @@ impl Session {
             // The wait may be long: answers already made leave first.
             self.flush(state).await?;
         }
+        // A client with more requests queued behind this one waits behind the clients that
+        // wait for their one answer (upstream/gate.rs).
+        let class = match decode_adu(&self.cbuf) {
+            Ok(Some(_)) => Class::Backlog,
+            _ => Class::Prompt,
+        };
         match self
             .shared
             .pool
-            .borrow(&state.settings, &self.shared.conduit, &self.shared.recorder)
+            .borrow(
+                &state.settings,
+                &self.shared.conduit,
+                &self.shared.recorder,
+                class,
+            )
             .await
         {
             Ok(link) => {
