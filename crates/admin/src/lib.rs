@@ -10,9 +10,12 @@
 //! ```
 //!
 //! Off unless the model has `admin: {listen: ...}` (zonegate-policy's `admin` module, which
-//! refuses an address off loopback without `token_file`). With a token every request must
+//! refuses an address off loopback without `token_file` or `tls`). With `tls` the endpoint
+//! serves HTTPS and requires a client certificate chaining to `client_ca` ([`tls`]: refused in
+//! the handshake, counted in `zonegate_admin_tls_refused_total`). With a token every request must
 //! carry `Authorization: Bearer <token>` (or `?token=` for the browser's EventSource, which
-//! cannot set headers); the comparison is constant-time. Everything here is read-only: the
+//! cannot set headers); the comparison is constant-time. With both, both are required.
+//! Everything here is read-only: the
 //! endpoint cannot change the policy or the audit trail.
 //!
 //! The gateway crate keeps the figures ([`zonegate_gateway::Metrics`]) and knows nothing of
@@ -37,6 +40,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use zonegate_gateway::Metrics;
 
+pub mod tls;
+
+pub use tls::tls_config;
+
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
@@ -56,7 +63,8 @@ struct App {
 #[derive(Debug)]
 pub struct Admin {
     addr: SocketAddr,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+    https: bool,
 }
 
 impl Admin {
@@ -67,18 +75,41 @@ impl Admin {
         metrics: Arc<Metrics>,
         token: Option<String>,
     ) -> std::io::Result<Self> {
+        Self::start_with_tls(listen, metrics, token, None).await
+    }
+
+    /// As [`Admin::start`]; with `tls` ([`tls_config`]) it serves HTTPS and every client must
+    /// present a certificate chaining to the configuration's `client_ca`.
+    pub async fn start_with_tls(
+        listen: SocketAddr,
+        metrics: Arc<Metrics>,
+        token: Option<String>,
+        tls: Option<Arc<zonegate_gateway::mbaps::ServerConfig>>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let app = router(App {
-            metrics,
+            metrics: Arc::clone(&metrics),
             token: token.map(Arc::from),
         });
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("admin endpoint stopped: {e}");
+        let https = tls.is_some();
+        let tasks = match tls {
+            None => vec![tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!("admin endpoint stopped: {e}");
+                }
+            })],
+            Some(config) => {
+                let (incoming, acceptor) = tls::incoming(listener, addr, config, metrics);
+                let server = tokio::spawn(async move {
+                    if let Err(e) = axum::serve(incoming, app).await {
+                        tracing::error!("admin endpoint stopped: {e}");
+                    }
+                });
+                vec![acceptor, server]
             }
-        });
-        Ok(Self { addr, task })
+        };
+        Ok(Self { addr, tasks, https })
     }
 
     /// The address it listens on (the port chosen when `listen` had port 0).
@@ -86,9 +117,20 @@ impl Admin {
         self.addr
     }
 
+    /// The endpoint's base URL: `http://addr/`, or `https://addr/` with TLS.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}/",
+            if self.https { "https" } else { "http" },
+            self.addr
+        )
+    }
+
     /// Stops serving (open event streams are cut).
     pub fn stop(self) {
-        self.task.abort();
+        for t in self.tasks {
+            t.abort();
+        }
     }
 }
 

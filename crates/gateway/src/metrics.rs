@@ -98,6 +98,11 @@ struct RefusedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: &'static str,
 }
@@ -263,6 +268,7 @@ pub struct Metrics {
     audit_fsync_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     audit_failures: Counter,
     syslog_dropped: Counter,
+    admin_tls_refused: Family<ReasonLabels, Counter>,
     live: Mutex<Live>,
     conduits: Mutex<Vec<ConduitInfo>>,
     policy_hash: Mutex<String>,
@@ -427,6 +433,12 @@ impl Metrics {
             "Audit records not exported to syslog (queue full, collector unreachable)",
             syslog_dropped.clone(),
         );
+        let admin_tls_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "admin_tls_refused",
+            "Admin endpoint TLS handshakes refused (no or untrusted client certificate, not TLS), by reason",
+            admin_tls_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -448,6 +460,7 @@ impl Metrics {
             audit_fsync_seconds,
             audit_failures,
             syslog_dropped,
+            admin_tls_refused,
             live: Mutex::default(),
             conduits: Mutex::default(),
             policy_hash: Mutex::default(),
@@ -711,6 +724,14 @@ impl Metrics {
 
     pub(crate) fn set_listeners_up(&self, up: bool) {
         self.listeners_up.store(up, Ordering::Release);
+    }
+
+    /// A handshake the admin endpoint refused (`reason`: the gateway's handshake reasons, a
+    /// bounded set of static names).
+    pub fn admin_tls_refused(&self, reason: &'static str) {
+        self.admin_tls_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     // ---- what the admin endpoint reads ----

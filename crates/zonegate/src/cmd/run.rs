@@ -13,8 +13,9 @@
 //! `zonegate_gateway`.
 //!
 //! `--check`: load, review and compile the model, check what the start would open (TLS files,
-//! the admin token), print a summary and exit (0 fine, 1 error findings, 2 anything else)
-//! without binding a socket or opening the audit log: for `ExecStartPre=` and before a reload.
+//! the admin token and the admin TLS files), print a summary and exit (0 fine, 1 error
+//! findings, 2 anything else) without binding a socket or opening the audit log: for
+//! `ExecStartPre=` and before a reload.
 //!
 //! As a service (packaging/zonegate.service, `Type=notify`): `READY=1` goes to
 //! `$NOTIFY_SOCKET` once every listener is up, `WATCHDOG=1` at half of `WatchdogSec=`,
@@ -102,6 +103,17 @@ fn admin_token(model: &Model) -> Result<Option<String>, String> {
         .map_err(|e| format!("admin.token_file: {e}"))
 }
 
+/// The admin endpoint's rustls configuration from the model's `admin.tls` block, its files
+/// resolved against the model's folder (`Ok(None)`: plain HTTP).
+fn admin_tls(model: &Model) -> Result<Option<Arc<zonegate_gateway::mbaps::ServerConfig>>, String> {
+    let Some(t) = model.admin.as_ref().and_then(|a| a.tls.as_ref()) else {
+        return Ok(None);
+    };
+    zonegate_admin::tls_config(&t.resolved(|p| model.resolve(p)))
+        .map(Some)
+        .map_err(|e| format!("admin.{e}"))
+}
+
 /// `--check`: everything the start would do short of binding and opening; the exit status.
 fn check(path: &Path, model: &Model) -> u8 {
     let mut problems = Vec::new();
@@ -159,14 +171,19 @@ fn check(path: &Path, model: &Model) -> u8 {
             if let Err(e) = admin_token(model) {
                 problems.push(e);
             }
+            if let Err(e) = admin_tls(model) {
+                problems.push(e);
+            }
             let _ = writeln!(
                 out,
-                "admin: http://{}/ ({})",
+                "admin: {}://{}/ ({})",
+                if a.tls.is_some() { "https" } else { "http" },
                 a.listen,
-                if a.token_file.is_some() {
-                    "bearer token"
-                } else {
-                    "loopback, no token"
+                match (a.token_file.is_some(), a.tls.is_some()) {
+                    (true, true) => "mutual TLS and bearer token",
+                    (false, true) => "mutual TLS",
+                    (true, false) => "bearer token",
+                    (false, false) => "loopback, no token",
                 }
             );
         }
@@ -198,6 +215,16 @@ pub(crate) fn run(args: Args) -> u8 {
     }
     let audit = audit_file(&model);
     let admin_token = match admin_token(&model) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "zonegate run: {}: {e}; nothing started",
+                args.model.display()
+            );
+            return 2;
+        }
+    };
+    let admin_tls = match admin_tls(&model) {
         Ok(t) => t,
         Err(e) => {
             eprintln!(
@@ -246,8 +273,13 @@ pub(crate) fn run(args: Args) -> u8 {
         // gateway starts.
         let admin = match &model.admin {
             Some(a) => {
-                match zonegate_admin::Admin::start(a.listen, Arc::clone(&metrics), admin_token)
-                    .await
+                match zonegate_admin::Admin::start_with_tls(
+                    a.listen,
+                    Arc::clone(&metrics),
+                    admin_token,
+                    admin_tls,
+                )
+                .await
                 {
                     Ok(admin) => Some(admin),
                     Err(e) => {
@@ -261,7 +293,7 @@ pub(crate) fn run(args: Args) -> u8 {
             }
             None => None,
         };
-        let admin_addr = admin.as_ref().map(zonegate_admin::Admin::addr);
+        let admin_url = admin.as_ref().map(zonegate_admin::Admin::url);
         let gateway = match Gateway::start_file(&args.model, options).await {
             Ok(g) => g,
             Err(StartError::Model(errors)) => {
@@ -301,10 +333,10 @@ pub(crate) fn run(args: Args) -> u8 {
                         l.mode
                     );
                 }
-                if let Some(addr) = admin_addr {
+                if let Some(url) = &admin_url {
                     let _ = writeln!(
                         out,
-                        "admin on http://{addr}/ (dashboard; /metrics, /healthz, /readyz)"
+                        "admin on {url} (dashboard; /metrics, /healthz, /readyz)"
                     );
                 }
                 let _ = out.flush();
