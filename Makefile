@@ -25,9 +25,11 @@ VENV_PYTHON := $(VENV)/bin/python
 #   haproxy         the baseline of the gateway benchmark (`make bench`; no test needs it)
 #   openssl         mints certificates and runs handshake cases for the Modbus/TCP Security e2e tests
 #   python3, python3-venv   the e2e suite's interpreter and its virtual environment
+#   curl            the HTTPS client with a client certificate of the admin mutual-TLS test
+#                   (tests/e2e/test_admin_tls.py)
 #   socat           pty pairs as the serial line of the Modbus RTU tests (gateway tests/it/rtu.rs,
 #                   tests/e2e/test_rtu.py, scripts/bench-rtu.sh): no hardware needed
-APT_PACKAGES := socat mbpoll rsyslog rsyslog-gnutls nftables iptables iproute2 chromium chromium-driver haproxy openssl python3 python3-venv
+APT_PACKAGES := curl socat mbpoll rsyslog rsyslog-gnutls nftables iptables iproute2 chromium chromium-driver haproxy openssl python3 python3-venv
 
 demo:
 	cargo run --release -p zonegate -- demo
