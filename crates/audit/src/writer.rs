@@ -108,6 +108,8 @@ pub(crate) struct Counters {
     pub(crate) storage_alarms: AtomicU64,
     pub(crate) withdrawn: AtomicU64,
     pub(crate) fsync_micros: AtomicU64,
+    /// fsync latency buckets and the last checkpoint (see [`crate::ops`]).
+    pub(crate) ops: crate::ops::Ops,
 }
 
 /// A snapshot of the writer's counters ([`AuditHandle::stats`]).
@@ -147,6 +149,10 @@ pub struct Stats {
     pub withdrawn: u64,
     /// Time spent in fsync, in microseconds, summed over `fsyncs` (the metrics' mean latency).
     pub fsync_micros: u64,
+    /// fsync calls per latency bucket (the `/metrics` histogram).
+    pub fsync_histogram: crate::ops::FsyncHistogram,
+    /// The last signed checkpoint on disk (`None`: none yet, or no signing key).
+    pub last_checkpoint: Option<crate::ops::CheckpointMark>,
 }
 
 impl Counters {
@@ -169,6 +175,8 @@ impl Counters {
             storage_alarms: g(&self.storage_alarms),
             withdrawn: g(&self.withdrawn),
             fsync_micros: g(&self.fsync_micros),
+            fsync_histogram: self.ops.fsync_histogram(),
+            last_checkpoint: self.ops.last_checkpoint(),
         }
     }
 }
@@ -332,6 +340,10 @@ impl AuditLog {
             Some(p) => resume_point(p)?,
             None => Resume::default(),
         };
+        // A restart shows the checkpoint the last run ended with, not "none yet".
+        if let Some((seq, ts)) = &resume.checkpoint {
+            counters.ops.checkpoint(*seq, ts.as_deref());
+        }
         let file_len = storage.open().map_err(|e| {
             AuditError::Unavailable(format!(
                 "cannot open {}: {e}",
@@ -460,6 +472,8 @@ struct Resume {
     head: Option<String>,
     truncate_to: Option<u64>,
     note: Option<String>,
+    /// The last record, when it is a checkpoint (a clean shutdown ends with one): (seq, ts).
+    checkpoint: Option<(u64, Option<String>)>,
 }
 
 fn resume_point(path: &std::path::Path) -> Result<Resume, AuditError> {
@@ -494,6 +508,9 @@ fn resume_point(path: &std::path::Path) -> Result<Resume, AuditError> {
                 .map_err(|e| corrupt(format!("not valid UTF-8 at byte {}", e.valid_up_to() + 1)))?;
             let ev = check_line(line).map_err(|e| corrupt(e.to_string()))?;
             resume.next_seq = ev.seq.map(|s| s + 1);
+            if let (Kind::Checkpoint, Some(seq)) = (ev.kind, ev.seq) {
+                resume.checkpoint = Some((seq, ev.ts));
+            }
             resume.head = ev.hash;
             return Ok(resume);
         }
@@ -1378,6 +1395,7 @@ impl Writer {
             let synced = self.storage.sync();
             let took = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             bump(&self.counters().fsync_micros, took);
+            self.counters().ops.fsync(took);
             if let Err(e) = synced {
                 self.fail(&format!("fsync failed: {e}"));
                 return;
@@ -1392,6 +1410,7 @@ impl Writer {
         for p in self.pending.drain(..) {
             if p.event.kind == Kind::Checkpoint {
                 bump(&self.shared.counters.checkpoints, 1);
+                (self.shared.counters.ops).checkpoint(p.seq, p.event.ts.as_deref());
             }
             if let (Some(x), Some(line)) = (&self.exporter, p.line) {
                 x.offer(line);

@@ -216,6 +216,39 @@ fn signed_checkpoints_every_n_and_at_shutdown() {
 }
 
 #[test]
+fn stats_carry_the_fsync_histogram_and_the_last_checkpoint_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, kp, _) = key_pair(dir.path());
+    let mut c = config(dir.path());
+    c.signing_key = Some(kp.clone());
+    c.checkpoint_every = 10;
+    let h = start(c);
+    append_n(&h, 15, true);
+    let s = h.stats();
+    assert!(s.fsyncs > 0, "{s:?}");
+    assert_eq!(
+        s.fsync_histogram.count(),
+        s.fsyncs,
+        "no fsync failed: one bucket each"
+    );
+    let cp = s.last_checkpoint.expect("a checkpoint after 10 records");
+    let ev = events(&dir.path().join("audit.log"));
+    let on_disk = ev.iter().rfind(|e| e.kind == Kind::Checkpoint).unwrap();
+    assert_eq!(Some(cp.seq), on_disk.seq);
+    assert!(cp.unix_ms > 1_700_000_000_000, "{cp:?}");
+    h.shutdown().wait().unwrap();
+    let last = h.stats().last_checkpoint.unwrap();
+    assert!(last.seq > cp.seq, "the final checkpoint: {last:?}");
+
+    // The next run starts from the log's final checkpoint, not "none yet".
+    let mut c = config(dir.path());
+    c.signing_key = Some(kp);
+    let h = start(c);
+    assert_eq!(h.stats().last_checkpoint, Some(last));
+    h.shutdown().wait().unwrap();
+}
+
+#[test]
 fn group_commit_uses_fewer_fsyncs_than_durable_records() {
     let dir = tempfile::tempdir().unwrap();
     let h = start(config(dir.path()));
