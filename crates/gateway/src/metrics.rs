@@ -7,6 +7,8 @@
 //!  server.rs accept    ─▶ Metrics::accepted / refused / waited, ConnGauge (open)
 //!  server.rs reload    ─▶ Metrics::reloaded(ok), set_conduits(..)
 //!  admin crate         ─▶ encode() (OpenMetrics text), snapshot() (JSON), ready()
+//!  encode/snapshot     ─▶ the audit writer's Stats: fsync latency histogram, chain head,
+//!                         last signed checkpoint (copied at each scrape, nothing pushed)
 //! ```
 //!
 //! No HTTP here: the `zonegate-admin` crate serves what this module renders, so the gateway
@@ -27,14 +29,17 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use foldhash::HashMap;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::{json, Value};
-use zonegate_audit::{AuditHandle, Decision, Event};
+use zonegate_audit::{AuditHandle, Decision, Event, FsyncHistogram};
 use zonegate_policy::canonical_ip;
 
 /// Most recent denials and alerts kept for the dashboard.
@@ -209,6 +214,87 @@ pub struct ConduitInfo {
     pub upstream: String,
 }
 
+/// Seconds of the poll-rate window (the dashboard's "polls/s" of a unit).
+const POLL_WINDOW_S: u64 = 10;
+
+/// Forwarded requests per whole second over the last [`POLL_WINDOW_S`] seconds: the rate at
+/// which the masters poll one unit. Seconds count from [`Metrics`]' start; slots are reused
+/// as the window moves (no allocation).
+#[derive(Debug, Default)]
+struct PollWindow {
+    slots: [u32; POLL_WINDOW_S as usize],
+    /// The second the newest slot belongs to.
+    newest: u64,
+    /// The second of the first poll counted (the window is shorter before it is full).
+    first: Option<u64>,
+}
+
+impl PollWindow {
+    fn slot(sec: u64) -> usize {
+        // In range: the remainder is below POLL_WINDOW_S.
+        (sec % POLL_WINDOW_S) as usize
+    }
+
+    /// One poll in second `sec` (taken under the live view's lock, so never older than the
+    /// newest; an older one would count in the newest second).
+    fn count(&mut self, sec: u64) {
+        let sec = sec.max(self.newest);
+        if self.first.is_none() {
+            self.first = Some(sec);
+            self.newest = sec;
+        }
+        if sec >= self.newest + POLL_WINDOW_S {
+            self.slots = [0; POLL_WINDOW_S as usize];
+        } else {
+            // The seconds that passed without a poll start from 0.
+            for s in (self.newest + 1)..=sec {
+                self.slots[Self::slot(s)] = 0;
+            }
+        }
+        self.newest = sec;
+        let c = &mut self.slots[Self::slot(sec)];
+        *c = c.saturating_add(1);
+    }
+
+    /// Polls per second over the whole seconds before `now_sec` (the current one is still
+    /// filling): `None` before one whole second has passed since the first poll.
+    fn rate(&self, now_sec: u64) -> Option<f64> {
+        let first = self.first?;
+        let span = now_sec.saturating_sub(first).min(POLL_WINDOW_S);
+        if span == 0 {
+            return None;
+        }
+        let polls: u64 = (now_sec - span..now_sec)
+            .filter(|&s| s <= self.newest && s + POLL_WINDOW_S > self.newest)
+            .map(|s| u64::from(self.slots[Self::slot(s)]))
+            .sum();
+        Some(polls as f64 / span as f64)
+    }
+}
+
+/// `zonegate_audit_fsync_seconds`: the writer's fsync latency buckets as an OpenMetrics
+/// histogram. The writer keeps its own counts (`zonegate_audit::ops`, no prometheus there);
+/// each scrape copies them in ([`Metrics::refresh_audit`]) and this encodes the copy.
+#[derive(Debug, Clone, Default)]
+struct FsyncSeconds(Arc<Mutex<(FsyncHistogram, f64)>>);
+
+impl EncodeMetric for FsyncSeconds {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (h, sum) = *lock(&self.0);
+        // prometheus-client writes `le="+Inf"` for f64::MAX only (its own histograms' last
+        // bound); an infinite bound would come out as `le="inf"`, which scrapers reject.
+        let buckets: Vec<(f64, u64)> = h
+            .buckets()
+            .map(|(le, n)| (if le.is_finite() { le } else { f64::MAX }, n))
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(sum, h.count(), &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
 /// The live view of one (conduit, unit id): what the control room asks about a device.
 #[derive(Debug, Default)]
 struct UnitView {
@@ -224,6 +310,8 @@ struct UnitView {
     /// Counts per latency bucket of answered requests (index = bucket of `latency_buckets`,
     /// the last one = above), for p50/p99.
     buckets: [u64; 18],
+    /// Forwarded requests per second, recently.
+    polls: PollWindow,
 }
 
 #[derive(Debug)]
@@ -265,7 +353,7 @@ pub struct Metrics {
     audit_records: Counter,
     audit_lost: Counter,
     audit_fsyncs: Counter,
-    audit_fsync_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    audit_fsync_seconds: FsyncSeconds,
     audit_failures: Counter,
     syslog_dropped: Counter,
     admin_tls_refused: Family<ReasonLabels, Counter>,
@@ -275,6 +363,8 @@ pub struct Metrics {
     audit: OnceLock<AuditHandle>,
     listeners_up: AtomicBool,
     started: SystemTime,
+    /// Second 0 of the poll-rate windows.
+    epoch: Instant,
     /// Unix ms of the last reload (0: none).
     last_reload: AtomicU64,
 }
@@ -414,10 +504,12 @@ impl Metrics {
             "fsync calls of the audit log",
             audit_fsyncs.clone(),
         );
-        let audit_fsync_seconds = Counter::<f64, AtomicU64>::default();
+        // A histogram now: the counter of the same name (`_seconds_total`, the summed time)
+        // would clash with it by family name; `_sum` carries that figure.
+        let audit_fsync_seconds = FsyncSeconds::default();
         registry.register_with_unit(
             "audit_fsync",
-            "Time spent in fsync of the audit log (divide by audit_fsyncs_total for the mean)",
+            "Latency of each fsync of the audit log (failed ones too)",
             Unit::Seconds,
             audit_fsync_seconds.clone(),
         );
@@ -467,6 +559,7 @@ impl Metrics {
             audit: OnceLock::new(),
             listeners_up: AtomicBool::new(false),
             started: SystemTime::now(),
+            epoch: Instant::now(),
             last_reload: AtomicU64::new(0),
         }
     }
@@ -521,7 +614,9 @@ impl Metrics {
             live.allowed += 1;
         }
         if forwarded {
+            let sec = self.epoch.elapsed().as_secs();
             let u = live.units.entry((Arc::clone(&conduit), unit)).or_default();
+            u.polls.count(sec);
             match (unanswered, event.exception) {
                 (true, Some(0x0A)) => {
                     u.unreachable += 1;
@@ -768,11 +863,7 @@ impl Metrics {
         up(&self.audit_fsyncs, s.fsyncs);
         up(&self.audit_failures, s.failures);
         up(&self.syslog_dropped, s.export_dropped);
-        let secs = s.fsync_micros as f64 / 1e6;
-        let had = self.audit_fsync_seconds.get();
-        if secs > had {
-            self.audit_fsync_seconds.inc_by(secs - had);
-        }
+        *lock(&self.audit_fsync_seconds.0) = (s.fsync_histogram, s.fsync_micros as f64 / 1e6);
     }
 
     /// The registry in OpenMetrics text (`application/openmetrics-text; version=1.0.0`).
@@ -790,6 +881,7 @@ impl Metrics {
     pub fn snapshot(&self) -> Value {
         self.refresh_audit();
         let now = Instant::now();
+        let now_sec = now.duration_since(self.epoch).as_secs();
         let live = lock(&self.live);
         let units: Vec<Value> = live
             .units
@@ -808,6 +900,7 @@ impl Metrics {
                     "last_good_age_s": u.last_good.map(|t| now.duration_since(t).as_secs_f64()),
                     "p50_ms": quantile(&u.buckets, 0.50).map(|s| s * 1e3),
                     "p99_ms": quantile(&u.buckets, 0.99).map(|s| s * 1e3),
+                    "polls_per_s": u.polls.rate(now_sec),
                 })
             })
             .collect();
@@ -841,6 +934,14 @@ impl Metrics {
                 "checkpoints": s.checkpoints,
                 "head_seq": head.as_ref().map(|h| h.0),
                 "head_hash": head.map(|h| h.1),
+                "last_checkpoint": s.last_checkpoint.map(|c| {
+                    let at_ms = (c.unix_ms > 0).then_some(c.unix_ms);
+                    json!({
+                        "seq": c.seq,
+                        "at_ms": at_ms,
+                        "age_s": at_ms.map(|t| unix_ms(SystemTime::now()).saturating_sub(t) as f64 / 1e3),
+                    })
+                }),
             })
         });
         json!({
@@ -1016,6 +1117,63 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s["recent"].as_array().unwrap().len(), RECENT);
         assert_eq!(s["masters"].as_array().unwrap().len(), MASTERS);
+    }
+
+    #[test]
+    fn the_poll_rate_is_over_the_last_whole_seconds() {
+        let mut w = PollWindow::default();
+        assert_eq!(w.rate(5), None, "no poll yet");
+        for sec in 100..105 {
+            w.count(sec);
+            w.count(sec);
+        }
+        assert_eq!(w.rate(100), None, "the first second is still filling");
+        assert_eq!(w.rate(102), Some(2.0), "seconds 100 and 101");
+        assert_eq!(w.rate(105), Some(2.0));
+        assert_eq!(w.rate(110), Some(1.0), "10 polls over 100..109");
+        assert_eq!(w.rate(200), Some(0.0), "quiet since");
+        // After a gap longer than the window, old slots do not come back.
+        w.count(200);
+        w.count(203);
+        assert_eq!(w.rate(204), Some(0.2), "2 polls over 194..203");
+        // A gap shorter than the window clears the skipped seconds only.
+        w.count(206);
+        assert_eq!(w.rate(207), Some(0.3), "200, 203 and 206 over 197..206");
+    }
+
+    #[test]
+    fn the_fsync_histogram_is_encoded_with_buckets_sum_and_count() {
+        let m = Metrics::new();
+        let mut counts = [0; zonegate_audit::ops::FSYNC_BUCKETS];
+        counts[0] = 2; // at most 50 µs
+        counts[4] = 1; // at most 1 ms
+        *lock(&m.audit_fsync_seconds.0) = (FsyncHistogram { counts }, 0.0011);
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE zonegate_audit_fsync_seconds histogram"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zonegate_audit_fsync_seconds_count 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zonegate_audit_fsync_seconds_sum 0.0011"),
+            "{text}"
+        );
+        assert!(
+            text.contains("zonegate_audit_fsync_seconds_bucket{le=\"0.001\"} 3"),
+            "cumulative: {text}"
+        );
+        assert!(
+            text.contains("zonegate_audit_fsync_seconds_bucket{le=\"+Inf\"} 3"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("zonegate_audit_fsync_seconds_total"),
+            "no counter by the histogram's name: {text}"
+        );
+        assert!(text.contains("zonegate_audit_fsyncs_total 0"), "{text}");
     }
 
     #[test]

@@ -430,3 +430,112 @@ async fn aggregate_interval_zero_writes_every_refusal_in_full() {
     assert_eq!(refusals.len(), 5, "{refusals:?}");
     assert!(refusals.iter().all(|e| e.count.is_none()), "{refusals:?}");
 }
+
+/// The operations view of the audit log (what `/metrics` and `/api/state` serve, the admin
+/// crate rendering these): with `sync: writes` the durable records are fsynced and the fsync
+/// latency histogram counts them; with a signing key the state shows the last checkpoint
+/// once one is on disk; reads over more than a second give the unit a poll rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_carry_the_fsync_histogram_and_the_state_the_last_signed_checkpoint() {
+    let keys = temp_dir();
+    let key = zonegate_audit::keys::generate().unwrap();
+    let (secret, _) = zonegate_audit::keys::write_key_pair(&keys.join("audit"), &key).unwrap();
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
+        .await
+        .unwrap();
+    let upstream = sim.local_addr();
+    let rig = Rig::launch(
+        sim,
+        upstream,
+        "",
+        None,
+        &format!(
+            "  signing_key: {}\n  checkpoint_every: 4\n",
+            secret.display()
+        ),
+        None,
+    )
+    .await;
+    let m = rig.gateway.metrics();
+    // Durable records: allowed writes (and a denial) are fsynced before they are answered.
+    let mut ews = rig.client(EWS).await;
+    for v in [200, 201, 202] {
+        let pdu = ews.call(1, &write_one(100, v)).await;
+        assert_eq!(exception_of(&pdu), None, "{pdu:?}");
+    }
+    let mut hist = rig.client(HISTORIAN).await;
+    assert_eq!(
+        exception_of(&hist.call(1, &write_one(100, 200)).await),
+        Some(1)
+    );
+
+    let text = m.encode();
+    assert!(
+        text.contains("# TYPE zonegate_audit_fsync_seconds histogram"),
+        "{text}"
+    );
+    let sample = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let count = sample("zonegate_audit_fsync_seconds_count ");
+    assert!(
+        count >= 4.0,
+        "genesis, start and the durable records: {text}"
+    );
+    assert_eq!(
+        sample("zonegate_audit_fsync_seconds_bucket{le=\"+Inf\"} "),
+        count
+    );
+    assert!(sample("zonegate_audit_fsync_seconds_sum ") > 0.0, "{text}");
+    assert!(sample("zonegate_audit_fsyncs_total ") >= 4.0, "{text}");
+    assert!(
+        !text.contains("zonegate_audit_fsync_seconds_total"),
+        "{text}"
+    );
+
+    // The checkpoint after every 4 records: on disk, then in the state with its seq and age.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let state = loop {
+        let state = m.snapshot();
+        if !state["audit"]["last_checkpoint"].is_null() || tokio::time::Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let cp = &state["audit"]["last_checkpoint"];
+    let seq = cp["seq"].as_u64().unwrap_or_else(|| panic!("{state}"));
+    let age = cp["age_s"].as_f64().unwrap();
+    assert!((0.0..60.0).contains(&age), "{cp}");
+    let events = rig
+        .events_until(|ev| ev.iter().any(|e| e.kind == Kind::Checkpoint))
+        .await;
+    let on_disk: Vec<u64> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Checkpoint)
+        .filter_map(|e| e.seq)
+        .collect();
+    assert!(on_disk.contains(&seq), "{seq} in {on_disk:?}");
+    assert!(
+        state["audit"]["head_seq"].as_u64().unwrap() >= seq,
+        "{state}"
+    );
+
+    // Polls over more than a whole second: the unit's rate is above zero.
+    let until = tokio::time::Instant::now() + Duration::from_millis(1300);
+    while tokio::time::Instant::now() < until {
+        let _ = hist.call(1, &read_holding(0, 2)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let state = m.snapshot();
+    let unit = &state["units"][0];
+    let rate = unit["polls_per_s"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{unit}"));
+    assert!(rate > 1.0 && rate < 100.0, "{unit}");
+    drop((ews, hist));
+    rig.stop().await;
+}
