@@ -35,6 +35,7 @@ function fill(id, rows, columns, empty) {
 const ms = (v) => (v === null || v === undefined ? "–" : `${v < 10 ? v.toFixed(2) : v.toFixed(0)} ms`);
 const age = (s) => (s === null || s === undefined ? "never" : s < 1 ? "just now" : `${s.toFixed(0)} s ago`);
 const clock = (t) => new Date(t).toLocaleTimeString();
+const rate = (v) => (v === null || v === undefined ? "–" : v.toFixed(1));
 
 function render(s) {
   const ready = document.getElementById("ready");
@@ -58,10 +59,17 @@ function render(s) {
   document.getElementById("audit-info").textContent = a
     ? `${a.writable ? "writable" : "NOT WRITABLE"} · queue ${a.queue_depth} · dropped ${a.dropped} · checkpoints ${a.checkpoints}`
     : "no audit log";
+  // The checkpoint proves every record before it (with the public key): its age says how much
+  // of the log is not signed yet.
+  const cp = a && a.last_checkpoint;
+  document.getElementById("audit-checkpoint").textContent = cp ? `seq ${cp.seq}` : a ? "none yet" : "–";
+  document.getElementById("audit-checkpoint-age").textContent = cp
+    ? `${cp.age_s === null ? "time unknown" : age(cp.age_s)} · ${a.head_seq !== null ? a.head_seq - cp.seq : 0} record(s) since`
+    : a ? "no signing key, or none written yet" : "";
 
   fill("conduits", s.conduits.map((c) => [c.id, c.zones.join(" ↔ "), [c.mode, c.mode === "monitor" ? "dec-would_deny" : ""], c.security_level || "–", c.listen, c.upstream]), 6, "no conduit");
   fill("units", s.units.map((u) => [u.conduit, u.unit, [u.status + (u.last_exception ? ` (0x${u.last_exception.toString(16).padStart(2, "0")})` : ""), `st-${u.status}`],
-    age(u.last_good_age_s), u.ok, u.exceptions + u.timeouts + u.unreachable, u.denied, ms(u.p50_ms), ms(u.p99_ms)]), 9, "no request yet");
+    rate(u.polls_per_s), age(u.last_good_age_s), u.ok, u.exceptions + u.timeouts + u.unreachable, u.denied, ms(u.p50_ms), ms(u.p99_ms)]), 10, "no request yet");
   fill("recent", s.recent.map((r) => r.kind === "alert"
     ? [clock(r.at_ms), r.conduit || "–", "–", "–", "–", ["alert", "dec-deny"], r.reason, r.message]
     : [clock(r.at_ms), r.conduit, r.src, r.unit, r.function || "–", [r.decision, `dec-${r.decision}`], r.reason, r.rule || "–"]), 8, "no denial yet");
