@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -61,7 +62,17 @@ def test_a_denial_appears_on_the_dashboard(
     gateway_factory: Callable[..., zg.Gateway], sim_device: zg.SimDevice, tmp_path: Path
 ) -> None:
     admin_port = zg.free_port()
-    gw = gateway_factory(sim_device.upstream, admin={"listen": f"{zg.LOOP}:{admin_port}"})
+    # A signing key and a checkpoint every 4 records: the page shows the last signed checkpoint.
+    keygen = subprocess.run(
+        [str(zg.zonegate_bin()), "log", "keygen", "--out", str(tmp_path / "audit")],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert keygen.returncode == 0, keygen.stderr
+    gw = gateway_factory(
+        sim_device.upstream,
+        admin={"listen": f"{zg.LOOP}:{admin_port}"},
+        extra_audit={"signing_key": str(tmp_path / "audit.key"), "checkpoint_every": 4},
+    )
     base = f"http://{zg.LOOP}:{admin_port}"
     zg.wait_until(lambda: http_get(f"{base}/readyz")[0] == 200, 10, "the admin endpoint to be ready")
     assert http_get(f"{base}/healthz")[0] == 200
@@ -102,7 +113,16 @@ def test_a_denial_appears_on_the_dashboard(
         masters = driver.find_element(By.ID, "masters").text
         assert zg.HIST in masters
         assert driver.find_element(By.ID, "ready").text == "ready"
+        zg.wait_until(
+            lambda: driver.find_element(By.ID, "audit-checkpoint").text.startswith("seq "),
+            15,
+            "the last signed checkpoint on the page",
+        )
+        assert "record(s) since" in driver.find_element(By.ID, "audit-checkpoint-age").text
         time.sleep(1.2)  # one more event, so that the rates show
+        # The unit's polls per second: a number once a whole second has passed since its first.
+        polls = driver.find_element(By.CSS_SELECTOR, "#units tbody tr td:nth-child(4)").text
+        assert polls != "–" and float(polls) >= 0, polls
         shot = tmp_path / "dashboard.png"
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 10_000
@@ -126,8 +146,13 @@ def test_a_denial_appears_on_the_dashboard(
     assert deny and deny[0].endswith(" 1"), text
     assert zg.HIST not in text, "no source address in a metric label"
     assert "zonegate_upstream_response_seconds_bucket" in text
+    fsyncs = [line for line in text.splitlines() if line.startswith("zonegate_audit_fsync_seconds_count ")]
+    assert fsyncs and int(fsyncs[0].split()[-1]) > 0, text
+    assert 'zonegate_audit_fsync_seconds_bucket{le="+Inf"}' in text
     state = json.loads(http_get(f"{base}/api/state")[2])
     assert state["audit"]["head_seq"] is not None
+    assert state["audit"]["last_checkpoint"]["seq"] <= state["audit"]["head_seq"], state["audit"]
+    assert state["units"][0]["polls_per_s"] is not None, state["units"]
 
 
 def test_the_admin_port_off_loopback_needs_a_token(tmp_path: Path, zonegate_bin: Path) -> None:
