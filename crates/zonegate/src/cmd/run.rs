@@ -214,18 +214,10 @@ pub(crate) fn run(args: Args) -> u8 {
         return check(&args.model, &model);
     }
     let audit = audit_file(&model);
-    let admin_token = match admin_token(&model) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "zonegate run: {}: {e}; nothing started",
-                args.model.display()
-            );
-            return 2;
-        }
-    };
-    let admin_tls = match admin_tls(&model) {
-        Ok(t) => t,
+    // The admin port's credentials: a file that does not load starts nothing.
+    let admins = admin_token(&model).and_then(|token| Ok((token, admin_tls(&model)?)));
+    let (admin_token, admin_tls) = match admins {
+        Ok(both) => both,
         Err(e) => {
             eprintln!(
                 "zonegate run: {}: {e}; nothing started",
