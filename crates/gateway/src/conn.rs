@@ -507,21 +507,12 @@ impl Session {
 
     /// Logs and records a client whose frame did not complete in time.
     fn incomplete_frame(&self, state: &ConduitState) {
-        warn!(
-            conduit = %self.shared.conduit, peer = %self.peer,
-            "closing the connection: a frame stayed incomplete for {:?} ({} bytes)",
-            state.settings.request_timeout,
+        let limit = state.settings.request_timeout;
+        let message = format!(
+            "{} bytes of an unfinished frame after {limit:?}",
             self.cbuf.len()
         );
-        let mut ev = self.base_event(state);
-        ev.decision = Some(Decision::Deny);
-        ev.reason = Some("incomplete_frame".into());
-        ev.message = Some(format!(
-            "{} bytes of an unfinished frame after {:?}",
-            self.cbuf.len(),
-            state.settings.request_timeout
-        ));
-        self.shared.recorder.record_denial(ev);
+        self.closing(state, "incomplete_frame", message);
     }
 
     /// Writes pending requests to the device, and to the client the answers its socket takes
@@ -555,20 +546,25 @@ impl Session {
     /// Logs and records a client closed because it took none of its answers for
     /// `idle_timeout` (a peer that never reads must not hold a session for ever).
     fn not_reading(&self, state: &ConduitState) {
+        let limit = state.settings.idle_timeout;
+        let message = format!(
+            "{} bytes of answers not taken after {limit:?}",
+            self.cout.len()
+        );
+        self.closing(state, "client_not_reading", message);
+    }
+
+    /// Logs that the gateway closes this client and why, and records it as a denial (so it
+    /// is aggregated per source like every record a host no rule names can cause).
+    fn closing(&self, state: &ConduitState, reason: &'static str, message: String) {
         warn!(
             conduit = %self.shared.conduit, peer = %self.peer,
-            "closing the connection: the client took none of its answers for {:?} ({} bytes waiting)",
-            state.settings.idle_timeout,
-            self.cout.len()
+            "closing the connection ({reason}): {message}"
         );
         let mut ev = self.base_event(state);
         ev.decision = Some(Decision::Deny);
-        ev.reason = Some("client_not_reading".into());
-        ev.message = Some(format!(
-            "{} bytes of answers not taken after {:?}",
-            self.cout.len(),
-            state.settings.idle_timeout
-        ));
+        ev.reason = Some(reason.into());
+        ev.message = Some(message);
         self.shared.recorder.record_denial(ev);
     }
 
