@@ -71,10 +71,8 @@ fn shadows(out: &mut Out<'_>) {
                         _ => format!("line {}: {}", e.line, e.message),
                     })
                     .collect();
-                out.push(
-                    "ZG-C043",
-                    Severity::Error,
-                    Subject::Conduit,
+                candidate_problem(
+                    out,
                     &c.id,
                     s.line,
                     format!(
@@ -85,10 +83,8 @@ fn shadows(out: &mut Out<'_>) {
                 );
             }
             CandidateError::Invalid(errors) => {
-                out.push(
-                    "ZG-C043",
-                    Severity::Error,
-                    Subject::Conduit,
+                candidate_problem(
+                    out,
                     &c.id,
                     s.line,
                     format!(
@@ -119,10 +115,8 @@ fn shadows(out: &mut Out<'_>) {
                     );
                 }
             }
-            CandidateError::NoConduit(_) => out.push(
-                "ZG-C043",
-                Severity::Error,
-                Subject::Conduit,
+            CandidateError::NoConduit(_) => candidate_problem(
+                out,
                 &c.id,
                 s.line,
                 format!(
@@ -132,10 +126,8 @@ fn shadows(out: &mut Out<'_>) {
                     c.id
                 ),
             ),
-            other => out.push(
-                "ZG-C043",
-                Severity::Error,
-                Subject::Conduit,
+            other => candidate_problem(
+                out,
                 &c.id,
                 s.line,
                 format!(
@@ -145,6 +137,18 @@ fn shadows(out: &mut Out<'_>) {
             ),
         }
     }
+}
+
+/// A ZG-C043 finding at the conduit's `shadow:` line.
+fn candidate_problem(out: &mut Out<'_>, conduit: &str, line: u32, message: String) {
+    out.push(
+        "ZG-C043",
+        Severity::Error,
+        Subject::Conduit,
+        conduit,
+        line,
+        message,
+    );
 }
 
 /// The loaded model (the [`crate::model::Site`]'s own `resolve` resolves rule sources).
