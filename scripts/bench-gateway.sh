@@ -18,6 +18,11 @@
 #                    off). `on` adds a `monitor:` section (default thresholds, no baseline);
 #                    --monitor off,on runs a monitor-off and a monitor-on gateway per audit
 #                    mode in the same interleaved run (the monitor issue's on/off ratio).
+#   --share LIST     device connections of the zonegate targets, comma separated: off | N
+#                    (default: off). N sets `max_upstream_in_flight: N`: the sessions share the
+#                    device connections, N requests in flight on each, coalesced into one write
+#                    (one connection per N client connections). --share off,16 runs both
+#                    gateways of each audit/monitor mode in the same interleaved run.
 #   --op read|write  the load: FC 3 reads (default) or FC 16 writes inside the rule's bounds
 #   --conns LIST     concurrencies (default "1,16,64")
 #   --rounds R       rounds per concurrency (default 3)
@@ -47,6 +52,7 @@ set -euo pipefail
 
 AUDIT="writes"
 MONITOR="off"
+SHARE="off"
 OP="read"
 CONNS="1,16,64"
 ROUNDS=3
@@ -65,6 +71,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --audit) AUDIT="$2"; shift 2 ;;
     --monitor) MONITOR="$2"; shift 2 ;;
+    --share) SHARE="$2"; shift 2 ;;
     --op) OP="$2"; shift 2 ;;
     --conns) CONNS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
@@ -264,7 +271,7 @@ done
 log "device: zonegate sim on $SIM_ADDR"
 
 # --- the gateways ----------------------------------------------------------------------------
-model() { # listen audit-mode events-file monitor
+model() { # listen audit-mode events-file monitor share
   cat <<EOF
 facility: "zonegate benchmark"
 standard: "IEC 62443-3-2:2020"
@@ -296,6 +303,7 @@ conduits:
       max_connections: $MAXC
       max_connections_per_source: $MAXC
       max_upstream_connections: 256
+$( [[ "$5" != off ]] && echo "      max_upstream_in_flight: $5" )
     rules:
       - id: bench-read
         from: [Z2-OPS]
@@ -323,17 +331,23 @@ TARGETS=(direct)
 TARGET_ADDR[direct]="$SIM_ADDR"
 IFS=',' read -r -a AUDIT_MODES <<<"$AUDIT"
 IFS=',' read -r -a MONITOR_MODES <<<"$MONITOR"
+IFS=',' read -r -a SHARE_MODES <<<"$SHARE"
+KEYS=()
 for mode in "${AUDIT_MODES[@]}"; do
   case "$mode" in off|writes|every|batch) ;; *) echo "bad audit mode $mode" >&2; exit 2 ;; esac
   for mon in "${MONITOR_MODES[@]}"; do
   case "$mon" in off|on) ;; *) echo "bad monitor mode $mon" >&2; exit 2 ;; esac
+  for share in "${SHARE_MODES[@]}"; do
+  [[ "$share" == off || "$share" =~ ^[1-9][0-9]*$ ]] || { echo "bad share mode $share" >&2; exit 2; }
   name="zonegate"; [[ ${#AUDIT_MODES[@]} -gt 1 ]] && name="zonegate-$mode"
   [[ ${#MONITOR_MODES[@]} -gt 1 ]] && name="$name-monitor-$mon"
-  key="$mode-$mon"
+  [[ "$share" != off ]] && name="$name-shared$share"
+  key="$mode-$mon-$share"
+  KEYS+=("$key")
   ok=0
   for attempt in 1 2 3; do
     port="$(free_port)"
-    model "127.0.0.1:$port" "$mode" "$WORK/events-$key.jsonl" "$mon" >"$WORK/model-$key.yaml"
+    model "127.0.0.1:$port" "$mode" "$WORK/events-$key.jsonl" "$mon" "$share" >"$WORK/model-$key.yaml"
     events_out="$WORK/gateway-$key.out"
     [[ "$mode" == off ]] && events_out=/dev/null  # no audit section: events go to stdout
     "$BIN/zonegate" run -c "$WORK/model-$key.yaml" >"$events_out" 2>"$WORK/gateway-$key.log" &
@@ -345,7 +359,8 @@ for mode in "${AUDIT_MODES[@]}"; do
   done
   [[ $ok -eq 1 ]] || { echo "zonegate run did not start" >&2; exit 1; }
   TARGETS+=("$name"); TARGET_ADDR[$name]="127.0.0.1:$port"; TARGET_PID[$name]=$pid
-  log "$name: zonegate run on 127.0.0.1:$port (audit: $mode, monitor: $mon)"
+  log "$name: zonegate run on 127.0.0.1:$port (audit: $mode, monitor: $mon, max_upstream_in_flight: ${share/off/1})"
+  done
   done
 done
 
@@ -455,13 +470,11 @@ for c in "${CONN_LIST[@]}"; do
 done
 log "measured for $(( $(date +%s) - START )) s"
 
-for mode in "${AUDIT_MODES[@]}"; do
-  for mon in "${MONITOR_MODES[@]}"; do
-  f="$WORK/events-$mode-$mon.jsonl"
+for key in "${KEYS[@]}"; do
+  f="$WORK/events-$key.jsonl"
   if [[ -f "$f" ]]; then  # the audit log rotates: count every file of the chain
-    log "audit ($mode, monitor $mon): $(cat "$f"* | wc -l) records in $(ls "$f"* | wc -l) file(s), $(du -ch "$f"* | tail -n1 | cut -f1), $(cat "$f"* | grep -c '"kind":"alert"' || true) alert(s)"
+    log "audit ($key: audit mode, monitor, sharing): $(cat "$f"* | wc -l) records in $(ls "$f"* | wc -l) file(s), $(du -ch "$f"* | tail -n1 | cut -f1), $(cat "$f"* | grep -c '"kind":"alert"' || true) alert(s)"
   fi
-  done
 done
 for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || log "a helper process (pid $pid) died during the run"; done
 

@@ -74,6 +74,9 @@ pub(crate) enum Stream<T> {
     Tls(Box<T>),
     /// A port of a Modbus RTU bus (bus.rs): MBAP to the session, RTU on the line.
     Bus(Box<crate::bus::Port>),
+    /// A port of a device connection shared by sessions (upstream/shared.rs): MBAP both ways,
+    /// the session's own transaction ids.
+    Shared(Box<crate::upstream::SharedPort>),
     /// A serial line the gateway serves as a slave (serial_listen.rs): RTU on the line, MBAP
     /// to the session.
     Serial(Box<crate::serial_listen::LineClient>),
@@ -120,6 +123,7 @@ where
             }
             // Queued at once (or answered 0x06): a bus never blocks the writer.
             Self::Bus(p) => p.write(buf),
+            Self::Shared(p) => p.write(buf),
             Self::Serial(l) => l.write_all_within(buf, limit).await,
         }
     }
@@ -155,6 +159,7 @@ where
                 reserve(buf);
                 p.read_some(buf).await
             }
+            Self::Shared(p) => p.read_some(buf).await,
             Self::Serial(l) => {
                 reserve(buf);
                 l.read_some(buf).await
@@ -181,6 +186,7 @@ where
                 )
             }
             Self::Bus(p) => p.still_usable(),
+            Self::Shared(p) => p.still_usable(),
             Self::Serial(_) => true,
         }
     }
@@ -242,6 +248,7 @@ impl ClientStream {
                 Ok(done)
             }
             Self::Bus(p) => p.write(buf).map(|()| buf.len()),
+            Self::Shared(p) => p.write(buf).map(|()| buf.len()),
             Self::Serial(l) => l.write_all_within(buf, limit).await.map(|()| buf.len()),
         }
     }
@@ -251,7 +258,7 @@ impl ClientStream {
     pub(crate) fn has_unsent(&self) -> bool {
         match self {
             Self::Tls(s) => s.get_ref().1.wants_write(),
-            Self::Plain(_) | Self::Bus(_) | Self::Serial(_) => false,
+            Self::Plain(_) | Self::Bus(_) | Self::Shared(_) | Self::Serial(_) => false,
         }
     }
 
@@ -260,7 +267,7 @@ impl ClientStream {
         match self {
             Self::Plain(s) => s.writable().await,
             Self::Tls(s) => s.get_ref().0.writable().await,
-            Self::Bus(_) | Self::Serial(_) => Ok(()),
+            Self::Bus(_) | Self::Shared(_) | Self::Serial(_) => Ok(()),
         }
     }
 }

@@ -341,6 +341,8 @@ pub struct Metrics {
     exceptions: Family<ExceptionLabels, Counter>,
     upstream_connect_errors: Family<ConduitLabels, Counter>,
     upstream_connect_timeouts: Family<ConduitLabels, Counter>,
+    upstream_shared_writes: Family<ConduitLabels, Counter>,
+    upstream_shared_requests: Family<ConduitLabels, Counter>,
     upstream_latency: HistogramFamily<ConduitLabels>,
     connections_open: Family<ListenerLabels, Gauge>,
     connections_total: Family<ListenerLabels, Counter>,
@@ -422,6 +424,18 @@ impl Metrics {
             "upstream_connect_timeouts",
             "Device connections not established within connect_timeout",
             upstream_connect_timeouts.clone(),
+        );
+        let upstream_shared_writes = Family::<ConduitLabels, Counter>::default();
+        registry.register(
+            "upstream_shared_writes",
+            "Writes to shared device connections (max_upstream_in_flight above 1)",
+            upstream_shared_writes.clone(),
+        );
+        let upstream_shared_requests = Family::<ConduitLabels, Counter>::default();
+        registry.register(
+            "upstream_shared_requests",
+            "Requests those writes carried (requests per write: how many sessions' requests went to the device together)",
+            upstream_shared_requests.clone(),
         );
         let upstream_latency: HistogramFamily<ConduitLabels> =
             Family::new_with_constructor(new_histogram);
@@ -537,6 +551,8 @@ impl Metrics {
             exceptions,
             upstream_connect_errors,
             upstream_connect_timeouts,
+            upstream_shared_writes,
+            upstream_shared_requests,
             upstream_latency,
             connections_open,
             connections_total,
@@ -724,6 +740,18 @@ impl Metrics {
         if first {
             self.alert(conduit, "upstream_unreachable", why);
         }
+    }
+
+    /// The counters of a shared device connection's writes and of the requests they carried
+    /// (looked up once per connection, not per write).
+    pub(crate) fn shared_counters(&self, conduit: &str) -> (Counter, Counter) {
+        let labels = ConduitLabels {
+            conduit: Name(Arc::from(conduit)),
+        };
+        (
+            self.upstream_shared_writes.get_or_create(&labels).clone(),
+            self.upstream_shared_requests.get_or_create(&labels).clone(),
+        )
     }
 
     /// An alert for the dashboard's recent list (not a request: a device down, an audit

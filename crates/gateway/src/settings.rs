@@ -135,6 +135,7 @@ fn settings(g: &GatewaySettings) -> Result<Settings, String> {
         upstream: upstream_target(&g.upstream, g.serial.as_ref())?,
         unauthenticated_idle_timeout: g.unauthenticated_idle_timeout,
         max_upstream_connections: g.max_upstream_connections.max(1),
+        max_upstream_in_flight: g.max_upstream_in_flight.max(1),
         tls: g.tls.as_ref().map(crate::tls::server_config).transpose()?,
     })
 }

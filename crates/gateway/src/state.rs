@@ -81,6 +81,9 @@ pub(crate) struct Settings {
     pub(crate) unauthenticated_idle_timeout: Duration,
     /// Most device connections of the conduit at once (the pool's size).
     pub(crate) max_upstream_connections: usize,
+    /// Requests outstanding on one shared device connection; 1: connections are lent to one
+    /// session at a time (upstream.rs), above 1 they are shared (upstream/shared.rs).
+    pub(crate) max_upstream_in_flight: usize,
     /// Modbus/TCP Security listener: the rustls configuration (`None`: plaintext).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }

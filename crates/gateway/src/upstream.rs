@@ -35,9 +35,12 @@ use crate::io::{DeviceStream, Stream};
 use crate::state::Settings;
 
 mod gate;
+mod shared;
 
 pub(crate) use gate::Class;
 use gate::{Gate, Permit};
+use shared::SharedConn;
+pub(crate) use shared::SharedPort;
 
 /// How long the pool waits before it tries to connect to a device that just refused it.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
@@ -156,6 +159,32 @@ pub(crate) struct Link {
     permit: Permit,
 }
 
+/// Whether a connection verified under `tls` (`None`: plaintext) may serve `settings` now: a
+/// reload makes a new TLS configuration (a new CA, a new `server_name`), and a connection
+/// verified under the old one is not reused.
+fn same_tls(tls: Option<&Arc<rustls::ClientConfig>>, settings: &Settings) -> bool {
+    match (tls, &settings.upstream.tls) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, &b.config),
+        _ => false,
+    }
+}
+
+impl Link {
+    /// Whether it is a port of a shared device connection (shared.rs).
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self.conn.stream, Stream::Shared(_))
+    }
+
+    /// Whether a shared port still suits the conduit's settings (same device, same TLS
+    /// configuration, still shared) after a reload.
+    pub(crate) fn suits(&self, settings: &Settings) -> bool {
+        self.conn.target == settings.upstream.label
+            && same_tls(self.conn.tls.as_ref(), settings)
+            && (settings.max_upstream_in_flight > 1) == self.is_shared()
+    }
+}
+
 /// The pool of one conduit (see the module docs).
 pub(crate) struct UpstreamPool {
     permits: Arc<Gate>,
@@ -166,6 +195,11 @@ pub(crate) struct UpstreamPool {
     /// Permits to retire as lent connections come back (a reload lowered the limit).
     shrink: AtomicUsize,
     idle: Mutex<Vec<DeviceConn>>,
+    /// The shared device connections (`max_upstream_in_flight` above 1; shared.rs).
+    shared: Mutex<Vec<SharedConn>>,
+    /// Held while a shared connection is being opened, so that a crowd of sessions arriving
+    /// together opens one, not one each.
+    opening: tokio::sync::Mutex<()>,
     /// Sessions waiting for a connection to come back ([`UpstreamPool::contended`]).
     waiting: AtomicUsize,
     /// When connecting last failed (reconnect backoff, and one warning per outage).
@@ -183,6 +217,8 @@ impl Default for UpstreamPool {
             resizing: Mutex::new(()),
             shrink: AtomicUsize::new(0),
             idle: Mutex::new(Vec::new()),
+            shared: Mutex::new(Vec::new()),
+            opening: tokio::sync::Mutex::new(()),
             waiting: AtomicUsize::new(0),
             failed_at: Mutex::new(None),
             metrics: std::sync::OnceLock::new(),
@@ -203,7 +239,10 @@ impl UpstreamPool {
         // A bus port is no device connection: the bus queues fairly behind it, so every
         // session may hold one (the line's limit is one transaction at a time).
         let bus = crate::bus::PortConfig::new(settings, conduit, recorder).map(Arc::new);
-        self.resize(if bus.is_some() {
+        // Shared device connections: every session may hold a port too; the connections'
+        // number and their requests in flight are bounded in shared.rs.
+        let shared = bus.is_none() && settings.max_upstream_in_flight > 1;
+        self.resize(if bus.is_some() || shared {
             settings.max_connections
         } else {
             settings.max_upstream_connections
@@ -222,14 +261,15 @@ impl UpstreamPool {
         while let Some(mut conn) = self.pop_idle() {
             // A connection to the old target after a reload, or one the device closed while
             // it was idle, is dropped here rather than failing a request.
-            let same_tls = match (&conn.tls, &settings.upstream.tls) {
-                (None, None) => true,
-                (Some(a), Some(b)) => Arc::ptr_eq(a, &b.config),
-                _ => false,
-            };
-            if conn.target == *target && same_tls && conn.still_usable() {
-                if let (Stream::Bus(port), Some(config)) = (&mut conn.stream, &bus) {
-                    port.configure(Arc::clone(config));
+            let same_tls = same_tls(conn.tls.as_ref(), settings);
+            let same_kind = matches!(conn.stream, Stream::Shared(_)) == shared;
+            if conn.target == *target && same_tls && same_kind && conn.still_usable() {
+                match (&mut conn.stream, &bus) {
+                    (Stream::Bus(port), Some(config)) => port.configure(Arc::clone(config)),
+                    (Stream::Shared(port), _) => {
+                        port.configure(settings.max_upstream_in_flight, settings.request_timeout)
+                    }
+                    _ => {}
                 }
                 return Ok(Link { conn, permit });
             }
@@ -239,6 +279,7 @@ impl UpstreamPool {
                 let line = crate::bus::Bus::for_target(&config.target);
                 Stream::Bus(Box::new(line.open_port(config)))
             }
+            None if shared => self.shared_port(settings, conduit).await?,
             None => self.connect(settings, conduit).await?,
         };
         Ok(Link {
@@ -253,6 +294,57 @@ impl UpstreamPool {
             ),
             permit,
         })
+    }
+
+    /// A port on a shared device connection: on the least used open one, or on a new one
+    /// while every open one has as many ports as requests it may have in flight (and the
+    /// conduit is under `max_upstream_connections`).
+    async fn shared_port(
+        &self,
+        settings: &Settings,
+        conduit: &str,
+    ) -> Result<DeviceStream, Unavailable> {
+        let target = &settings.upstream.label;
+        let tls = settings.upstream.tls.as_ref().map(|t| &t.config);
+        let in_flight = settings.max_upstream_in_flight;
+        let suits = |c: &SharedConn| c.target == *target && same_tls(c.tls.as_ref(), settings);
+        let pick = || {
+            let mut conns = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            // Ended ones, and those to an old target after a reload, go (their task ends
+            // with their last port).
+            conns.retain(|c| c.is_open() && suits(c));
+            let least = conns.iter().min_by_key(|c| c.ports())?;
+            if least.ports() < in_flight || conns.len() >= settings.max_upstream_connections {
+                least.open_port(in_flight, settings.request_timeout)
+            } else {
+                None
+            }
+        };
+        if let Some(port) = pick() {
+            return Ok(Stream::Shared(Box::new(port)));
+        }
+        let _opening = self.opening.lock().await;
+        // Another session may have opened one while this one waited.
+        if let Some(port) = pick() {
+            return Ok(Stream::Shared(Box::new(port)));
+        }
+        let stream = self.connect(settings, conduit).await?;
+        let conn = SharedConn::start(
+            stream,
+            Arc::clone(target),
+            tls.cloned(),
+            Arc::from(conduit),
+            settings.request_timeout,
+            self.metrics.get().map(|m| &**m),
+        );
+        let port = conn.open_port(in_flight, settings.request_timeout);
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(conn);
+        // Just opened: it ends only on a failure, which the session then sees as one.
+        port.map(|p| Stream::Shared(Box::new(p)))
+            .ok_or(Unavailable::Unreachable)
     }
 
     /// Whether a borrow would have to wait for a connection to come back.

@@ -562,6 +562,21 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
             positive(cx, n, p, 1024)
         })
         .unwrap_or(GatewaySettings::DEFAULT_MAX_UPSTREAM_CONNECTIONS);
+    let max_upstream_in_flight = f
+        .opt(cx, "max_upstream_in_flight", |cx, n, p| {
+            let v = positive(cx, n, p, 1024)?;
+            if v > 1 && upstream.as_ref().is_some_and(|u| u.is_bus()) {
+                // A bus has one transaction at a time on the line whatever this says.
+                cx.error(
+                    n,
+                    p,
+                    "max_upstream_in_flight: applies to a tcp:// or tls:// upstream only (a bus runs one transaction at a time)",
+                );
+                return None;
+            }
+            Some(v)
+        })
+        .unwrap_or(GatewaySettings::DEFAULT_MAX_UPSTREAM_IN_FLIGHT);
     // Modbus/TCP Security listener (issue 10).
     let tls = f.opt(cx, "tls", crate::tls::decode_tls);
     // Modbus RTU bus options (issue 11): only where the upstream is a bus.
@@ -592,6 +607,7 @@ fn decode_gateway(cx: &mut Cx, n: &Node, p: &str) -> Option<GatewaySettings> {
         max_in_flight,
         unauthenticated_idle_timeout,
         max_upstream_connections,
+        max_upstream_in_flight,
         tls,
         serial,
         listen_serial,
@@ -980,6 +996,22 @@ mod tests {
         .unwrap();
         assert_eq!(g.unauthenticated_idle_timeout, Duration::from_millis(750));
         assert_eq!(g.max_upstream_connections, 2);
+    }
+
+    #[test]
+    fn max_upstream_in_flight_defaults_to_unshared_and_is_refused_on_a_bus() {
+        let g = gateway_with("").unwrap();
+        assert_eq!(g.max_upstream_in_flight, 1);
+        let g = gateway_with("      max_upstream_in_flight: 16\n").unwrap();
+        assert_eq!(g.max_upstream_in_flight, 16);
+        let e = gateway_with("      max_upstream_in_flight: 0\n").unwrap_err();
+        assert!(e.to_string().contains("max_upstream_in_flight"), "{e}");
+        let e = gateway_with("      max_upstream_in_flight: 5000\n").unwrap_err();
+        assert!(e.to_string().contains("max_upstream_in_flight"), "{e}");
+        let text = "conduits:\n  - conduit_id: C1\n    gateway:\n      listen: 127.0.0.1:5020\n      upstream: rtu+tcp://10.0.0.1:4001\n      max_upstream_in_flight: 4\n    rules: []\n";
+        let e = load_str(text, "m.yaml").unwrap_err().to_string();
+        assert!(e.contains("m.yaml:6"), "{e}");
+        assert!(e.contains("a bus runs one transaction at a time"), "{e}");
     }
 
     #[test]

@@ -38,8 +38,13 @@ impl Session {
         state: &Arc<ConduitState>,
     ) -> Result<Result<(), Unavailable>, End> {
         self.wait_until_quiet(state.settings.request_timeout).await;
-        if self.link.is_some() {
-            return Ok(Ok(()));
+        if let Some(link) = &self.link {
+            // A shared port is kept between requests (below); a reload that points the
+            // conduit elsewhere, or that stops sharing, lets it go here.
+            if !link.is_shared() || link.suits(&state.settings) {
+                return Ok(Ok(()));
+            }
+            self.link = None;
         }
         if self.shared.pool.all_lent() {
             // The wait may be long: answers already made leave first.
@@ -100,6 +105,11 @@ impl Session {
         let Some(link) = &mut self.link else {
             return;
         };
+        // A port of a shared connection bounds nothing the pool lends (the connection bounds
+        // its requests in flight): the session keeps it, and saves a borrow per request.
+        if link.is_shared() {
+            return;
+        }
         // The clock is read only for a connection in its quiet period (rare).
         if link.conn.busy_until().is_some_and(|d| Instant::now() >= d) {
             link.conn.quiet();

@@ -129,3 +129,145 @@ async fn a_broken_pooled_connection_is_replaced() {
     task.abort();
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_share_a_device_connection_with_requests_in_flight_together() {
+    // max_upstream_in_flight 8, at most 2 connections: 32 clients get right answers (each its
+    // own registers, so a mixed-up transaction id shows), the device sees at most 2
+    // connections, and /metrics says the writes carried several sessions' requests.
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
+        .await
+        .unwrap();
+    for i in 0..32u16 {
+        sim.device().set_holding(i, 2000 + i);
+    }
+    let proxy = CountingProxy::start(sim.local_addr(), 64).await;
+    let rig = Rig::start_at(
+        sim,
+        proxy.addr,
+        "      max_upstream_connections: 2\n      max_upstream_in_flight: 8\n      max_connections_per_source: 32\n",
+        None,
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for i in 0..32u16 {
+        let mut c = rig.client(HISTORIAN).await;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                let pdu = c.call(1, &read_holding(i, 1)).await;
+                assert_eq!(registers_of(&pdu), [2000 + i], "client {i}");
+            }
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(30), t)
+            .await
+            .expect("clients finish")
+            .unwrap();
+    }
+    let most = proxy.most.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&most),
+        "the device saw {most} connections at once"
+    );
+    assert!(
+        proxy.accepted.load(Ordering::SeqCst) <= 2,
+        "connections are kept, not re-opened"
+    );
+    rig.stop().await;
+    proxy.stop();
+}
+
+#[tokio::test]
+async fn a_shared_connection_the_device_drops_fails_its_requests_and_is_reopened() {
+    // The device answers one request per connection and closes it: the session hears its
+    // answer, and the next request opens a new shared connection instead of failing.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let mut req = [0u8; 12];
+            if s.read_exact(&mut req).await.is_ok() {
+                let reply = [req[0], req[1], 0, 0, 0, 5, req[6], 3, 2, 0, 7];
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut s, &reply).await;
+            }
+            drop(s);
+        }
+    });
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::new())
+        .await
+        .unwrap();
+    let rig = Rig::start_at(sim, addr, "      max_upstream_in_flight: 4\n", None).await;
+    let mut c = rig.client(HISTORIAN).await;
+    for _ in 0..3 {
+        assert_eq!(registers_of(&c.call(1, &read_holding(100, 1)).await), [7]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    task.abort();
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_shared_device_that_never_answers_gets_0b() {
+    // A device that reads and never answers: the client hears 0x0B after request_timeout (1 s
+    // in the rig), as on an unshared connection.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let Ok((mut s, _)) = l.accept().await else {
+            return;
+        };
+        let mut sink = [0u8; 256];
+        while let Ok(n) = s.read(&mut sink).await {
+            if n == 0 {
+                return;
+            }
+        }
+    });
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::new())
+        .await
+        .unwrap();
+    let rig = Rig::start_at(sim, addr, "      max_upstream_in_flight: 4\n", None).await;
+    let mut c = rig.client(HISTORIAN).await;
+    let started = std::time::Instant::now();
+    assert_eq!(c.call(1, &read_holding(100, 1)).await, [0x83, 0x0B]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    task.abort();
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_reload_that_stops_sharing_moves_the_session_off_the_shared_connection() {
+    // A session on a shared device connection, then a reload to the default (unshared): the
+    // same client connection is answered, now on a connection lent to it alone, and the
+    // shared one closes once its last port is gone.
+    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
+        .await
+        .unwrap();
+    sim.device().set_holding(5, 4242);
+    let proxy = CountingProxy::start(sim.local_addr(), 8).await;
+    let rig = Rig::start_at(sim, proxy.addr, "      max_upstream_in_flight: 4\n", None).await;
+    let mut c = rig.client(HISTORIAN).await;
+    assert_eq!(registers_of(&c.call(1, &read_holding(5, 1)).await), [4242]);
+    let accepted = proxy.accepted.load(Ordering::SeqCst);
+    std::fs::write(&rig.model_path, model(proxy.addr, &rig.audit, "", None)).unwrap();
+    match rig.gateway.reload() {
+        Ok(zonegate_gateway::ReloadOutcome::Applied { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(registers_of(&c.call(1, &read_holding(5, 1)).await), [4242]);
+    assert_eq!(
+        proxy.accepted.load(Ordering::SeqCst),
+        accepted + 1,
+        "the unshared request went on a new device connection"
+    );
+    rig.stop().await;
+    proxy.stop();
+}

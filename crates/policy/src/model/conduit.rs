@@ -165,6 +165,14 @@ pub struct GatewaySettings {
     /// Most connections the gateway opens to the device at once, shared by all client
     /// sessions of the conduit (default 8; many PLCs accept only 4-16).
     pub max_upstream_connections: usize,
+    /// Most requests outstanding on one device connection, from all the client sessions that
+    /// share it (default 1: a device connection serves one session at a time, what every
+    /// device can take). Above 1 the sessions share the device connections: their requests
+    /// are told apart by the gateway's own transaction ids, and those that meet in time go to
+    /// the device in one write. Only for a `tcp://` or `tls://` device known to answer
+    /// pipelined requests (the Modbus/TCP messaging guide allows it; many PLCs answer only the
+    /// first ADU of a segment).
+    pub max_upstream_in_flight: usize,
     /// Modbus/TCP Security: the listener speaks mutual TLS (`None`: plaintext Modbus/TCP).
     pub tls: Option<crate::TlsListener>,
     /// The bus options of an `rtu://` or `rtu+tcp://` upstream (`serial:` block; `None`:
@@ -198,6 +206,8 @@ impl GatewaySettings {
     pub const DEFAULT_UNAUTHENTICATED_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
     /// Default `max_upstream_connections`.
     pub const DEFAULT_MAX_UPSTREAM_CONNECTIONS: usize = 8;
+    /// Default `max_upstream_in_flight`: device connections are not shared.
+    pub const DEFAULT_MAX_UPSTREAM_IN_FLIGHT: usize = 1;
 
     /// Whether this build's `zonegate run` can enforce this gateway block: `Err` says what it
     /// cannot do yet.
