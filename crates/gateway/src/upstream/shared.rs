@@ -490,11 +490,7 @@ mod tests {
         }
     }
 
-    async fn conn(batch: usize, reverse: bool) -> SharedConn {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(device(l, batch, reverse));
-        let s = TcpStream::connect(addr).await.unwrap();
+    fn start(s: TcpStream) -> SharedConn {
         SharedConn::start(
             Stream::Plain(s),
             Arc::from("dev"),
@@ -503,6 +499,22 @@ mod tests {
             Duration::from_secs(1),
             None,
         )
+    }
+
+    /// A shared connection to [`device`].
+    async fn conn(batch: usize, reverse: bool) -> SharedConn {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(device(l, batch, reverse));
+        start(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// A shared connection, and the device's end of it for the test to drive.
+    async fn conn_to_raw_device() -> (SharedConn, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (dev, _) = l.accept().await.unwrap();
+        (start(s), dev)
     }
 
     #[tokio::test]
@@ -559,18 +571,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lost_connection_ends_every_port_and_refuses_new_ones() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let s = TcpStream::connect(addr).await.unwrap();
-        let (dev, _) = l.accept().await.unwrap();
-        let c = SharedConn::start(
-            Stream::Plain(s),
-            Arc::from("dev"),
-            None,
-            Arc::from("C1"),
-            Duration::from_secs(1),
-            None,
-        );
+        let (c, dev) = conn_to_raw_device().await;
         let mut a = c.open_port(4, Duration::from_secs(2)).unwrap();
         let mut b = c.open_port(4, Duration::from_secs(2)).unwrap();
         a.write(&read_request(1, 1, 1)).unwrap();
@@ -585,18 +586,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_queued_past_its_timeout_is_never_sent() {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let s = TcpStream::connect(addr).await.unwrap();
-        let (mut dev, _) = l.accept().await.unwrap();
-        let c = SharedConn::start(
-            Stream::Plain(s),
-            Arc::from("dev"),
-            None,
-            Arc::from("C1"),
-            Duration::from_secs(1),
-            None,
-        );
+        let (c, mut dev) = conn_to_raw_device().await;
         let mut a = c.open_port(1, Duration::from_millis(100)).unwrap();
         a.write(&read_request(1, 1, 1)).unwrap(); // in flight, never answered
         a.write(&read_request(1, 2, 2)).unwrap(); // queued behind it

@@ -10,10 +10,11 @@ use zonegate_gateway::sim::{Device, Sim};
 
 use super::util::*;
 
-#[tokio::test]
-async fn every_session_opens_its_own_device_connection_with_no_cap() {
-    // Issue 14.9: 32 clients opened 32 device connections (many PLCs take 4-16). Through a pool
-    // of 2, all 32 get right answers and the device never sees more than 2 connections.
+/// 32 clients from one address, each reading its own register `calls` times through a gateway
+/// with `extra` keys and a counting proxy in front of `zonegate sim`: every answer must be the
+/// client's own value (a mixed-up transaction id would show). Returns the most device
+/// connections open at once and how many were accepted in all.
+async fn thirty_two_clients(extra: &str, calls: usize) -> (usize, usize) {
     let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
         .await
         .unwrap();
@@ -21,18 +22,13 @@ async fn every_session_opens_its_own_device_connection_with_no_cap() {
         sim.device().set_holding(i, 1000 + i);
     }
     let proxy = CountingProxy::start(sim.local_addr(), 64).await;
-    let rig = Rig::start_at(
-        sim,
-        proxy.addr,
-        "      max_upstream_connections: 2\n      max_connections_per_source: 32\n",
-        None,
-    )
-    .await;
+    let keys = format!("{extra}      max_connections_per_source: 32\n");
+    let rig = Rig::start_at(sim, proxy.addr, &keys, None).await;
     let mut tasks = Vec::new();
     for i in 0..32u16 {
         let mut c = rig.client(HISTORIAN).await;
         tasks.push(tokio::spawn(async move {
-            for _ in 0..10 {
+            for _ in 0..calls {
                 let pdu = c.call(1, &read_holding(i, 1)).await;
                 assert_eq!(registers_of(&pdu), [1000 + i], "client {i}");
             }
@@ -44,17 +40,25 @@ async fn every_session_opens_its_own_device_connection_with_no_cap() {
             .expect("clients finish")
             .unwrap();
     }
-    let most = proxy.most.load(Ordering::SeqCst);
+    let counts = (
+        proxy.most.load(Ordering::SeqCst),
+        proxy.accepted.load(Ordering::SeqCst),
+    );
+    rig.stop().await;
+    proxy.stop();
+    counts
+}
+
+#[tokio::test]
+async fn every_session_opens_its_own_device_connection_with_no_cap() {
+    // Issue 14.9: 32 clients opened 32 device connections (many PLCs take 4-16). Through a pool
+    // of 2, all 32 get right answers and the device never sees more than 2 connections.
+    let (most, accepted) = thirty_two_clients("      max_upstream_connections: 2\n", 10).await;
     assert!(
         (1..=2).contains(&most),
         "the device saw {most} connections at once"
     );
-    assert!(
-        proxy.accepted.load(Ordering::SeqCst) <= 2,
-        "connections are reused, not re-opened"
-    );
-    rig.stop().await;
-    proxy.stop();
+    assert!(accepted <= 2, "connections are reused, not re-opened");
 }
 
 #[tokio::test]
@@ -97,10 +101,10 @@ async fn a_client_waits_for_a_busy_pool_then_gets_0b() {
     proxy.stop();
 }
 
-#[tokio::test]
-async fn a_broken_pooled_connection_is_replaced() {
-    // The device closes the connection after each answer: the next borrow notices the closed
-    // idle connection and opens a new one instead of failing the request.
+/// A device that answers one read per connection (register value 5) and closes it: three
+/// requests of one client through a gateway with `extra` keys must all be answered, each on a
+/// new device connection, never failed.
+async fn three_reads_from_a_device_that_closes_after_each_answer(extra: &str) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -119,95 +123,47 @@ async fn a_broken_pooled_connection_is_replaced() {
     let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::new())
         .await
         .unwrap();
-    let rig = Rig::start_at(sim, addr, "      max_upstream_connections: 1\n", None).await;
+    let rig = Rig::start_at(sim, addr, extra, None).await;
     let mut c = rig.client(HISTORIAN).await;
     for _ in 0..3 {
         assert_eq!(registers_of(&c.call(1, &read_holding(100, 1)).await), [5]);
-        // Let the FIN arrive while the connection is idle in the pool.
+        // Let the FIN arrive while the connection is idle.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     task.abort();
     rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_pooled_connection_is_replaced() {
+    // The next borrow notices the closed idle connection and opens a new one instead of
+    // failing the request.
+    three_reads_from_a_device_that_closes_after_each_answer("      max_upstream_connections: 1\n")
+        .await;
 }
 
 #[tokio::test]
 async fn sessions_share_a_device_connection_with_requests_in_flight_together() {
-    // max_upstream_in_flight 8, at most 2 connections: 32 clients get right answers (each its
-    // own registers, so a mixed-up transaction id shows), the device sees at most 2
-    // connections, and /metrics says the writes carried several sessions' requests.
-    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
-        .await
-        .unwrap();
-    for i in 0..32u16 {
-        sim.device().set_holding(i, 2000 + i);
-    }
-    let proxy = CountingProxy::start(sim.local_addr(), 64).await;
-    let rig = Rig::start_at(
-        sim,
-        proxy.addr,
-        "      max_upstream_connections: 2\n      max_upstream_in_flight: 8\n      max_connections_per_source: 32\n",
-        None,
+    // max_upstream_in_flight 8, at most 2 connections: 32 clients get right answers while
+    // their requests share the connections, and the device sees at most 2 connections.
+    let (most, accepted) = thirty_two_clients(
+        "      max_upstream_connections: 2\n      max_upstream_in_flight: 8\n",
+        20,
     )
     .await;
-    let mut tasks = Vec::new();
-    for i in 0..32u16 {
-        let mut c = rig.client(HISTORIAN).await;
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..20 {
-                let pdu = c.call(1, &read_holding(i, 1)).await;
-                assert_eq!(registers_of(&pdu), [2000 + i], "client {i}");
-            }
-        }));
-    }
-    for t in tasks {
-        tokio::time::timeout(Duration::from_secs(30), t)
-            .await
-            .expect("clients finish")
-            .unwrap();
-    }
-    let most = proxy.most.load(Ordering::SeqCst);
     assert!(
         (1..=2).contains(&most),
         "the device saw {most} connections at once"
     );
-    assert!(
-        proxy.accepted.load(Ordering::SeqCst) <= 2,
-        "connections are kept, not re-opened"
-    );
-    rig.stop().await;
-    proxy.stop();
+    assert!(accepted <= 2, "connections are kept, not re-opened");
 }
 
 #[tokio::test]
-async fn a_shared_connection_the_device_drops_fails_its_requests_and_is_reopened() {
-    // The device answers one request per connection and closes it: the session hears its
-    // answer, and the next request opens a new shared connection instead of failing.
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        for _ in 0..8 {
-            let Ok((mut s, _)) = l.accept().await else {
-                return;
-            };
-            let mut req = [0u8; 12];
-            if s.read_exact(&mut req).await.is_ok() {
-                let reply = [req[0], req[1], 0, 0, 0, 5, req[6], 3, 2, 0, 7];
-                let _ = tokio::io::AsyncWriteExt::write_all(&mut s, &reply).await;
-            }
-            drop(s);
-        }
-    });
-    let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::new())
-        .await
-        .unwrap();
-    let rig = Rig::start_at(sim, addr, "      max_upstream_in_flight: 4\n", None).await;
-    let mut c = rig.client(HISTORIAN).await;
-    for _ in 0..3 {
-        assert_eq!(registers_of(&c.call(1, &read_holding(100, 1)).await), [7]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    task.abort();
-    rig.stop().await;
+async fn a_shared_connection_the_device_drops_is_reopened() {
+    // The session reads the end of its port, and its next request opens a new shared
+    // connection instead of failing.
+    three_reads_from_a_device_that_closes_after_each_answer("      max_upstream_in_flight: 4\n")
+        .await;
 }
 
 #[tokio::test]
