@@ -380,7 +380,7 @@ impl Port {
             };
             if mine.jobs.len() >= self.config.target.options.max_queue_per_client {
                 drop(q);
-                push_mbap(
+                let _ = push_mbap(
                     &mut self.ready,
                     utid,
                     unit,
@@ -427,14 +427,21 @@ impl Port {
     }
 }
 
-fn push_mbap(out: &mut BytesMut, utid: u16, unit: UnitId, pdu: &[u8]) {
+/// Appends the MBAP frame of `pdu` to `out`; false (nothing appended) for a PDU too long to
+/// frame, which a PDU taken out of a decoded frame never is.
+pub(crate) fn push_mbap(out: &mut BytesMut, utid: u16, unit: UnitId, pdu: &[u8]) -> bool {
     let mut adu = [0u8; tcp::MAX_TCP_ADU_LEN];
-    if let Ok(n) = tcp::encode_adu(utid, unit, pdu, &mut adu) {
-        out.extend_from_slice(&adu[..n]);
+    match tcp::encode_adu(utid, unit, pdu, &mut adu) {
+        Ok(n) => {
+            out.extend_from_slice(&adu[..n]);
+            true
+        }
+        Err(_) => false,
     }
 }
 
-fn mbap(utid: u16, unit: UnitId, pdu: &[u8]) -> Vec<u8> {
+/// The MBAP frame of `pdu` (see [`push_mbap`]).
+pub(crate) fn mbap(utid: u16, unit: UnitId, pdu: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::with_capacity(7 + pdu.len());
     push_mbap(&mut out, utid, unit, pdu);
     out.to_vec()

@@ -47,6 +47,7 @@ use tracing::{debug, info, warn};
 use zonegate_modbus::tcp;
 use zonegate_modbus::UnitId;
 
+use crate::bus::{mbap, push_mbap};
 use crate::io::DeviceStream;
 
 /// Bytes a connection task asks the socket for at a time.
@@ -114,20 +115,26 @@ impl Inner {
         }
     }
 
-    /// Puts a request on the wire buffer under a fresh transaction id.
-    fn send(&mut self, q: Queued, now: Instant) {
+    /// Puts a request on the wire buffer under a fresh transaction id; its place in flight is
+    /// kept until `keep_until`.
+    fn send(
+        &mut self,
+        answers: mpsc::UnboundedSender<Vec<u8>>,
+        session_utid: u16,
+        unit: UnitId,
+        pdu: &[u8],
+        keep_until: Instant,
+    ) {
         let utid = self.free_utid();
-        let mut adu = [0u8; tcp::MAX_TCP_ADU_LEN];
         // The PDU came out of the session's own MBAP frame, so it fits.
-        if let Ok(n) = tcp::encode_adu(utid, q.unit, &q.pdu, &mut adu) {
-            self.out.extend_from_slice(&adu[..n]);
+        if push_mbap(&mut self.out, utid, unit, pdu) {
             self.out_adus += 1;
             self.in_flight.insert(
                 utid,
                 Pending {
-                    answers: q.answers,
-                    session_utid: q.session_utid,
-                    keep_until: now + 2 * q.request_timeout,
+                    answers,
+                    session_utid,
+                    keep_until,
                 },
             );
         }
@@ -140,7 +147,8 @@ impl Inner {
                 return;
             };
             if now < q.give_up_at {
-                self.send(q, now);
+                let keep_until = now + 2 * q.request_timeout;
+                self.send(q.answers, q.session_utid, q.unit, &q.pdu, keep_until);
             }
         }
     }
@@ -260,33 +268,34 @@ impl SharedPort {
         };
         let mut sent = false;
         loop {
-            let q = match tcp::decode_adu(&self.inbuf) {
+            let wire = match tcp::decode_adu(&self.inbuf) {
                 Ok(None) => break,
                 Ok(Some(adu)) => {
-                    let q = Queued {
-                        answers: answers.clone(),
-                        session_utid: adu.header.transaction_id,
-                        unit: adu.header.unit_id,
-                        pdu: adu.pdu.to_vec(),
-                        give_up_at: now + self.request_timeout,
-                        request_timeout: self.request_timeout,
-                    };
-                    let wire = adu.wire_len();
-                    self.inbuf.advance(wire);
-                    q
+                    let (utid, unit) = (adu.header.transaction_id, adu.header.unit_id);
+                    // Behind the queue, never past it: arrival order is the fairness. Only a
+                    // request that has to wait is copied.
+                    if inner.queue.is_empty() && inner.in_flight.len() < limit {
+                        let keep_until = now + 2 * self.request_timeout;
+                        inner.send(answers.clone(), utid, unit, adu.pdu, keep_until);
+                        sent = true;
+                    } else {
+                        inner.queue.push_back(Queued {
+                            answers: answers.clone(),
+                            session_utid: utid,
+                            unit,
+                            pdu: adu.pdu.to_vec(),
+                            give_up_at: now + self.request_timeout,
+                            request_timeout: self.request_timeout,
+                        });
+                    }
+                    adu.wire_len()
                 }
                 Err(e) => {
                     self.inbuf.clear();
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
                 }
             };
-            // Behind the queue, never past it: arrival order is the fairness.
-            if inner.queue.is_empty() && inner.in_flight.len() < limit {
-                inner.send(q, now);
-                sent = true;
-            } else {
-                inner.queue.push_back(q);
-            }
+            self.inbuf.advance(wire);
         }
         drop(inner);
         if sent {
@@ -415,11 +424,9 @@ fn dispatch(core: &Core, rbuf: &mut BytesMut, conduit: &str) -> Result<(), Strin
                 let utid = adu.header.transaction_id;
                 match inner.in_flight.remove(&utid) {
                     Some(p) => {
-                        let mut out = vec![0u8; tcp::MAX_TCP_ADU_LEN];
-                        if let Ok(n) =
-                            tcp::encode_adu(p.session_utid, adu.header.unit_id, adu.pdu, &mut out)
-                        {
-                            out.truncate(n);
+                        let out = mbap(p.session_utid, adu.header.unit_id, adu.pdu);
+                        // Never an empty answer: the port would read it as the end of stream.
+                        if !out.is_empty() {
                             // A session that ended meanwhile drops its answer with its port.
                             let _ = p.answers.send(out);
                         }
