@@ -23,6 +23,10 @@
 #                    device connections, N requests in flight on each, coalesced into one write
 #                    (one connection per N client connections). --share off,16 runs both
 #                    gateways of each audit/monitor mode in the same interleaved run.
+#   --threads LIST   data-path threads of the zonegate targets, comma separated: default (one
+#                    session thread per CPU) | N (`zonegate run --threads N`) | wsN (the
+#                    work-stealing runtime with N workers, `--work-stealing --threads N`);
+#                    default: default. --threads default,1,ws2 runs the three in one run.
 #   --op read|write  the load: FC 3 reads (default) or FC 16 writes inside the rule's bounds
 #   --conns LIST     concurrencies (default "1,16,64")
 #   --rounds R       rounds per concurrency (default 3)
@@ -53,6 +57,7 @@ set -euo pipefail
 AUDIT="writes"
 MONITOR="off"
 SHARE="off"
+THREADS="default"
 OP="read"
 CONNS="1,16,64"
 ROUNDS=3
@@ -72,6 +77,7 @@ while [[ $# -gt 0 ]]; do
     --audit) AUDIT="$2"; shift 2 ;;
     --monitor) MONITOR="$2"; shift 2 ;;
     --share) SHARE="$2"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
     --op) OP="$2"; shift 2 ;;
     --conns) CONNS="$2"; shift 2 ;;
     --rounds) ROUNDS="$2"; shift 2 ;;
@@ -332,6 +338,7 @@ TARGET_ADDR[direct]="$SIM_ADDR"
 IFS=',' read -r -a AUDIT_MODES <<<"$AUDIT"
 IFS=',' read -r -a MONITOR_MODES <<<"$MONITOR"
 IFS=',' read -r -a SHARE_MODES <<<"$SHARE"
+IFS=',' read -r -a THREAD_MODES <<<"$THREADS"
 KEYS=()
 for mode in "${AUDIT_MODES[@]}"; do
   case "$mode" in off|writes|every|batch) ;; *) echo "bad audit mode $mode" >&2; exit 2 ;; esac
@@ -339,10 +346,18 @@ for mode in "${AUDIT_MODES[@]}"; do
   case "$mon" in off|on) ;; *) echo "bad monitor mode $mon" >&2; exit 2 ;; esac
   for share in "${SHARE_MODES[@]}"; do
   [[ "$share" == off || "$share" =~ ^[1-9][0-9]*$ ]] || { echo "bad share mode $share" >&2; exit 2; }
+  for threads in "${THREAD_MODES[@]}"; do
+  case "$threads" in
+    default) thread_args=() ;;
+    ws[1-9]*) thread_args=(--work-stealing --threads "${threads#ws}") ;;
+    [1-9]*) thread_args=(--threads "$threads") ;;
+    *) echo "bad threads mode $threads" >&2; exit 2 ;;
+  esac
   name="zonegate"; [[ ${#AUDIT_MODES[@]} -gt 1 ]] && name="zonegate-$mode"
   [[ ${#MONITOR_MODES[@]} -gt 1 ]] && name="$name-monitor-$mon"
   [[ "$share" != off ]] && name="$name-shared$share"
-  key="$mode-$mon-$share"
+  [[ "$threads" != default ]] && name="$name-t$threads"
+  key="$mode-$mon-$share-$threads"
   KEYS+=("$key")
   ok=0
   for attempt in 1 2 3; do
@@ -350,7 +365,7 @@ for mode in "${AUDIT_MODES[@]}"; do
     model "127.0.0.1:$port" "$mode" "$WORK/events-$key.jsonl" "$mon" "$share" >"$WORK/model-$key.yaml"
     events_out="$WORK/gateway-$key.out"
     [[ "$mode" == off ]] && events_out=/dev/null  # no audit section: events go to stdout
-    "$BIN/zonegate" run -c "$WORK/model-$key.yaml" >"$events_out" 2>"$WORK/gateway-$key.log" &
+    "$BIN/zonegate" run -c "$WORK/model-$key.yaml" "${thread_args[@]}" >"$events_out" 2>"$WORK/gateway-$key.log" &
     pid=$!
     PIDS+=("$pid")
     if wait_port "$port" 15 "$pid"; then ok=1; break; fi
@@ -359,7 +374,8 @@ for mode in "${AUDIT_MODES[@]}"; do
   done
   [[ $ok -eq 1 ]] || { echo "zonegate run did not start" >&2; exit 1; }
   TARGETS+=("$name"); TARGET_ADDR[$name]="127.0.0.1:$port"; TARGET_PID[$name]=$pid
-  log "$name: zonegate run on 127.0.0.1:$port (audit: $mode, monitor: $mon, max_upstream_in_flight: ${share/off/1})"
+  log "$name: zonegate run on 127.0.0.1:$port (audit: $mode, monitor: $mon, max_upstream_in_flight: ${share/off/1}, threads: $threads)"
+  done
   done
   done
 done

@@ -816,7 +816,9 @@ enum Low {
 }
 
 struct Pending {
-    event: Event,
+    /// Boxed as it came from the gateway: a record is moved from the queue to the batch and
+    /// on to the backlog without copying its few hundred bytes each time.
+    event: Box<Event>,
     seq: u64,
     reply: Option<Reply>,
     line: Option<String>,
@@ -857,7 +859,7 @@ struct Writer {
     last_sync: Instant,
     healthy: bool,
     last_error: String,
-    backlog: VecDeque<Event>,
+    backlog: VecDeque<Box<Event>>,
     lost: u64,
     /// Durable request records whose ticket failed, not written (see [`withdraws`]).
     withdrawn: u64,
@@ -997,7 +999,7 @@ impl Writer {
                     event,
                     durable,
                     reply,
-                } if shutdown.is_none() => self.append_record(*event, durable, reply),
+                } if shutdown.is_none() => self.append_record(event, durable, reply),
                 Msg::Append { reply, .. } => {
                     if let Some(r) = reply {
                         let _ = r.send(Err(AuditError::Closed));
@@ -1166,7 +1168,7 @@ impl Writer {
         }
     }
 
-    fn park(&mut self, event: Event, withdraw: bool) {
+    fn park(&mut self, event: Box<Event>, withdraw: bool) {
         if matches!(event.kind, Kind::Checkpoint | Kind::AuditRecovered) {
             return;
         }
@@ -1183,7 +1185,8 @@ impl Writer {
         }
     }
 
-    fn append_record(&mut self, event: Event, durable: bool, reply: Option<Reply>) {
+    fn append_record(&mut self, event: impl Into<Box<Event>>, durable: bool, reply: Option<Reply>) {
+        let event = event.into();
         let withdraw = withdraws(&event, durable, reply.as_ref());
         if withdraw && reply.as_ref().is_some_and(oneshot::Sender::is_closed) {
             // The caller stopped waiting (its timeout) and acted on that: it refused the
@@ -1224,7 +1227,7 @@ impl Writer {
         }
     }
 
-    fn encode(&mut self, mut event: Event, reply: Option<Reply>, withdraw: bool) {
+    fn encode(&mut self, mut event: Box<Event>, reply: Option<Reply>, withdraw: bool) {
         let seq = self.next_seq;
         if event.ts.is_none() {
             event.ts = Some(now_ts());
@@ -1263,7 +1266,7 @@ impl Writer {
         let mut e = Event::new(Kind::Checkpoint);
         e.key_id = Some(id.clone());
         e.signature = Some(keys::sign_checkpoint(key, seq, &self.head));
-        self.encode(e, None, false);
+        self.encode(Box::new(e), None, false);
         self.pending_durable = true;
         self.last_checkpoint = Instant::now();
     }
@@ -1521,7 +1524,7 @@ impl Writer {
         e.delayed = Some(delayed);
         e.gateway = Some(self.cfg.gateway.clone());
         self.append_record(e, true, None);
-        let backlog: Vec<Event> = self.backlog.drain(..).collect();
+        let backlog: Vec<Box<Event>> = self.backlog.drain(..).collect();
         for ev in backlog {
             self.append_record(ev, false, None);
         }

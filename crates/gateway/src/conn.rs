@@ -681,6 +681,7 @@ mod tests {
             admitted: Default::default(),
             metrics: Default::default(),
             watch: crate::watch::ConduitWatch::new(Arc::new(crate::watch::Watch::new(None))),
+            sessions: None,
         })
     }
 

@@ -45,6 +45,7 @@ mod state;
 mod tls;
 mod upstream;
 mod watch;
+mod workers;
 
 pub use metrics::{ConduitInfo, Metrics};
 pub use server::{

@@ -42,6 +42,7 @@ use crate::watch::{ConduitWatch, MonitorStats, Watch};
 
 mod accept;
 
+use crate::workers::SessionThreads;
 use accept::accept_loop;
 
 /// Makes the byte sink of the audit log (tests inject faults with it).
@@ -87,6 +88,10 @@ pub struct GatewayOptions {
     /// (a test holding it fills the monitor's queue); `None` in production.
     #[doc(hidden)]
     pub monitor_hold: Option<Arc<Mutex<()>>>,
+    /// Run the sessions on this many threads of their own, each a single-threaded runtime,
+    /// client connections spread over them in turn (workers.rs); 0 (the default): on the
+    /// runtime the gateway is started on.
+    pub session_threads: usize,
 }
 
 impl fmt::Debug for GatewayOptions {
@@ -102,6 +107,7 @@ impl fmt::Debug for GatewayOptions {
             .field("reload_read_hook", &self.reload_read_hook.is_some())
             .field("metrics", &self.metrics.is_some())
             .field("monitor_hold", &self.monitor_hold.is_some())
+            .field("session_threads", &self.session_threads)
             .finish()
     }
 }
@@ -119,6 +125,7 @@ impl Default for GatewayOptions {
             reload_read_hook: None,
             metrics: None,
             monitor_hold: None,
+            session_threads: 0,
         }
     }
 }
@@ -165,6 +172,8 @@ pub enum StartError {
         /// The file and the problem.
         what: String,
     },
+    /// The session threads ([`GatewayOptions::session_threads`]) could not be started.
+    SessionThreads(std::io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -193,6 +202,7 @@ impl fmt::Display for StartError {
                 source,
             } => write!(f, "conduit {conduit}: cannot listen on {addr}: {source}"),
             Self::Audit(e) => write!(f, "cannot open the audit log: {e}"),
+            Self::SessionThreads(e) => write!(f, "cannot start the session threads: {e}"),
             Self::Rejected(why) => f.write_str(why),
             Self::Tls { conduit, what } => write!(f, "conduit {conduit}: {what}"),
         }
@@ -407,6 +417,12 @@ impl Gateway {
         let metrics = options.metrics.clone().unwrap_or_default();
         metrics.set_audit(recorder.handle().clone());
         let watch = Arc::new(Watch::new(options.monitor_hold.clone()));
+        let sessions = match options.session_threads {
+            0 => None,
+            n => Some(Arc::new(
+                SessionThreads::start(n).map_err(StartError::SessionThreads)?,
+            )),
+        };
         let mut conduits = Vec::new();
         let mut listeners = Vec::new();
         let mut sockets = Vec::new();
@@ -443,6 +459,7 @@ impl Gateway {
                 admitted: Default::default(),
                 metrics: Arc::clone(&metrics),
                 watch: ConduitWatch::new(Arc::clone(&watch)),
+                sessions: sessions.clone(),
             });
             let _ = shared.pool.metrics.set(Arc::clone(&metrics));
             conduits.push(Arc::clone(&shared));

@@ -226,6 +226,8 @@ pub(crate) struct ConduitShared {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The live monitor and the conduit's `shadow:` candidate (watch.rs).
     pub(crate) watch: crate::watch::ConduitWatch,
+    /// The threads sessions run on (workers.rs); `None`: the runtime the gateway started on.
+    pub(crate) sessions: Option<Arc<crate::workers::SessionThreads>>,
 }
 
 /// Connections admitted by one listener, in total and per source address (IPv4-mapped IPv6

@@ -65,6 +65,8 @@ pub(crate) struct DeviceConn {
     /// The TLS configuration it was verified under: a reload makes a new one (a new CA, a
     /// new `server_name`), and a connection verified under the old one is not reused.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The session thread that opened it (workers.rs).
+    home: usize,
     next_utid: u16,
     /// Transaction ids of the last requests answered 0x0B (a late answer from an unsolicited
     /// one).
@@ -81,6 +83,7 @@ impl DeviceConn {
             stream,
             target,
             tls,
+            home: crate::workers::home(),
             next_utid: 1,
             expired: [None; 8],
             expired_pos: 0,
@@ -308,17 +311,26 @@ impl UpstreamPool {
         let tls = settings.upstream.tls.as_ref().map(|t| &t.config);
         let in_flight = settings.max_upstream_in_flight;
         let suits = |c: &SharedConn| c.target == *target && same_tls(c.tls.as_ref(), settings);
+        let here = crate::workers::home();
         let pick = || {
             let mut conns = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
             // Ended ones, and those to an old target after a reload, go (their task ends
             // with their last port).
             conns.retain(|c| c.is_open() && suits(c));
-            let least = conns.iter().min_by_key(|c| c.ports())?;
-            if least.ports() < in_flight || conns.len() >= settings.max_upstream_connections {
-                least.open_port(in_flight, settings.request_timeout)
-            } else {
-                None
+            // One of this session thread's own connections with room; a new one while under
+            // the limit; at the limit, the least loaded of any thread's.
+            let own = conns
+                .iter()
+                .filter(|c| c.home == here)
+                .min_by_key(|c| c.ports());
+            if let Some(own) = own.filter(|c| c.ports() < in_flight) {
+                return own.open_port(in_flight, settings.request_timeout);
             }
+            if conns.len() >= settings.max_upstream_connections {
+                let least = conns.iter().min_by_key(|c| c.ports())?;
+                return least.open_port(in_flight, settings.request_timeout);
+            }
+            None
         };
         if let Some(port) = pick() {
             return Ok(Stream::Shared(Box::new(port)));
@@ -378,11 +390,15 @@ impl UpstreamPool {
         drop(permit);
     }
 
+    /// An idle connection, one opened on the caller's session thread first (workers.rs):
+    /// its socket is driven by that thread's reactor.
     fn pop_idle(&self) -> Option<DeviceConn> {
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop()
+        let here = crate::workers::home();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        match idle.iter().rposition(|c| c.home == here) {
+            Some(at) => Some(idle.swap_remove(at)),
+            None => idle.pop(),
+        }
     }
 
     /// Follows the configured limit: adds permits, or retires them (free ones at once, lent

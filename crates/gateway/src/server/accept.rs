@@ -170,12 +170,16 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<ConduitShared
                             shared.tracker.enter();
                             let open = shared.metrics.accepted(&shared.conduit, &label);
                             let session_shared = Arc::clone(&shared);
-                            tokio::spawn(async move {
+                            let serve = move |socket| async move {
                                 // Held for the whole session, dropped however it ends.
                                 let _permit = permit;
                                 let _open = open;
                                 Session::serve(socket, peer, session_shared).await;
-                            });
+                            };
+                            match &shared.sessions {
+                                Some(threads) => threads.spawn(socket, serve),
+                                None => drop(tokio::spawn(serve(socket))),
+                            }
                         }
                         Err(refusal) => refuse(
                             &shared,

@@ -161,6 +161,8 @@ pub(crate) struct SharedConn {
     /// The `host:port` and TLS configuration it was opened under (a reload may change both).
     pub(crate) target: Arc<str>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// The session thread whose runtime runs its task (workers.rs).
+    pub(crate) home: usize,
 }
 
 impl SharedConn {
@@ -190,7 +192,12 @@ impl SharedConn {
             write_limit,
             counters,
         ));
-        Self { core, target, tls }
+        Self {
+            core,
+            target,
+            tls,
+            home: crate::workers::home(),
+        }
     }
 
     pub(crate) fn is_open(&self) -> bool {

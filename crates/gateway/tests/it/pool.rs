@@ -12,9 +12,10 @@ use super::util::*;
 
 /// 32 clients from one address, each reading its own register `calls` times through a gateway
 /// with `extra` keys and a counting proxy in front of `zonegate sim`: every answer must be the
-/// client's own value (a mixed-up transaction id would show). Returns the most device
-/// connections open at once and how many were accepted in all.
-async fn thirty_two_clients(extra: &str, calls: usize) -> (usize, usize) {
+/// client's own value (a mixed-up transaction id would show). `threads` > 0 runs the sessions
+/// on that many session threads (workers.rs) instead of the test's runtime. Returns the most
+/// device connections open at once and how many were accepted in all.
+async fn thirty_two_clients(extra: &str, calls: usize, threads: usize) -> (usize, usize) {
     let sim = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
         .await
         .unwrap();
@@ -23,7 +24,11 @@ async fn thirty_two_clients(extra: &str, calls: usize) -> (usize, usize) {
     }
     let proxy = CountingProxy::start(sim.local_addr(), 64).await;
     let keys = format!("{extra}      max_connections_per_source: 32\n");
-    let rig = Rig::start_at(sim, proxy.addr, &keys, None).await;
+    let rig = if threads == 0 {
+        Rig::start_at(sim, proxy.addr, &keys, None).await
+    } else {
+        Rig::start_at_threads(sim, proxy.addr, &keys, threads).await
+    };
     let mut tasks = Vec::new();
     for i in 0..32u16 {
         let mut c = rig.client(HISTORIAN).await;
@@ -53,7 +58,7 @@ async fn thirty_two_clients(extra: &str, calls: usize) -> (usize, usize) {
 async fn every_session_opens_its_own_device_connection_with_no_cap() {
     // Issue 14.9: 32 clients opened 32 device connections (many PLCs take 4-16). Through a pool
     // of 2, all 32 get right answers and the device never sees more than 2 connections.
-    let (most, accepted) = thirty_two_clients("      max_upstream_connections: 2\n", 10).await;
+    let (most, accepted) = thirty_two_clients("      max_upstream_connections: 2\n", 10, 0).await;
     assert!(
         (1..=2).contains(&most),
         "the device saw {most} connections at once"
@@ -149,6 +154,7 @@ async fn sessions_share_a_device_connection_with_requests_in_flight_together() {
     let (most, accepted) = thirty_two_clients(
         "      max_upstream_connections: 2\n      max_upstream_in_flight: 8\n",
         20,
+        0,
     )
     .await;
     assert!(
@@ -156,6 +162,49 @@ async fn sessions_share_a_device_connection_with_requests_in_flight_together() {
         "the device saw {most} connections at once"
     );
     assert!(accepted <= 2, "connections are kept, not re-opened");
+}
+
+#[tokio::test]
+async fn sessions_on_two_session_threads_get_their_own_answers_through_two_lent_connections() {
+    // Session threads (workers.rs): a connection opened on one thread is lent to a session
+    // of the other when it is the only one free, and the limit holds across threads.
+    let (most, accepted) = thirty_two_clients("      max_upstream_connections: 2\n", 10, 2).await;
+    assert!(
+        (1..=2).contains(&most),
+        "the device saw {most} connections at once"
+    );
+    assert!(accepted <= 2, "connections are reused, not re-opened");
+}
+
+#[tokio::test]
+async fn sessions_on_two_session_threads_share_connections_of_their_own_thread() {
+    // Each thread shares its own device connections among its sessions (4 ports each at most
+    // with in-flight 4: 16 sessions per thread need 4); the limit of 8 holds in all.
+    let (most, accepted) = thirty_two_clients(
+        "      max_upstream_connections: 8\n      max_upstream_in_flight: 4\n",
+        20,
+        2,
+    )
+    .await;
+    assert!(
+        (2..=8).contains(&most),
+        "the device saw {most} connections at once"
+    );
+    assert!(accepted <= 8, "connections are kept, not re-opened");
+}
+
+#[tokio::test]
+async fn at_the_limit_a_session_thread_shares_the_other_threads_connection() {
+    // One device connection for two session threads: the sessions of the thread that did not
+    // open it share it too (cross-thread), rather than waiting or opening a second one.
+    let (most, accepted) = thirty_two_clients(
+        "      max_upstream_connections: 1\n      max_upstream_in_flight: 16\n",
+        20,
+        2,
+    )
+    .await;
+    assert_eq!(most, 1, "the device saw {most} connections at once");
+    assert_eq!(accepted, 1, "the one connection is kept");
 }
 
 #[tokio::test]

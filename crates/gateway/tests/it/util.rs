@@ -170,7 +170,6 @@ impl Rig {
         storage: Option<AuditStorageFactory>,
         hook: impl FnOnce(&Path),
     ) -> Self {
-        let drain = Duration::from_secs(2);
         Self::launch_all(
             sim,
             upstream,
@@ -179,14 +178,49 @@ impl Rig {
             audit_lines,
             storage,
             hook,
-            drain,
+            |_| {},
         )
         .await
     }
 
     /// A gateway whose upstream is `upstream`, with `drain` as its shutdown drain timeout.
     pub(crate) async fn start_draining(sim: Sim, upstream: SocketAddr, drain: Duration) -> Self {
-        Self::launch_all(sim, upstream, "", None, "", None, |_| {}, drain).await
+        Self::launch_all(
+            sim,
+            upstream,
+            "",
+            None,
+            "",
+            None,
+            |_| {},
+            move |o| {
+                o.drain_timeout = drain;
+            },
+        )
+        .await
+    }
+
+    /// Like [`Rig::start_at`], with the sessions on `threads` session threads of their own
+    /// (`zonegate run`'s default) instead of the test's runtime.
+    pub(crate) async fn start_at_threads(
+        sim: Sim,
+        upstream: SocketAddr,
+        gateway_lines: &str,
+        threads: usize,
+    ) -> Self {
+        Self::launch_all(
+            sim,
+            upstream,
+            gateway_lines,
+            None,
+            "",
+            None,
+            |_| {},
+            move |o| {
+                o.session_threads = threads;
+            },
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -198,7 +232,7 @@ impl Rig {
         audit_lines: &str,
         storage: Option<AuditStorageFactory>,
         hook: impl FnOnce(&Path),
-        drain: Duration,
+        tune: impl FnOnce(&mut GatewayOptions),
     ) -> Self {
         let dir = temp_dir();
         let audit = dir.join("audit.log");
@@ -206,8 +240,8 @@ impl Rig {
         let model_path = dir.join("model.yaml");
         let text = model(upstream, &audit, gateway_lines, rules) + audit_lines;
         std::fs::write(&model_path, text).unwrap();
-        let options = GatewayOptions {
-            drain_timeout: drain,
+        let mut options = GatewayOptions {
+            drain_timeout: Duration::from_secs(2),
             watch_interval: Duration::from_millis(50),
             audit_storage: storage,
             // Some test devices accept exactly one connection: the start-up probe would take
@@ -215,6 +249,7 @@ impl Rig {
             probe_upstreams: false,
             ..GatewayOptions::default()
         };
+        tune(&mut options);
         let gateway = match Gateway::start_file(&model_path, options).await {
             Ok(g) => g,
             Err(e) => panic!("gateway did not start: {e}"),

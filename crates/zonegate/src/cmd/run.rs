@@ -41,9 +41,16 @@ pub(crate) struct Args {
     /// Seconds to let clients' in-flight requests finish at shutdown.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub(crate) drain_timeout: f64,
-    /// Worker threads of the data path (0 = one per CPU). The audit writer has its own thread.
+    /// Session threads of the data path (0 = one per CPU): each runs its own single-threaded
+    /// runtime, client connections are spread over them in turn, and a session stays on its
+    /// thread with the device connections it uses. The accept loops, reloads and the admin
+    /// endpoint run on one more thread; the audit writer and the monitor have their own.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub(crate) threads: usize,
+    /// Run the sessions on one work-stealing runtime with --threads workers instead (tokio's
+    /// multi-threaded scheduler; the data path of earlier versions, kept for comparison).
+    #[arg(long)]
+    pub(crate) work_stealing: bool,
     /// Run only this half of the model's one-way replications (`transmit` on the OT side,
     /// `receive` in the DMZ); the gateway is not started. Default: both halves when local.
     #[arg(long, value_enum)]
@@ -227,10 +234,13 @@ pub(crate) fn run(args: Args) -> u8 {
         }
     };
     let metrics = Arc::new(Metrics::new());
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if args.threads > 0 {
-        builder.worker_threads(args.threads);
-    }
+    // With session threads the main runtime only accepts, reloads and serves the admin port.
+    builder.worker_threads(if args.work_stealing { threads } else { 1 });
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -248,6 +258,7 @@ pub(crate) fn run(args: Args) -> u8 {
         audit_path: audit.map(Some),
         model_gate: Some(gate::model_gate(accepted)),
         metrics: Some(Arc::clone(&metrics)),
+        session_threads: if args.work_stealing { 0 } else { threads },
         ..GatewayOptions::default()
     };
     runtime.block_on(async move {
