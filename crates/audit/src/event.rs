@@ -189,7 +189,7 @@ pub struct Event {
     pub conduit: Option<Arc<str>>,
     /// Client address (`ip:port`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub src: Option<String>,
+    pub src: Option<Arc<str>>,
     /// Upstream device (`ip:port`, serial path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst: Option<Arc<str>>,

@@ -130,7 +130,7 @@ pub(crate) struct Session {
     shared: Arc<ConduitShared>,
     client: ClientStream,
     peer: SocketAddr,
-    peer_label: String,
+    peer_label: Arc<str>,
     /// The TLS client's certificate (role, subject, fingerprint); `None` on plaintext.
     tls_peer: Option<Peer>,
     /// The device connection lent by the pool while requests are at the device.
@@ -177,7 +177,7 @@ impl Session {
         // The masters view is keyed by the source address; a serial line's label is none.
         let meter = Metrics::session_meter(peer_label.parse::<SocketAddr>().ok().map(|a| a.ip()));
         Self {
-            peer_label,
+            peer_label: Arc::from(peer_label),
             shared,
             client,
             peer,
@@ -578,7 +578,7 @@ impl Session {
             }
             let latency = now.saturating_duration_since(slot.started);
             let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            self.finish_event(slot, latency_us);
+            self.finish_event(slot, latency_us, now);
         }
         let device = self.shared.state.load().settings.upstream.label.clone();
         crate::watch::session_ended(&self.shared, self.peer, device);
@@ -626,7 +626,7 @@ fn established(shared: &ConduitShared, peer: SocketAddr, p: &Peer) {
     debug!(conduit = %shared.conduit, %peer, subject = %p.subject, "{message}");
     let mut ev = Event::new(Kind::Connection);
     ev.conduit = Some(Arc::clone(&shared.conduit));
-    ev.src = Some(peer.to_string());
+    ev.src = Some(peer.to_string().into());
     ev.reason = Some(match &p.no_role {
         Some(why) => Cow::Borrowed(why.as_str()),
         None => Cow::Borrowed("tls_established"),
@@ -644,7 +644,7 @@ fn handshake_refused(shared: &ConduitShared, peer: SocketAddr, refused: crate::t
     info!(conduit = %shared.conduit, %peer, "{}", refused.message);
     let mut ev = Event::new(Kind::Connection);
     ev.conduit = Some(Arc::clone(&shared.conduit));
-    ev.src = Some(peer.ip().to_string());
+    ev.src = Some(peer.ip().to_string().into());
     ev.reason = Some(Cow::Borrowed(refused.reason));
     ev.message = Some(refused.message);
     shared.recorder.record_denial(ev);

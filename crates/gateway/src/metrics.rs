@@ -585,8 +585,15 @@ impl Metrics {
     /// A request whose record is complete (answered, denied, dropped): counts it and updates
     /// the live view. `latency_us` is from arrival to the answer leaving.
     ///
-    /// `meter` is the session's own cache of the handles it updates ([`SessionMeter`]).
-    pub(crate) fn request(&self, meter: &mut SessionMeter, event: &Event, latency_us: u64) {
+    /// `meter` is the session's own cache of the handles it updates ([`SessionMeter`]); `now`
+    /// the caller's clock reading for the answer (a clock read is slow on a VM's clock source).
+    pub(crate) fn request(
+        &self,
+        meter: &mut SessionMeter,
+        event: &Event,
+        latency_us: u64,
+        now: Instant,
+    ) {
         let Some(conduit) = event.conduit.clone() else {
             return;
         };
@@ -630,7 +637,7 @@ impl Metrics {
             live.allowed += 1;
         }
         if forwarded {
-            let sec = self.epoch.elapsed().as_secs();
+            let sec = now.saturating_duration_since(self.epoch).as_secs();
             let u = live.units.entry((Arc::clone(&conduit), unit)).or_default();
             u.polls.count(sec);
             match (unanswered, event.exception) {
@@ -650,7 +657,7 @@ impl Metrics {
                 (false, None) => {
                     u.ok += 1;
                     u.status = "online";
-                    u.last_good = Some(Instant::now());
+                    u.last_good = Some(now);
                 }
             }
             if !unanswered {
@@ -1039,7 +1046,7 @@ mod tests {
             .as_deref()
             .and_then(|s| s.parse::<std::net::SocketAddr>().ok());
         let mut meter = Metrics::session_meter(src.map(|a| a.ip()));
-        m.request(&mut meter, e, latency_us);
+        m.request(&mut meter, e, latency_us, Instant::now());
     }
 
     #[test]
@@ -1053,10 +1060,10 @@ mod tests {
             e
         };
         for _ in 0..3 {
-            m.request(&mut meter, &allowed, 100);
-            m.request(&mut meter, &denied("no_matching_rule"), 0);
+            m.request(&mut meter, &allowed, 100, Instant::now());
+            m.request(&mut meter, &denied("no_matching_rule"), 0, Instant::now());
         }
-        m.request(&mut meter, &allowed, 100);
+        m.request(&mut meter, &allowed, 100, Instant::now());
         let text = m.encode();
         assert!(text.contains(
             "zonegate_requests_total{conduit=\"C1\",unit=\"1\",function=\"write_single_register\",decision=\"allow\",reason=\"rule\"} 4"
@@ -1139,7 +1146,7 @@ mod tests {
         let m = Metrics::new();
         for i in 0..(MASTERS + 50) {
             let mut e = denied("no_matching_rule");
-            e.src = Some(format!("10.1.{}.{}:1", i / 250, i % 250));
+            e.src = Some(format!("10.1.{}.{}:1", i / 250, i % 250).into());
             request(&m, &e, 10);
         }
         let s = m.snapshot();

@@ -190,7 +190,7 @@ mod tests {
         for port in 0..100u16 {
             let ev = Event {
                 conduit: Some("C1".into()),
-                src: Some(format!("127.0.0.9:{}", 40000 + port)),
+                src: Some(format!("127.0.0.9:{}", 40000 + port).into()),
                 decision: Some(Decision::Deny),
                 reason: Some("no_rule_for_source".into()),
                 ..Event::new(Kind::Request)

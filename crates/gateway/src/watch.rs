@@ -661,7 +661,7 @@ impl Worker {
             let ev = Event {
                 kind: Kind::Alert,
                 conduit: job.conduit.clone(),
-                src: Some(job.client.to_string()),
+                src: Some(job.client.to_string().into()),
                 dst: job.device.clone(),
                 unit: Some(job.unit),
                 tid: Some(job.tid),

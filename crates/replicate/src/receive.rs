@@ -203,7 +203,7 @@ impl Shared {
         let mut e = Event::notice(kind, message);
         e.conduit = Some(self.replication.id.as_str().into());
         e.reason = Some(reason.into());
-        e.src = src.map(|s| s.to_string());
+        e.src = src.map(|s| s.to_string().into());
         e.count = count;
         if let Err(err) = self.audit.record(e, true) {
             tracing::error!(error = %err, "cannot queue a replication audit record");
@@ -519,7 +519,7 @@ fn record_established(shared: &Shared, peer: SocketAddr, id: &ClientIdentity) {
         },
     );
     e.conduit = Some(shared.replication.id.as_str().into());
-    e.src = Some(peer.to_string());
+    e.src = Some(peer.to_string().into());
     e.reason = Some("tls_established".into());
     e.role.clone_from(&id.role);
     e.peer_subject = Some(id.subject.clone());
@@ -592,7 +592,7 @@ fn answer(shared: &Shared, unit: u8, pdu: &[u8], peer: &Client) -> Vec<u8> {
 fn record_denial(shared: &Shared, unit: u8, fc: u8, request: &Request<'_>, peer: &Client) {
     let mut e = Event::new(EventKind::Request);
     e.conduit = Some(shared.replication.id.as_str().into());
-    e.src = Some(peer.addr.to_string());
+    e.src = Some(peer.addr.to_string().into());
     if let Some(id) = &peer.tls {
         e.role.clone_from(&id.role);
         e.peer_subject = Some(id.subject.clone());

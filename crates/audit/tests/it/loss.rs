@@ -51,7 +51,7 @@ fn denial(i: u64) -> Event {
     Event {
         conduit: Some("C1-OPS-CTRL".into()),
         // 40 hosts, 2 reasons: 80 keys, far fewer than the events.
-        src: Some(format!("10.9.0.{}:{}", i % 40, 40000 + i % 1000)),
+        src: Some(format!("10.9.0.{}:{}", i % 40, 40000 + i % 1000).into()),
         unit: Some(1),
         fc: Some(3),
         decision: Some(Decision::Deny),

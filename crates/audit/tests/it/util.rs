@@ -24,7 +24,7 @@ pub(crate) fn config(dir: &Path) -> AuditConfig {
 pub(crate) fn request(i: u64) -> Event {
     Event {
         conduit: Some("C1-OPS-CTRL".into()),
-        src: Some(format!("10.0.0.{}:5020", i % 250)),
+        src: Some(format!("10.0.0.{}:5020", i % 250).into()),
         unit: Some(1),
         tid: Some((i % 65536) as u16),
         fc: Some(if i % 2 == 0 { 3 } else { 16 }),

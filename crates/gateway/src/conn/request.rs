@@ -118,7 +118,12 @@ impl Session {
                     // or a listen-only attempt is what it watches for) as one left unanswered.
                     let slot = Slot::new(tid, unit, pdu, event, started);
                     crate::watch::transaction(&self.shared, self.peer, &slot, 0);
-                    self.shared.metrics.request(&mut self.meter, &slot.event, 0);
+                    self.shared.metrics.request(
+                        &mut self.meter,
+                        &slot.event,
+                        0,
+                        started.into_std(),
+                    );
                     self.shared.recorder.record_denial(*slot.event);
                     if close {
                         self.end = Some(End::PolicyClose);
@@ -215,7 +220,7 @@ impl Session {
         if !request.expects_response() {
             // FC 8 / 0x0004 Force Listen Only: the device never answers, neither do we.
             slot.event.message = Some("no response expected".to_owned());
-            self.finish_event(slot, 0);
+            self.finish_event(slot, 0, started);
             return Ok(());
         }
         slot.state = SlotState::Pending {
@@ -279,19 +284,19 @@ impl Session {
             }
             let latency = now.saturating_duration_since(slot.started);
             let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-            self.finish_event(slot, latency_us);
+            self.finish_event(slot, latency_us, now);
         }
     }
 
     /// Appends the event of a finished slot: the whole `request` record, or the `outcome` of a
     /// request whose record was made durable before forwarding.
-    pub(super) fn finish_event(&mut self, slot: Slot, latency_us: u64) {
+    pub(super) fn finish_event(&mut self, slot: Slot, latency_us: u64, now: Instant) {
         crate::watch::transaction(&self.shared, self.peer, &slot, latency_us);
         let mut event = slot.event;
         event.latency_us = Some(latency_us);
         self.shared
             .metrics
-            .request(&mut self.meter, &event, latency_us);
+            .request(&mut self.meter, &event, latency_us, now.into_std());
         match slot.ref_seq {
             Some(seq) => {
                 // An outcome that was no (right) answer says so in `reason`, and why.

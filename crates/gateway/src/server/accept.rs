@@ -39,7 +39,7 @@ fn refuse(
     ev.conduit = Some(Arc::clone(&shared.conduit));
     // The address only: the record stands for every refused connection of this source in
     // the aggregation interval, whatever their ports.
-    ev.src = Some(peer.ip().to_string());
+    ev.src = Some(peer.ip().to_string().into());
     ev.reason = Some(reason.into());
     ev.message = Some(message);
     shared.recorder.record_denial(ev);

@@ -43,7 +43,7 @@ fn make_log(path: &Path, n: u64, key: Option<PathBuf>) {
     for i in 0..n {
         let e = Event {
             conduit: Some("C1".into()),
-            src: Some(format!("10.1.1.{i}:40000")),
+            src: Some(format!("10.1.1.{i}:40000").into()),
             fc: Some(16),
             function: Some("write_multiple_registers".into()),
             decision: Some(if i == 2 {
