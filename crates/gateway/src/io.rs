@@ -63,6 +63,31 @@ pub(crate) async fn read_some(
     stream.read_buf(buf).await
 }
 
+/// Reads what the socket holds into `buf`'s spare capacity. A read that filled less than the
+/// space offered emptied the socket's receive queue (a TCP `recv` returns short only then),
+/// so the socket is marked not readable at once: the next read waits for the next epoll event
+/// instead of first making a `recv` that can only fail with `EAGAIN` (one system call per
+/// read less; the request-answer pattern of Modbus makes nearly every read a short one).
+/// tokio clears the readiness only if no event came since the read began, so data that
+/// arrives meanwhile is never missed.
+fn read_drained(socket: &TcpStream, buf: &mut bytes::BytesMut) -> io::Result<usize> {
+    let offered = buf.capacity() - buf.len();
+    let mut got = 0;
+    let read = socket.try_io(tokio::io::Interest::READABLE, || {
+        got = socket.try_read_buf(buf)?;
+        if got > 0 && got < offered {
+            // Not an error: tells tokio the socket is drained; `got` is returned below.
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(got)
+        }
+    });
+    match read {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
+    }
+}
+
 /// A link of the data path: plaintext Modbus/TCP, or Modbus/TCP Security (TLS over TCP).
 ///
 /// One type for both, so that the session (conn.rs) and the pool (upstream.rs) have ONE data
@@ -146,7 +171,7 @@ where
                 // while it waits (10,000 idle HMIs, issue 9).
                 s.readable().await?;
                 reserve(buf);
-                match s.try_read_buf(buf) {
+                match read_drained(s, buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     result => return result,
                 }
@@ -269,5 +294,51 @@ impl ClientStream {
             Self::Tls(s) => s.get_ref().0.writable().await,
             Self::Bus(_) | Self::Shared(_) | Self::Serial(_) => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    type Plain = Stream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+    async fn pair() -> (Plain, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (ours, _) = listener.accept().await.unwrap();
+        (Stream::Plain(ours), peer)
+    }
+
+    #[tokio::test]
+    async fn bytes_that_arrive_after_a_drained_read_are_read_without_a_stall() {
+        // read_drained marks the socket not readable after a short read; what comes next
+        // must still wake the reader (the next epoll event), at every size around the chunk.
+        let (mut ours, mut peer) = pair().await;
+        let mut buf = bytes::BytesMut::new();
+        for len in [1usize, 12, 255, 2047, 2048, 2049, 4096, 9000] {
+            let sent: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            peer.write_all(&sent).await.unwrap();
+            buf.clear();
+            while buf.len() < len {
+                let n =
+                    tokio::time::timeout(Duration::from_secs(5), ours.read_some(&mut buf, 4096))
+                        .await
+                        .expect("the reader is woken for the next bytes")
+                        .unwrap();
+                assert!(n > 0, "end of stream after {} of {len}", buf.len());
+            }
+            assert_eq!(&buf[..], &sent[..], "{len} bytes");
+        }
+        drop(peer);
+        assert_eq!(
+            ours.read_some(&mut buf, 4096).await.unwrap(),
+            0,
+            "end of stream"
+        );
     }
 }

@@ -344,7 +344,11 @@ async fn run(
 ) {
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
-    let mut next_sweep = Instant::now() + SWEEP_EVERY;
+    // One timer for the task's life, reset when it fires: a new `sleep_until` per turn of the
+    // loop registered a timer each time, and each registration woke the runtime's driver
+    // through its eventfd (one `write` system call per device round trip).
+    let sweep = tokio::time::sleep_until(Instant::now() + SWEEP_EVERY);
+    tokio::pin!(sweep);
     let (mut writes, mut requests) = (0u64, 0u64);
     let why = loop {
         if !core.lock().out.is_empty() {
@@ -386,9 +390,9 @@ async fn run(
                 }
             },
             () = core.kick.notified() => {}
-            () = tokio::time::sleep_until(next_sweep) => {
+            () = &mut sweep => {
                 let now = Instant::now();
-                next_sweep = now + SWEEP_EVERY;
+                sweep.as_mut().reset(now + SWEEP_EVERY);
                 let limit = core.limit.load(Ordering::Relaxed);
                 let mut inner = core.lock();
                 let before = inner.in_flight.len();
