@@ -125,12 +125,53 @@ impl Drop for Admission {
     }
 }
 
+/// The names every record of a session carries, copied into allocations of the session's own.
+/// Each request's record holds them (`Arc` clones), and the audit writer and the monitor drop
+/// them on their threads: with the conduit's one shared `Arc`, every session of every session
+/// thread incremented and decremented the same reference count several times per request,
+/// a cache line passed between the cores each time.
+struct Labels {
+    conduit: Arc<str>,
+    /// The device label of the policy snapshot this copy was made from (compared by pointer:
+    /// a reload that points the conduit elsewhere makes a new copy).
+    device_of: Arc<str>,
+    device: Arc<str>,
+}
+
+impl Labels {
+    fn new(conduit: &str, device: &Arc<str>) -> Self {
+        Self {
+            conduit: Arc::from(conduit),
+            device_of: Arc::clone(device),
+            device: Arc::from(&**device),
+        }
+    }
+
+    /// The session's copy of `device`, the snapshot's device label.
+    fn device(&self, device: &Arc<str>) -> Arc<str> {
+        if Arc::ptr_eq(&self.device_of, device) {
+            Arc::clone(&self.device)
+        } else {
+            Arc::clone(device)
+        }
+    }
+
+    /// Follows a reload's new device label.
+    fn follow(&mut self, device: &Arc<str>) {
+        if !Arc::ptr_eq(&self.device_of, device) {
+            *self = Self::new(&self.conduit, device);
+        }
+    }
+}
+
 /// The state of one client session.
 pub(crate) struct Session {
     shared: Arc<ConduitShared>,
     client: ClientStream,
     peer: SocketAddr,
     peer_label: Arc<str>,
+    /// The conduit's and the device's names as the session's own copies (see [`Labels`]).
+    labels: Labels,
     /// The TLS client's certificate (role, subject, fingerprint); `None` on plaintext.
     tls_peer: Option<Peer>,
     /// The device connection lent by the pool while requests are at the device.
@@ -176,7 +217,12 @@ impl Session {
     ) -> Self {
         // The masters view is keyed by the source address; a serial line's label is none.
         let meter = Metrics::session_meter(peer_label.parse::<SocketAddr>().ok().map(|a| a.ip()));
+        let labels = Labels::new(
+            &shared.conduit,
+            &shared.state.load().settings.upstream.label,
+        );
         Self {
+            labels,
             peer_label: Arc::from(peer_label),
             shared,
             client,
@@ -292,6 +338,7 @@ impl Session {
                 let current = self.shared.state.load();
                 if !Arc::ptr_eq(&current, &state) {
                     state = arc_swap::Guard::into_inner(current);
+                    self.labels.follow(&state.settings.upstream.label);
                 }
             }
             // Answer what is ready, then take new requests while slots are free. Requests already

@@ -143,9 +143,38 @@ pub(crate) struct SessionMeter {
     src: Option<IpAddr>,
     latency: Option<(Arc<str>, Histogram)>,
     requests: Vec<(RequestLabels, Counter)>,
+    /// The live view's keys of this session's last request: looked up by reference, cloned
+    /// into the maps only when new (no reference count touched per request).
+    unit_key: Option<UnitKey>,
+    master_key: Option<MasterKey>,
 }
 
+/// The live view's key of a unit: conduit and unit id.
+type UnitKey = (Arc<str>, u8);
+/// The live view's key of a master: conduit and source address.
+type MasterKey = (Arc<str>, Option<IpAddr>);
+
 impl SessionMeter {
+    /// The live view's keys for a request of `unit` on `conduit` (copies made only when they
+    /// change, which for one session is almost never).
+    fn live_keys(&mut self, conduit: &Arc<str>, unit: u8) -> (&UnitKey, &MasterKey) {
+        if self
+            .unit_key
+            .as_ref()
+            .is_none_or(|k| k.1 != unit || *k.0 != **conduit)
+        {
+            self.unit_key = Some((Arc::clone(conduit), unit));
+        }
+        if self.master_key.as_ref().is_none_or(|k| *k.0 != **conduit) {
+            self.master_key = Some((Arc::clone(conduit), self.src));
+        }
+        match (&self.unit_key, &self.master_key) {
+            (Some(u), Some(m)) => (u, m),
+            // Both were set just above.
+            _ => unreachable!("live keys are set above"),
+        }
+    }
+
     fn count_request(
         &mut self,
         metrics: &Metrics,
@@ -323,9 +352,9 @@ struct MasterView {
 
 #[derive(Debug, Default)]
 struct Live {
-    units: BTreeMap<(Arc<str>, u8), UnitView>,
+    units: BTreeMap<UnitKey, UnitView>,
     /// Keyed by address (no allocation per request); `None`: a source that is not an address.
-    masters: HashMap<(Arc<str>, Option<IpAddr>), MasterView>,
+    masters: HashMap<MasterKey, MasterView>,
     recent: VecDeque<Value>,
     would_deny: BTreeMap<(Arc<str>, String, String), u64>,
     allowed: u64,
@@ -594,7 +623,7 @@ impl Metrics {
         latency_us: u64,
         now: Instant,
     ) {
-        let Some(conduit) = event.conduit.clone() else {
+        let Some(conduit) = event.conduit.as_ref() else {
             return;
         };
         let unit = event.unit.unwrap_or(0);
@@ -603,7 +632,7 @@ impl Metrics {
         let function = event.function.clone().unwrap_or(Cow::Borrowed("unknown"));
         meter.count_request(
             self,
-            &conduit,
+            conduit,
             unit,
             function,
             decision.as_str(),
@@ -612,7 +641,7 @@ impl Metrics {
         if let Some(code) = event.exception {
             self.exceptions
                 .get_or_create(&ExceptionLabels {
-                    conduit: Name(Arc::clone(&conduit)),
+                    conduit: Name(Arc::clone(conduit)),
                     code,
                 })
                 .inc();
@@ -625,9 +654,10 @@ impl Metrics {
             .is_some_and(|m| m.starts_with("unanswered"));
         let seconds = latency_us as f64 / 1e6;
         if forwarded && !unanswered {
-            meter.upstream_latency(self, &conduit).observe(seconds);
+            meter.upstream_latency(self, conduit).observe(seconds);
         }
         let src = meter.src;
+        let (unit_key, master_key) = meter.live_keys(conduit, unit);
         let now_ms = unix_ms(event.at.unwrap_or_else(SystemTime::now));
         let mut live = lock(&self.live);
         let denied = !forwarded;
@@ -638,7 +668,7 @@ impl Metrics {
         }
         if forwarded {
             let sec = now.saturating_duration_since(self.epoch).as_secs();
-            let u = live.units.entry((Arc::clone(&conduit), unit)).or_default();
+            let u = entry_of(&mut live.units, unit_key);
             u.polls.count(sec);
             match (unanswered, event.exception) {
                 (true, Some(0x0A)) => {
@@ -670,35 +700,38 @@ impl Metrics {
                 }
             }
         } else {
-            live.units
-                .entry((Arc::clone(&conduit), unit))
-                .or_default()
-                .denied += 1;
+            entry_of(&mut live.units, unit_key).denied += 1;
         }
-        let key = (Arc::clone(&conduit), src);
-        if !live.masters.contains_key(&key) && live.masters.len() >= MASTERS {
-            if let Some(oldest) = live
-                .masters
-                .iter()
-                .min_by_key(|(_, m)| m.last_seen)
-                .map(|(k, _)| k.clone())
-            {
-                live.masters.remove(&oldest);
+        if !live.masters.contains_key(master_key) {
+            if live.masters.len() >= MASTERS {
+                if let Some(oldest) = live
+                    .masters
+                    .iter()
+                    .min_by_key(|(_, m)| m.last_seen)
+                    .map(|(k, _)| k.clone())
+                {
+                    live.masters.remove(&oldest);
+                }
             }
+            live.masters.insert(
+                master_key.clone(),
+                MasterView {
+                    requests: 0,
+                    denied: 0,
+                    last_seen: now_ms,
+                },
+            );
         }
-        let m = live.masters.entry(key).or_insert(MasterView {
-            requests: 0,
-            denied: 0,
-            last_seen: now_ms,
-        });
-        m.requests += 1;
-        m.last_seen = now_ms;
-        if denied || decision == Decision::WouldDeny {
-            m.denied += 1;
+        if let Some(m) = live.masters.get_mut(master_key) {
+            m.requests += 1;
+            m.last_seen = now_ms;
+            if denied || decision == Decision::WouldDeny {
+                m.denied += 1;
+            }
         }
         if decision == Decision::WouldDeny {
             let rule = event.rule.as_deref().unwrap_or("-").to_owned();
-            let group = (Arc::clone(&conduit), rule, reason.to_string());
+            let group = (Arc::clone(conduit), rule, reason.to_string());
             if live.would_deny.contains_key(&group) || live.would_deny.len() < WOULD_DENY_GROUPS {
                 *live.would_deny.entry(group).or_insert(0) += 1;
             }
@@ -710,7 +743,7 @@ impl Metrics {
                 "id": id,
                 "at_ms": now_ms,
                 "kind": "request",
-                "conduit": &*conduit,
+                "conduit": &**conduit,
                 "src": ip_text(src),
                 "unit": unit,
                 "function": event.function.as_deref(),
@@ -730,6 +763,8 @@ impl Metrics {
             src: src.map(canonical_ip),
             latency: None,
             requests: Vec::new(),
+            unit_key: None,
+            master_key: None,
         }
     }
 
@@ -1030,6 +1065,18 @@ pub(crate) struct ConnGauge(Gauge);
 impl Drop for ConnGauge {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// The value at `key`, a default one inserted first when there is none (the key is cloned
+/// only then).
+fn entry_of<'m, K: Ord + Clone, V: Default>(map: &'m mut BTreeMap<K, V>, key: &K) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.clone(), V::default());
+    }
+    match map.get_mut(key) {
+        Some(value) => value,
+        None => unreachable!("inserted above"),
     }
 }
 

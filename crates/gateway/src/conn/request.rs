@@ -340,9 +340,9 @@ impl Session {
     /// An event with the session's fixed fields filled in.
     pub(super) fn base_event(&self, state: &ConduitState) -> Event {
         Event {
-            conduit: Some(Arc::clone(&self.shared.conduit)),
+            conduit: Some(Arc::clone(&self.labels.conduit)),
             src: Some(self.peer_label.clone()),
-            dst: Some(Arc::clone(&state.settings.upstream.label)),
+            dst: Some(self.labels.device(&state.settings.upstream.label)),
             mode: Some(Cow::Borrowed(state.settings.mode.as_str())),
             role: self
                 .tls_peer
