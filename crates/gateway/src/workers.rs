@@ -12,9 +12,10 @@
 //! records to the audit writer's thread, the transactions to the monitor's thread, the
 //! metrics. The accept loops, reloads and the admin endpoint stay on the main runtime.
 //!
-//! Measured (scripts/BENCH.md, "Session threads"): on the 2-core benchmark machine, one
-//! thread per core spent about a quarter less CPU per request than the same sessions on
-//! tokio's work-stealing runtime with as many workers.
+//! Measured (scripts/BENCH.md, "Session threads"): on the 2-core benchmark machine, 6-14 %
+//! more requests per second at 16 and 64 connections than the same sessions on tokio's
+//! work-stealing runtime with as many workers; p99 at 64 connections is worse (a session
+//! thread the kernel preempts holds back its sessions; nothing moves them).
 //!
 //! Without session threads (`GatewayOptions::session_threads` 0: tests, the demo) a session
 //! is a task of the runtime the gateway was started on.
