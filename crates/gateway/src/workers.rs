@@ -24,7 +24,6 @@ use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
@@ -48,7 +47,7 @@ pub(crate) struct SessionThreads {
     handles: Vec<Handle>,
     next: AtomicUsize,
     /// One per thread: dropped (or sent) to end its runtime.
-    stops: Mutex<Vec<oneshot::Sender<()>>>,
+    stops: Vec<oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for SessionThreads {
@@ -82,7 +81,7 @@ impl SessionThreads {
         Ok(Self {
             handles,
             next: AtomicUsize::new(0),
-            stops: Mutex::new(stops),
+            stops,
         })
     }
 
@@ -113,13 +112,7 @@ impl SessionThreads {
 
 impl Drop for SessionThreads {
     fn drop(&mut self) {
-        let stops = std::mem::take(
-            &mut *self
-                .stops
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for stop in stops {
+        for stop in std::mem::take(&mut self.stops) {
             let _ = stop.send(());
         }
     }
