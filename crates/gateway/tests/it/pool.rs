@@ -281,3 +281,61 @@ async fn a_reload_that_stops_sharing_moves_the_session_off_the_shared_connection
     rig.stop().await;
     proxy.stop();
 }
+
+#[tokio::test]
+async fn a_reload_to_another_device_reaches_sessions_on_every_session_thread() {
+    // Each session keeps its own copy of the device's name for its records (conn.rs,
+    // `Labels`): after a reload that points the conduit at another device, the sessions on
+    // both session threads are answered by the new device and their records name it.
+    let old = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
+        .await
+        .unwrap();
+    old.device().set_holding(5, 1111);
+    let new = Sim::start("127.0.0.1:0".parse().unwrap(), Device::hvac())
+        .await
+        .unwrap();
+    new.device().set_holding(5, 2222);
+    let old_addr = old.local_addr();
+    let rig = Rig::start_at_threads(old, old_addr, "      max_upstream_in_flight: 4\n", 2).await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let mut c = rig.client(HISTORIAN).await;
+        assert_eq!(registers_of(&c.call(1, &read_holding(5, 1)).await), [1111]);
+        clients.push(c);
+    }
+    let lines = "      max_upstream_in_flight: 4\n";
+    std::fs::write(
+        &rig.model_path,
+        model(new.local_addr(), &rig.audit, lines, None),
+    )
+    .unwrap();
+    match rig.gateway.reload() {
+        Ok(zonegate_gateway::ReloadOutcome::Applied { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    for c in &mut clients {
+        assert_eq!(registers_of(&c.call(1, &read_holding(5, 1)).await), [2222]);
+    }
+    let new_label = new.local_addr().to_string();
+    let events = rig
+        .events_until(|e| {
+            e.iter()
+                .filter(|e| e.dst.as_deref() == Some(new_label.as_str()))
+                .count()
+                >= 4
+        })
+        .await;
+    let to_new: Vec<_> = events
+        .iter()
+        .filter(|e| e.dst.as_deref() == Some(new_label.as_str()))
+        .collect();
+    assert_eq!(
+        to_new.len(),
+        4,
+        "one record per client names the new device"
+    );
+    let sources: std::collections::HashSet<_> = to_new.iter().map(|e| e.src.clone()).collect();
+    assert_eq!(sources.len(), 4, "every session's record: {sources:?}");
+    rig.stop().await;
+    new.stop().await;
+}
