@@ -538,4 +538,5 @@ async fn metrics_carry_the_fsync_histogram_and_the_state_the_last_signed_checkpo
     assert!(rate > 1.0 && rate < 100.0, "{unit}");
     drop((ews, hist));
     rig.stop().await;
+    let _ = std::fs::remove_dir_all(&keys);
 }

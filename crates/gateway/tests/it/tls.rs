@@ -55,6 +55,13 @@ fn utf8_der(s: &str) -> Vec<u8> {
     v
 }
 
+/// The lab PKI's files go with it (they were left in the temp dir, 11 directories a run).
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Pki {
     pub(crate) fn new(name: &str) -> Self {
         let dir = temp_dir();

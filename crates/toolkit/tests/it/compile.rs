@@ -19,9 +19,11 @@ pub(crate) fn external_check(
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("rules");
     std::fs::write(&file, text).unwrap();
-    let out = Command::new(tool).args(args).arg(&file).output().ok()?;
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = Command::new(tool).args(args).arg(&file).output();
+    // Removed before anything returns (a missing tool left the directory behind).
     let _ = std::fs::remove_dir_all(&dir);
+    let out = out.ok()?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success()
         && (err.contains("Operation not permitted") || err.contains("Permission denied"))
     {

@@ -395,4 +395,8 @@ fn report_html_screenshot_in_headless_chromium() {
         );
         let _ = std::fs::remove_dir_all(&profile);
     }
+    // The screenshots stay only where ZONEGATE_SCREENSHOT_DIR asked for them.
+    if std::env::var_os("ZONEGATE_SCREENSHOT_DIR").is_none() {
+        let _ = std::fs::remove_dir_all(&out);
+    }
 }
