@@ -548,6 +548,9 @@ impl AuditHandle {
         let Some(tx) = &self.tx else {
             return Ticket::ready(Ok(0));
         };
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Ticket::ready(Err(AuditError::Closed));
+        }
         let waiting = Ticket {
             state: TicketState::Waiting(rx),
         };
@@ -628,6 +631,12 @@ impl AuditHandle {
         let Some(tx) = &self.tx else {
             return Ok(());
         };
+        if self.shared.stopped.load(Ordering::Acquire) {
+            // The writer answered its shutdown and refuses the rest; its queue may still take
+            // a message until its thread has ended (regression: a record right after
+            // `shutdown().wait()` was accepted, then silently dropped).
+            return Err(AuditError::Closed);
+        }
         match tx.try_send(Self::append_msg(event.into(), durable, None)) {
             Ok(()) => {
                 if durable || self.shared.all_durable {
@@ -653,6 +662,9 @@ impl AuditHandle {
         let Some(tx) = &self.tx else {
             return Low::Queued;
         };
+        if self.shared.stopped.load(Ordering::Acquire) {
+            return Low::Closed;
+        }
         let msg = Self::append_msg(Box::new(event), false, None);
         let rejected = if tx.len() >= self.low_limit {
             msg
