@@ -355,7 +355,7 @@ async fn run(
             // Once to the back of the run queue: the sessions that are ready now run first and
             // queue their requests, which then go in this one write (coalescing without a
             // timer: nothing waits when nobody else is ready).
-            requeue().await;
+            tokio::task::yield_now().await;
         }
         let adus = {
             let mut inner = core.lock();
@@ -419,22 +419,6 @@ async fn run(
     inner.in_flight.clear();
     inner.queue.clear();
     inner.out.clear();
-}
-
-/// Puts the task at the back of its runtime's run queue once. Unlike `tokio::task::yield_now`,
-/// which in a single-threaded runtime first polls the I/O driver (an `epoll_wait` system call
-/// per write to the device), it only lets the tasks already woken run first.
-async fn requeue() {
-    let mut queued = false;
-    std::future::poll_fn(|cx| {
-        if queued {
-            return std::task::Poll::Ready(());
-        }
-        queued = true;
-        cx.waker().wake_by_ref();
-        std::task::Poll::Pending
-    })
-    .await;
 }
 
 /// Hands the device's answers in `rbuf` to the sessions they belong to; `Err` (why) when the
