@@ -161,18 +161,21 @@ impl SessionMeter {
         if self
             .unit_key
             .as_ref()
-            .is_none_or(|k| k.1 != unit || *k.0 != **conduit)
+            .is_some_and(|k| k.1 != unit || *k.0 != **conduit)
         {
-            self.unit_key = Some((Arc::clone(conduit), unit));
+            self.unit_key = None;
         }
-        if self.master_key.as_ref().is_none_or(|k| *k.0 != **conduit) {
-            self.master_key = Some((Arc::clone(conduit), self.src));
+        if self.master_key.as_ref().is_some_and(|k| *k.0 != **conduit) {
+            self.master_key = None;
         }
-        match (&self.unit_key, &self.master_key) {
-            (Some(u), Some(m)) => (u, m),
-            // Both were set just above.
-            _ => unreachable!("live keys are set above"),
-        }
+        let src = self.src;
+        let unit_key = self
+            .unit_key
+            .get_or_insert_with(|| (Arc::clone(conduit), unit));
+        let master_key = self
+            .master_key
+            .get_or_insert_with(|| (Arc::clone(conduit), src));
+        (unit_key, master_key)
     }
 
     fn count_request(
