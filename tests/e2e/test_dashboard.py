@@ -85,13 +85,18 @@ def test_a_denial_appears_on_the_dashboard(
     profile = tempfile.mkdtemp(prefix="zg-chromium-")
     driver = browser(profile)
     try:
-        from selenium.webdriver.common.by import By
-
         driver.get(f"{base}/")
         assert driver.title == "zonegate"
 
+        def text_of(css: str) -> str:
+            # Found and read in one script run: the page re-renders its tables every refresh, so
+            # an element found by one WebDriver call can be stale by the next (a flake seen in CI).
+            return driver.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", css
+            ).strip()
+
         def page_shows(text: str) -> bool:
-            return text in driver.find_element(By.TAG_NAME, "body").text
+            return text in text_of("body")
 
         zg.wait_until(lambda: page_shows(zg.CONDUIT), 15, "the conduit on the page")
         # A few allowed reads (the device row), then the denial: the historian may not write.
@@ -105,23 +110,25 @@ def test_a_denial_appears_on_the_dashboard(
             client.close()
 
         def denial_listed() -> bool:
-            rows = driver.find_elements(By.CSS_SELECTOR, "#recent tbody tr")
-            return any(zg.HIST in r.text and "write_single_register" in r.text and "deny" in r.text for r in rows)
+            rows = driver.execute_script(
+                "return Array.from(document.querySelectorAll('#recent tbody tr'), r => r.innerText)"
+            )
+            return any(zg.HIST in r and "write_single_register" in r and "deny" in r for r in rows)
 
         zg.wait_until(denial_listed, 15, "the denial in the page's latest-denials table")
-        zg.wait_until(lambda: "online" in driver.find_element(By.ID, "units").text, 15, "the device online")
-        masters = driver.find_element(By.ID, "masters").text
+        zg.wait_until(lambda: "online" in text_of("#units"), 15, "the device online")
+        masters = text_of("#masters")
         assert zg.HIST in masters
-        assert driver.find_element(By.ID, "ready").text == "ready"
+        assert text_of("#ready") == "ready"
         zg.wait_until(
-            lambda: driver.find_element(By.ID, "audit-checkpoint").text.startswith("seq "),
+            lambda: text_of("#audit-checkpoint").startswith("seq "),
             15,
             "the last signed checkpoint on the page",
         )
-        assert "record(s) since" in driver.find_element(By.ID, "audit-checkpoint-age").text
+        assert "record(s) since" in text_of("#audit-checkpoint-age")
         time.sleep(1.2)  # one more event, so that the rates show
         # The unit's polls per second: a number once a whole second has passed since its first.
-        polls = driver.find_element(By.CSS_SELECTOR, "#units tbody tr td:nth-child(4)").text
+        polls = text_of("#units tbody tr td:nth-child(4)")
         assert polls != "–" and float(polls) >= 0, polls
         shot = tmp_path / "dashboard.png"
         driver.save_screenshot(str(shot))
