@@ -444,7 +444,8 @@ fn ts_from_unix(secs: u64, micros: u32) -> String {
     put(14, 2, rem / 60 % 60);
     put(17, 2, rem % 60);
     put(20, 6, u64::from(micros.min(999_999)));
-    b.iter().map(|&c| char::from(c)).collect()
+    // Every byte is an ASCII digit or separator: valid UTF-8, so this copies once.
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// Parses an RFC 3339 time (any offset, any fraction).

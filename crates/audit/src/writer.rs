@@ -724,14 +724,13 @@ impl AuditHandle {
     /// Normalizes an event for the writer and wraps it in a queue message.
     fn append_msg(mut event: Box<Event>, durable: bool, reply: Option<Reply>) -> Msg {
         // Always RFC 3339 UTC with microseconds: a caller's time is normalized, a missing or
-        // unreadable one replaced by the current time.
-        event.ts = Some(match event.ts.as_deref().and_then(parse_ts) {
-            Some(t) => format_ts(t),
-            None => match event.at.take() {
-                Some(at) => format_system_time(at),
-                None => now_ts(),
-            },
-        });
+        // unreadable one replaced by the arrival time `at` or else the current time. `at` is
+        // formatted by the writer (`encode`), off the data path's threads.
+        event.ts = match event.ts.as_deref().and_then(parse_ts) {
+            Some(t) => Some(format_ts(t)),
+            None if event.at.is_some() => None,
+            None => Some(now_ts()),
+        };
         event.seq = None;
         event.prev = None;
         event.hash = None;
@@ -1242,7 +1241,7 @@ impl Writer {
     fn encode(&mut self, mut event: Box<Event>, reply: Option<Reply>, withdraw: bool) {
         let seq = self.next_seq;
         if event.ts.is_none() {
-            event.ts = Some(now_ts());
+            event.ts = Some(event.at.take().map_or_else(now_ts, format_system_time));
         }
         event.hash = None;
         // `seq` and `prev` go straight from the writer into the bytes (no per-record copies);
@@ -1250,7 +1249,7 @@ impl Writer {
         let start = self.buf.len();
         let hash = write_line(&event, Some(seq), Some(&self.head), &mut self.buf);
         self.head.clear();
-        self.head.extend(hash.iter().map(|&b| char::from(b)));
+        self.head.push_str(&String::from_utf8_lossy(&hash));
         self.next_seq += 1;
         if event.kind == Kind::Checkpoint {
             self.since_checkpoint = 0;

@@ -474,6 +474,41 @@ fn caller_timestamps_are_normalized_to_utc_micros() {
 }
 
 #[test]
+fn an_arrival_time_becomes_the_ts_and_an_unreadable_caller_ts_gives_way_to_it() {
+    // The writer formats `at` (off the caller's thread): the record still says when the
+    // request arrived, not when it was queued or written.
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(config(dir.path()));
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_795_000_000_123_456);
+    let mut a = request(1);
+    a.at = Some(at);
+    let mut b = request(2);
+    b.at = Some(at + std::time::Duration::from_secs(1));
+    b.ts = Some("not a time".into());
+    let mut c = request(3);
+    c.at = Some(at + std::time::Duration::from_secs(2));
+    h.record(c, false).unwrap();
+    h.append(a, true).wait().unwrap();
+    h.append(b, true).wait().unwrap();
+    h.shutdown().wait().unwrap();
+    let ev = events(&dir.path().join("audit.log"));
+    let ts: Vec<_> = ev
+        .iter()
+        .filter(|e| e.kind == Kind::Request)
+        .map(|e| (e.tid, e.ts.clone().unwrap()))
+        .collect();
+    assert_eq!(ts.len(), 3, "{ts:?}");
+    let of = |tid: u16| {
+        ts.iter()
+            .find(|(t, _)| *t == Some(tid))
+            .map(|(_, ts)| ts.as_str())
+    };
+    assert_eq!(of(1), Some("2026-11-18T11:06:40.123456Z"));
+    assert_eq!(of(2), Some("2026-11-18T11:06:41.123456Z"));
+    assert_eq!(of(3), Some("2026-11-18T11:06:42.123456Z"));
+}
+
+#[test]
 fn restart_of_a_large_log_finds_its_tail() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
