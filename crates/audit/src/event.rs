@@ -409,8 +409,8 @@ pub fn now_ts() -> String {
     format_system_time(std::time::SystemTime::now())
 }
 
-/// A system time in the record format, formatted by hand like [`now_ts`] (the data path turns
-/// each request's arrival time into its `ts`). Times before the epoch read as the epoch.
+/// A system time in the record format, formatted by hand like [`now_ts`] (the audit writer
+/// turns each request's arrival time into its `ts`). Times before the epoch read as the epoch.
 pub fn format_system_time(t: std::time::SystemTime) -> String {
     let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     ts_from_unix(d.as_secs(), d.subsec_micros())
