@@ -141,8 +141,10 @@ med = lambda rs, k: statistics.median(x[k] for x in rs)
 zg = [t for t in targets if t.startswith("zonegate")]
 print(f"Load: closed loop, {'FC 3 read' if op == 'read' else 'FC 16 write'} of 10 registers; "
       f"median of {rounds} interleaved rounds of {duration} s; loopback, `zonegate sim` as the device.\n")
-print("| conns | target | req/s | (min-max over rounds) | p50 µs | p99 µs | errors | req/s vs direct | vs haproxy |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| conns | target | req/s | (min-max over rounds) | p50 µs | p90 µs | p99 µs | p999 µs | errors | req/s vs direct | vs haproxy | p99 vs haproxy |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+# Results of loadgens before p90/p999 were recorded print an empty cell.
+pct = lambda rs, k: f"{med(rs, k):.0f}" if all(k in x for x in rs) else ""
 for c in conns:
     d = by.get((c, "direct"))
     h = by.get((c, "haproxy"))
@@ -155,7 +157,9 @@ for c in conns:
         vs_h = f"{rps / med(h, 'rps'):.2f}x" if h and t.startswith("zonegate") else ""
         errs = sum(x["errors"] for x in rs)
         spread = f"{min(x['rps'] for x in rs):,.0f}-{max(x['rps'] for x in rs):,.0f}"
-        print(f"| {c} | {t} | {rps:,.0f} | {spread} | {med(rs, 'p50_us'):.0f} | {med(rs, 'p99_us'):.0f} | {errs} | {vs_d} | {vs_h} |")
+        p99_h = f"{med(rs, 'p99_us') / med(h, 'p99_us'):.2f}x" if h and t.startswith("zonegate") else ""
+        print(f"| {c} | {t} | {rps:,.0f} | {spread} | {med(rs, 'p50_us'):.0f} | {pct(rs, 'p90_us')} | "
+              f"{med(rs, 'p99_us'):.0f} | {pct(rs, 'p999_us')} | {errs} | {vs_d} | {vs_h} | {p99_h} |")
 if 1 in conns and by.get((1, "direct")):
     base = med(by[(1, "direct")], "p50_us")
     print()
