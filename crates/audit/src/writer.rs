@@ -49,6 +49,15 @@
 //! [`AuditConfig::queue_reserve`], only counted while storage is low. Anything dropped before
 //! the queue is chained as an `audit_lost` record. Retention (`max_bytes`, `max_segments`)
 //! deletes the oldest segments after a chained `segment_removed` record.
+//!
+//! # Pacing: the data path never outruns the writer
+//! A read's record is queued without waiting, so a data path faster than the writer (a flood
+//! of allowed reads on a one-core box, where the writer runs at a lower priority) would fill
+//! the queue and then lose records. [`AuditHandle::crowded`] says when more than an eighth of
+//! the queue waits; a session that sees it awaits [`AuditHandle::room`] before it takes more
+//! requests, which the writer grants as soon as it has taken the next batch. Throughput under
+//! overload becomes the writer's, and durable records never queue behind more than that
+//! eighth. Each wait is counted in [`Stats::paced`].
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -61,7 +70,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 use ed25519_dalek::SigningKey;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
 use crate::aggregate::Aggregator;
 use crate::chain::{check_line, GENESIS_PREV};
@@ -101,6 +110,7 @@ pub(crate) struct Counters {
     pub(crate) lost: AtomicU64,
     pub(crate) delayed: AtomicU64,
     pub(crate) queue_full: AtomicU64,
+    pub(crate) paced: AtomicU64,
     pub(crate) export_sent: AtomicU64,
     pub(crate) export_dropped: AtomicU64,
     pub(crate) export_errors: AtomicU64,
@@ -134,6 +144,8 @@ pub struct Stats {
     pub delayed: u64,
     /// Appends that found the queue full and had to wait.
     pub queue_full: u64,
+    /// Times a data path waited for the writer to catch up ([`AuditHandle::room`]).
+    pub paced: u64,
     /// Records sent to syslog.
     pub export_sent: u64,
     /// Records dropped because the export queue was full or the collector unreachable.
@@ -168,6 +180,7 @@ impl Counters {
             lost: g(&self.lost),
             delayed: g(&self.delayed),
             queue_full: g(&self.queue_full),
+            paced: g(&self.paced),
             export_sent: g(&self.export_sent),
             export_dropped: g(&self.export_dropped),
             export_errors: g(&self.export_errors),
@@ -205,6 +218,10 @@ struct Shared {
     lost_last: AtomicU64,
     /// (seq, hash) of the last record known written: the chain head the dashboard shows.
     head: std::sync::Mutex<Option<(u64, String)>>,
+    /// Data paths waiting in [`AuditHandle::room`]: set by them, taken by the writer, which
+    /// then notifies `room` once it has taken a batch off the queue.
+    room_wanted: AtomicBool,
+    room: Notify,
 }
 
 impl Shared {
@@ -226,6 +243,16 @@ impl Shared {
             lost_first: AtomicU64::new(0),
             lost_last: AtomicU64::new(0),
             head: std::sync::Mutex::new(None),
+            room_wanted: AtomicBool::new(false),
+            room: Notify::new(),
+        }
+    }
+
+    /// Lets the data paths waiting in [`AuditHandle::room`] look again (the writer has taken
+    /// messages off the queue, or stopped).
+    fn grant_room(&self) {
+        if self.room_wanted.swap(false, Ordering::AcqRel) {
+            self.room.notify_waiters();
         }
     }
 
@@ -443,6 +470,7 @@ impl AuditLog {
             shared,
             enqueue_timeout,
             low_limit: queue - reserve,
+            pace_limit: pace_limit(queue),
             writer: Some(writer.thread().clone()),
         })
     }
@@ -460,6 +488,7 @@ impl AuditLog {
             )),
             enqueue_timeout: Duration::ZERO,
             low_limit: 0,
+            pace_limit: usize::MAX,
             writer: None,
         }
     }
@@ -528,8 +557,17 @@ pub struct AuditHandle {
     /// Low-priority records are queued only while fewer than this many messages wait (the
     /// rest of the queue is the reserve for allowed and durable records).
     low_limit: usize,
+    /// [`AuditHandle::crowded`] from this many queued messages on (see "Pacing").
+    pace_limit: usize,
     /// The writer thread, unparked when someone waits for a message (see `AuditConfig::linger`).
     writer: Option<thread::Thread>,
+}
+
+/// Where pacing starts for a queue of `queue` messages: an eighth of it, so that a durable
+/// record queues behind at most that many (8192 of the default 65536, about 10 ms of the
+/// writer's work), and at least one batch's worth of room stays for everything else.
+fn pace_limit(queue: usize) -> usize {
+    (queue / 8).max(1)
 }
 
 impl AuditHandle {
@@ -588,6 +626,39 @@ impl AuditHandle {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether the writer is behind: more than an eighth of the queue waits. A data path that
+    /// sees it awaits [`AuditHandle::room`] before taking more requests (see "Pacing").
+    /// Cheap: two atomic loads.
+    pub fn crowded(&self) -> bool {
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.len() >= self.pace_limit)
+    }
+
+    /// Resolves once the queue is no longer [`crowded`](AuditHandle::crowded) (at once when it
+    /// is not), or the writer has stopped. The writer grants room as soon as it has taken its
+    /// next batch off the queue; the caller bounds the wait with its own timeout.
+    pub async fn room(&self) {
+        let mut counted = false;
+        loop {
+            let notified = self.shared.room.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check: a grant between the check and the await is not lost.
+            notified.as_mut().enable();
+            if !self.crowded() || self.shared.stopped.load(Ordering::Acquire) {
+                return;
+            }
+            if !counted {
+                counted = true;
+                bump(&self.shared.counters.paced, 1);
+            }
+            self.shared.room_wanted.store(true, Ordering::Release);
+            // A lingering writer looks now, not after its linger.
+            self.wake_writer();
+            notified.await;
         }
     }
 
@@ -847,6 +918,9 @@ fn withdraws(event: &Event, durable: bool, reply: Option<&Reply>) -> bool {
 
 /// Most messages the writer takes in one batch.
 const MAX_BATCH: usize = 4096;
+/// Most messages it takes while a data path waits for room (see "Pacing"): a paced session
+/// waits for the current batch to be written, so a short one lets it go on sooner.
+const PACED_BATCH: usize = 512;
 /// How often the writer looks for due aggregate summaries and unreported losses.
 const HOUSEKEEPING: Duration = Duration::from_millis(50);
 /// Least time between two recovery attempts triggered by new records.
@@ -917,16 +991,23 @@ impl Writer {
             match first {
                 Ok(m) => {
                     msgs.push(m);
-                    while msgs.len() < MAX_BATCH {
+                    let most = if self.shared.room_wanted.load(Ordering::Acquire) {
+                        PACED_BATCH
+                    } else {
+                        MAX_BATCH
+                    };
+                    while msgs.len() < most {
                         match rx.try_recv() {
                             Ok(m) => msgs.push(m),
                             Err(_) => break,
                         }
                     }
+                    // The batch is off the queue: paced data paths go on while it is written.
+                    self.shared.grant_room();
                     // Nobody waits for a non-durable batch: let the next one gather instead of
                     // being woken (and woken again) for every record.
                     let linger = !self.cfg.linger.is_zero()
-                        && msgs.len() < MAX_BATCH
+                        && msgs.len() < most
                         && !msgs.iter().any(|m| self.is_urgent(m));
                     if self.handle_batch(&mut msgs, rx) {
                         return;
@@ -1070,6 +1151,9 @@ impl Writer {
         }
         // Nothing is aggregated from now on; what was counted is written before `stop`.
         self.shared.stopped.store(true, Ordering::Release);
+        // Nobody waits for room in a queue that is no longer read.
+        self.shared.room_wanted.store(true, Ordering::Release);
+        self.shared.grant_room();
         self.housekeeping(true);
         let mut e = Event::notice(Kind::Stop, format!("audit writer stopped: {why}"));
         e.ts = Some(now_ts());

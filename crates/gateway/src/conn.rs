@@ -372,6 +372,12 @@ impl Session {
             if let Some(end) = self.end {
                 return end;
             }
+            // Its answers are out: while the audit writer is behind, the session waits for it
+            // before it takes more requests, rather than lose their records.
+            self.shared
+                .recorder
+                .keep_pace(state.settings.request_timeout)
+                .await;
             // The client took its answers at last: requests it sent meanwhile are taken now,
             // not after its next segment (it may be waiting for their answers).
             if self.unsent_since.is_none()

@@ -386,6 +386,7 @@ pub struct Metrics {
     audit_healthy: Gauge,
     audit_records: Counter,
     audit_lost: Counter,
+    audit_paced: Counter,
     audit_fsyncs: Counter,
     audit_fsync_seconds: FsyncSeconds,
     audit_failures: Counter,
@@ -544,6 +545,12 @@ impl Metrics {
             "Audit records dropped (queue or backlog full)",
             audit_lost.clone(),
         );
+        let audit_paced = Counter::default();
+        registry.register(
+            "audit_paced",
+            "Times a session waited for the audit writer to catch up before taking more requests",
+            audit_paced.clone(),
+        );
         let audit_fsyncs = Counter::default();
         registry.register(
             "audit_fsyncs",
@@ -596,6 +603,7 @@ impl Metrics {
             audit_healthy,
             audit_records,
             audit_lost,
+            audit_paced,
             audit_fsyncs,
             audit_fsync_seconds,
             audit_failures,
@@ -933,6 +941,7 @@ impl Metrics {
         };
         up(&self.audit_records, s.records);
         up(&self.audit_lost, s.lost);
+        up(&self.audit_paced, s.paced);
         up(&self.audit_fsyncs, s.fsyncs);
         up(&self.audit_failures, s.failures);
         up(&self.syslog_dropped, s.export_dropped);
@@ -1004,6 +1013,7 @@ impl Metrics {
                 "queue_depth": a.queue_len(),
                 "records": s.records,
                 "dropped": s.lost,
+                "paced": s.paced,
                 "checkpoints": s.checkpoints,
                 "head_seq": head.as_ref().map(|h| h.0),
                 "head_hash": head.map(|h| h.1),

@@ -8,6 +8,8 @@
 //!   without waiting: the ticket is dropped, the writer thread does the rest;
 //! - a write-class request under `sync: writes` or `every` (every request under `every`) is
 //!   appended durable and the session awaits the ticket BEFORE forwarding;
+//! - a session takes no more requests while the writer is behind (`keep_pace`): throughput
+//!   under overload is the audit log's, and no read's record is lost to a full queue;
 //! - while the log is failing, `block_writes` answers write-class requests with 0x04,
 //!   `block_all` answers every request with 0x04, `continue` forwards and raises an alarm
 //!   (a rate-limited error on stderr).
@@ -64,6 +66,16 @@ impl Recorder {
                 &format!("audit record not queued: {e}"),
                 "the record is lost (the writer is overloaded or stopped)",
             );
+        }
+    }
+
+    /// Waits, at most `limit`, while the writer is behind ([`AuditHandle::crowded`]): the
+    /// data path never outruns its audit trail. Free when it is not behind (two atomic
+    /// loads). After `limit` the session goes on, and a record the full queue refuses is
+    /// lost with the alarm of [`Recorder::record`].
+    pub(crate) async fn keep_pace(&self, limit: Duration) {
+        if self.handle.crowded() {
+            let _ = tokio::time::timeout(limit, self.handle.room()).await;
         }
     }
 

@@ -267,3 +267,94 @@ fn a_summary_is_written_when_its_interval_ends_not_only_at_shutdown() {
     assert!(s.first_ts < s.last_ts, "{s:?}");
     h.shutdown().wait().unwrap();
 }
+
+/// A log whose every write takes 2 ms, with a 64-message queue (pacing from 8 on).
+fn slow_small_log(dir: &std::path::Path) -> zonegate_audit::AuditHandle {
+    let mut c = config(dir);
+    c.queue = 64;
+    c.linger = Duration::from_millis(4);
+    let storage = SlowDisk {
+        inner: FileStorage::new(dir.join("audit.log")),
+        delay: Duration::from_millis(2),
+        free: None,
+    };
+    AuditLog::start_with_storage(c, Box::new(storage)).unwrap()
+}
+
+/// Sends `n` allowed records as fast as it can from one task, awaiting `room` first when
+/// `pace`; returns how many `record` refused.
+async fn allowed_burst(h: &zonegate_audit::AuditHandle, n: u64, pace: bool) -> u64 {
+    let mut refused = 0;
+    for i in 0..n {
+        if pace && h.crowded() {
+            tokio::time::timeout(Duration::from_secs(5), h.room())
+                .await
+                .expect("the writer grants room within 5 s");
+        }
+        if h.record(allowed(i), false).is_err() {
+            refused += 1;
+        }
+    }
+    refused
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn regression_audit_loss_a_data_path_faster_than_the_writer_loses_reads_unless_it_paces() {
+    // Without pacing: the slow writer falls behind a 64-record queue and reads are lost
+    // (what a flood of allowed reads did on a one-core gateway).
+    let dir = tempfile::tempdir().unwrap();
+    let h = slow_small_log(dir.path());
+    let refused = allowed_burst(&h, 2000, false).await;
+    h.shutdown().await.unwrap();
+    let (_, allow, lost, _) = account(dir.path());
+    assert!(refused > 0, "2,000 records at once must overflow 64 slots");
+    assert_eq!((allow + lost, lost), (2000, refused));
+
+    // Pacing on `crowded`/`room`: the same burst, none lost, and the waits are counted.
+    let dir = tempfile::tempdir().unwrap();
+    let h = slow_small_log(dir.path());
+    let refused = allowed_burst(&h, 2000, true).await;
+    let paced = h.stats().paced;
+    h.shutdown().await.unwrap();
+    let (_, allow, lost, _) = account(dir.path());
+    assert_eq!((refused, allow, lost), (0, 2000, 0));
+    assert!(paced > 0, "the burst waited for the writer");
+    let r = verify_dir(dir.path(), &VerifyOptions::default());
+    assert!(r.is_ok(), "{r}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn room_is_granted_once_the_writer_takes_its_batch_and_after_it_stops() {
+    // A writer that lingers for a minute after its first record: the queue stays crowded.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.queue = 16;
+    c.linger = Duration::from_secs(60);
+    let h = zonegate_audit::AuditLog::start(c).unwrap();
+    h.record(allowed(0), false).unwrap();
+    for _ in 0..500 {
+        if h.queue_len() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for i in 1..=4 {
+        h.record(allowed(i), false).unwrap();
+    }
+    assert!(h.crowded(), "4 of 16 queued: past the eighth");
+    let waiter = {
+        let h = h.clone();
+        tokio::spawn(async move { h.room().await })
+    };
+    // `room` woke the lingering writer: it takes the batch and grants room.
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("room granted after the writer took the batch")
+        .unwrap();
+    assert!(!h.crowded());
+    h.shutdown().await.unwrap();
+    // After the stop, nobody waits.
+    tokio::time::timeout(Duration::from_secs(1), h.room())
+        .await
+        .expect("room resolves at once once the writer has stopped");
+}
