@@ -171,7 +171,7 @@ pub struct AuditConfig {
     /// Writer queue length (default 65536).
     pub queue: usize,
     /// After a batch without durable records, how long the writer lets the next batch gather
-    /// before it looks again (default 4 ms; zero = wake up for every record). Saves a thread
+    /// before it looks again (default 1 ms; zero = wake up for every record). Saves a thread
     /// wake-up (futex) per record under a steady stream of reads. A durable append (or `sync`,
     /// `shutdown`) ends the wait at once, so group-commit latency is unchanged.
     pub linger: Duration,
@@ -222,7 +222,7 @@ impl Default for AuditConfig {
             policy_hash: None,
             batch_interval: Duration::from_millis(200),
             queue: 65536,
-            linger: Duration::from_millis(4),
+            linger: Duration::from_millis(1),
             enqueue_timeout: Duration::from_secs(2),
             retry_interval: Duration::from_secs(1),
             backlog: 10_000,
