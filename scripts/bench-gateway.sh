@@ -24,7 +24,7 @@
 #                    (one connection per N client connections). --share off,16 runs both
 #                    gateways of each audit/monitor mode in the same interleaved run.
 #   --threads LIST   data-path threads of the zonegate targets, comma separated: default (one
-#                    session thread per CPU) | N (`zonegate run --threads N`) | wsN (the
+#                    session thread per CPU but one) | N (`zonegate run --threads N`) | wsN (the
 #                    work-stealing runtime with N workers, `--work-stealing --threads N`);
 #                    default: default. --threads default,1,ws2 runs the three in one run.
 #   --op read|write  the load: FC 3 reads (default) or FC 16 writes inside the rule's bounds
