@@ -22,13 +22,11 @@
 //! per-unit view.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use foldhash::HashMap;
 use prometheus_client::encoding::{
     EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
 };
@@ -41,6 +39,9 @@ use prometheus_client::registry::{Registry, Unit};
 use serde_json::{json, Value};
 use zonegate_audit::{AuditHandle, Decision, Event, FsyncHistogram};
 use zonegate_policy::canonical_ip;
+
+mod live;
+use live::{entry_of, push_recent, Live, MasterView};
 
 /// Most recent denials and alerts kept for the dashboard.
 const RECENT: usize = 100;
@@ -246,64 +247,6 @@ pub struct ConduitInfo {
     pub upstream: String,
 }
 
-/// Seconds of the poll-rate window (the dashboard's "polls/s" of a unit).
-const POLL_WINDOW_S: u64 = 10;
-
-/// Forwarded requests per whole second over the last [`POLL_WINDOW_S`] seconds: the rate at
-/// which the masters poll one unit. Seconds count from [`Metrics`]' start; slots are reused
-/// as the window moves (no allocation).
-#[derive(Debug, Default)]
-struct PollWindow {
-    slots: [u32; POLL_WINDOW_S as usize],
-    /// The second the newest slot belongs to.
-    newest: u64,
-    /// The second of the first poll counted (the window is shorter before it is full).
-    first: Option<u64>,
-}
-
-impl PollWindow {
-    fn slot(sec: u64) -> usize {
-        // In range: the remainder is below POLL_WINDOW_S.
-        (sec % POLL_WINDOW_S) as usize
-    }
-
-    /// One poll in second `sec` (taken under the live view's lock, so never older than the
-    /// newest; an older one would count in the newest second).
-    fn count(&mut self, sec: u64) {
-        let sec = sec.max(self.newest);
-        if self.first.is_none() {
-            self.first = Some(sec);
-            self.newest = sec;
-        }
-        if sec >= self.newest + POLL_WINDOW_S {
-            self.slots = [0; POLL_WINDOW_S as usize];
-        } else {
-            // The seconds that passed without a poll start from 0.
-            for s in (self.newest + 1)..=sec {
-                self.slots[Self::slot(s)] = 0;
-            }
-        }
-        self.newest = sec;
-        let c = &mut self.slots[Self::slot(sec)];
-        *c = c.saturating_add(1);
-    }
-
-    /// Polls per second over the whole seconds before `now_sec` (the current one is still
-    /// filling): `None` before one whole second has passed since the first poll.
-    fn rate(&self, now_sec: u64) -> Option<f64> {
-        let first = self.first?;
-        let span = now_sec.saturating_sub(first).min(POLL_WINDOW_S);
-        if span == 0 {
-            return None;
-        }
-        let polls: u64 = (now_sec - span..now_sec)
-            .filter(|&s| s <= self.newest && s + POLL_WINDOW_S > self.newest)
-            .map(|s| u64::from(self.slots[Self::slot(s)]))
-            .sum();
-        Some(polls as f64 / span as f64)
-    }
-}
-
 /// `zonegate_audit_fsync_seconds`: the writer's fsync latency buckets as an OpenMetrics
 /// histogram. The writer keeps its own counts (`zonegate_audit::ops`, no prometheus there);
 /// each scrape copies them in ([`Metrics::refresh_audit`]) and this encodes the copy.
@@ -325,45 +268,6 @@ impl EncodeMetric for FsyncSeconds {
     fn metric_type(&self) -> MetricType {
         MetricType::Histogram
     }
-}
-
-/// The live view of one (conduit, unit id): what the control room asks about a device.
-#[derive(Debug, Default)]
-struct UnitView {
-    ok: u64,
-    exceptions: u64,
-    timeouts: u64,
-    unreachable: u64,
-    denied: u64,
-    last_good: Option<Instant>,
-    /// `online`, `exception`, `timeout`, `unreachable` (the last forwarded request's answer).
-    status: &'static str,
-    last_exception: Option<u8>,
-    /// Counts per latency bucket of answered requests (index = bucket of `latency_buckets`,
-    /// the last one = above), for p50/p99.
-    buckets: [u64; 18],
-    /// Forwarded requests per second, recently.
-    polls: PollWindow,
-}
-
-#[derive(Debug)]
-struct MasterView {
-    requests: u64,
-    denied: u64,
-    last_seen: u64,
-}
-
-#[derive(Debug, Default)]
-struct Live {
-    units: BTreeMap<UnitKey, UnitView>,
-    /// Keyed by address (no allocation per request); `None`: a source that is not an address.
-    masters: HashMap<MasterKey, MasterView>,
-    recent: VecDeque<Value>,
-    would_deny: BTreeMap<(Arc<str>, String, String), u64>,
-    allowed: u64,
-    denied: u64,
-    /// Seq of the next recent event (the dashboard's "new since" marker).
-    next_id: u64,
 }
 
 /// The gateway's counters, gauges and histograms, and the live view behind the dashboard.
@@ -964,47 +868,7 @@ impl Metrics {
         self.refresh_audit();
         let now = Instant::now();
         let now_sec = now.duration_since(self.epoch).as_secs();
-        let live = lock(&self.live);
-        let units: Vec<Value> = live
-            .units
-            .iter()
-            .map(|((conduit, unit), u)| {
-                json!({
-                    "conduit": &**conduit,
-                    "unit": unit,
-                    "status": if u.status.is_empty() { "no_traffic" } else { u.status },
-                    "ok": u.ok,
-                    "exceptions": u.exceptions,
-                    "timeouts": u.timeouts,
-                    "unreachable": u.unreachable,
-                    "denied": u.denied,
-                    "last_exception": u.last_exception,
-                    "last_good_age_s": u.last_good.map(|t| now.duration_since(t).as_secs_f64()),
-                    "p50_ms": quantile(&u.buckets, 0.50).map(|s| s * 1e3),
-                    "p99_ms": quantile(&u.buckets, 0.99).map(|s| s * 1e3),
-                    "polls_per_s": u.polls.rate(now_sec),
-                })
-            })
-            .collect();
-        let mut masters: Vec<Value> = live
-            .masters
-            .iter()
-            .map(|((conduit, src), m)| {
-                json!({"conduit": &**conduit, "src": ip_text(*src), "requests": m.requests,
-                       "denied": m.denied, "last_seen_ms": m.last_seen})
-            })
-            .collect();
-        masters.sort_by(|a, b| b["last_seen_ms"].as_u64().cmp(&a["last_seen_ms"].as_u64()));
-        let would_deny: Vec<Value> = live
-            .would_deny
-            .iter()
-            .map(|((conduit, rule, reason), n)| {
-                json!({"conduit": &**conduit, "rule": rule, "reason": reason, "count": n})
-            })
-            .collect();
-        let recent: Vec<Value> = live.recent.iter().rev().cloned().collect();
-        let (allowed, denied) = (live.allowed, live.denied);
-        drop(live);
+        let view = lock(&self.live).to_json(now, now_sec);
         let audit = self.audit.get().map(|a| {
             let s = a.stats();
             let head = a.head();
@@ -1035,40 +899,14 @@ impl Metrics {
             "policy_hash": lock(&self.policy_hash).clone(),
             "last_reload_ms": match self.last_reload.load(Ordering::Relaxed) { 0 => None, t => Some(t) },
             "conduits": &*lock(&self.conduits),
-            "totals": {"allowed": allowed, "denied": denied},
-            "units": units,
-            "masters": masters,
-            "would_deny": would_deny,
-            "recent": recent,
+            "totals": {"allowed": view.allowed, "denied": view.denied},
+            "units": view.units,
+            "masters": view.masters,
+            "would_deny": view.would_deny,
+            "recent": view.recent,
             "audit": audit,
         })
     }
-}
-
-fn push_recent(live: &mut Live, item: Value) {
-    if live.recent.len() >= RECENT {
-        live.recent.pop_front();
-    }
-    live.recent.push_back(item);
-}
-
-/// The upper bound of the bucket that holds quantile `q` (`None` without samples).
-fn quantile(buckets: &[u64; 18], q: f64) -> Option<f64> {
-    let total: u64 = buckets.iter().sum();
-    if total == 0 {
-        return None;
-    }
-    let want = ((total as f64) * q).ceil().max(1.0) as u64;
-    let bounds = bucket_bounds();
-    let mut seen = 0;
-    for (i, n) in buckets.iter().enumerate() {
-        seen += n;
-        if seen >= want {
-            // Above the last bound: report the last bound (a floor, said in the docs).
-            return Some(bounds.get(i).copied().unwrap_or(bounds[bounds.len() - 1]));
-        }
-    }
-    None
 }
 
 /// Counts one open connection; the count goes down when the session's guard is dropped.
@@ -1078,18 +916,6 @@ pub(crate) struct ConnGauge(Gauge);
 impl Drop for ConnGauge {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// The value at `key`, a default one inserted first when there is none (the key is cloned
-/// only then).
-fn entry_of<'m, K: Ord + Clone, V: Default>(map: &'m mut BTreeMap<K, V>, key: &K) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.clone(), V::default());
-    }
-    match map.get_mut(key) {
-        Some(value) => value,
-        None => unreachable!("inserted above"),
     }
 }
 
@@ -1212,28 +1038,6 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s["recent"].as_array().unwrap().len(), RECENT);
         assert_eq!(s["masters"].as_array().unwrap().len(), MASTERS);
-    }
-
-    #[test]
-    fn the_poll_rate_is_over_the_last_whole_seconds() {
-        let mut w = PollWindow::default();
-        assert_eq!(w.rate(5), None, "no poll yet");
-        for sec in 100..105 {
-            w.count(sec);
-            w.count(sec);
-        }
-        assert_eq!(w.rate(100), None, "the first second is still filling");
-        assert_eq!(w.rate(102), Some(2.0), "seconds 100 and 101");
-        assert_eq!(w.rate(105), Some(2.0));
-        assert_eq!(w.rate(110), Some(1.0), "10 polls over 100..109");
-        assert_eq!(w.rate(200), Some(0.0), "quiet since");
-        // After a gap longer than the window, old slots do not come back.
-        w.count(200);
-        w.count(203);
-        assert_eq!(w.rate(204), Some(0.2), "2 polls over 194..203");
-        // A gap shorter than the window clears the skipped seconds only.
-        w.count(206);
-        assert_eq!(w.rate(207), Some(0.3), "200, 203 and 206 over 197..206");
     }
 
     #[test]
