@@ -286,7 +286,7 @@ mod tests {
             last_hash: Some("e".repeat(64)),
             at: None,
             peer_subject: Some("CN=op1,O=Plant \"A\"".into()),
-            peer_fingerprint: Some("f".repeat(64)),
+            peer_fingerprint: Some("f".repeat(64).into()),
             prev: Some("0".repeat(64)),
             hash: None,
         };

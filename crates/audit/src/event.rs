@@ -9,8 +9,9 @@
 //! `prev` and `hash`.
 //!
 //! Fields of fixed vocabularies (`function`, `access`, `table`, `reason`, `mode`) are
-//! `Cow<'static, str>` and per-conduit names (`conduit`, `dst`, `rule`) are `Arc<str>`, so that
-//! the gateway builds a request's event without copying strings (`"x".into()` fills any of them).
+//! `Cow<'static, str>`, and per-conduit and per-session names (`conduit`, `src`, `dst`, `rule`, and a
+//! TLS client's `role`, `peer_subject`, `peer_fingerprint`) are `Arc<str>`, so that the gateway
+//! builds a request's event without copying strings (`"x".into()` fills any of them).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -243,7 +244,7 @@ pub struct Event {
     pub latency_us: Option<u64>,
     /// Modbus/TCP Security role of the client certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Arc<str>>,
     /// For `outcome`: seq of the `request` record it completes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ref_seq: Option<u64>,
@@ -300,10 +301,10 @@ pub struct Event {
     pub at: Option<std::time::SystemTime>,
     /// Modbus/TCP Security: subject of the client's leaf certificate (RFC 4514 form).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_subject: Option<String>,
+    pub peer_subject: Option<Arc<str>>,
     /// Modbus/TCP Security: lowercase hex SHA-256 of the client's leaf certificate (DER).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub peer_fingerprint: Option<String>,
+    pub peer_fingerprint: Option<Arc<str>>,
     /// Hash of the previous record (64 zeros for the first); set by the writer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prev: Option<String>,

@@ -685,7 +685,7 @@ fn established(shared: &ConduitShared, peer: SocketAddr, p: &Peer) {
         None => Cow::Borrowed("tls_established"),
     });
     ev.message = Some(message);
-    ev.role = p.role.as_deref().map(str::to_owned);
+    ev.role.clone_from(&p.role);
     ev.peer_subject = Some(p.subject.clone());
     ev.peer_fingerprint = Some(p.fingerprint.clone());
     shared.recorder.record(ev);

@@ -112,8 +112,8 @@ pub async fn accept(
             stream,
             ClientIdentity {
                 role: peer.role.map(|r| r.to_string()),
-                subject: peer.subject,
-                fingerprint: peer.fingerprint,
+                subject: peer.subject.to_string(),
+                fingerprint: peer.fingerprint.to_string(),
             },
         )),
         Err(r) => Err(Refusal {

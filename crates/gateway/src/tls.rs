@@ -159,8 +159,8 @@ pub(crate) struct Peer {
     pub(crate) role: Option<Arc<str>>,
     /// Why there is no role, when there is none.
     pub(crate) no_role: Option<NoRole>,
-    pub(crate) subject: String,
-    pub(crate) fingerprint: String,
+    pub(crate) subject: Arc<str>,
+    pub(crate) fingerprint: Arc<str>,
     /// Whether the handshake resumed an earlier session.
     pub(crate) resumed: bool,
 }
@@ -208,8 +208,8 @@ pub(crate) async fn accept(
         Peer {
             role,
             no_role,
-            subject: cert.subject,
-            fingerprint: cert.fingerprint,
+            subject: cert.subject.into(),
+            fingerprint: cert.fingerprint.into(),
             resumed,
         },
     ))

@@ -521,9 +521,9 @@ fn record_established(shared: &Shared, peer: SocketAddr, id: &ClientIdentity) {
     e.conduit = Some(shared.replication.id.as_str().into());
     e.src = Some(peer.to_string().into());
     e.reason = Some("tls_established".into());
-    e.role.clone_from(&id.role);
-    e.peer_subject = Some(id.subject.clone());
-    e.peer_fingerprint = Some(id.fingerprint.clone());
+    e.role = id.role.as_deref().map(Into::into);
+    e.peer_subject = Some(id.subject.as_str().into());
+    e.peer_fingerprint = Some(id.fingerprint.as_str().into());
     if let Err(err) = shared.audit.record(e, false) {
         tracing::error!(error = %err, "cannot queue a replica audit record");
     }
@@ -594,9 +594,9 @@ fn record_denial(shared: &Shared, unit: u8, fc: u8, request: &Request<'_>, peer:
     e.conduit = Some(shared.replication.id.as_str().into());
     e.src = Some(peer.addr.to_string().into());
     if let Some(id) = &peer.tls {
-        e.role.clone_from(&id.role);
-        e.peer_subject = Some(id.subject.clone());
-        e.peer_fingerprint = Some(id.fingerprint.clone());
+        e.role = id.role.as_deref().map(Into::into);
+        e.peer_subject = Some(id.subject.as_str().into());
+        e.peer_fingerprint = Some(id.fingerprint.as_str().into());
     }
     e.unit = Some(unit);
     e.fc = Some(fc);

@@ -344,10 +344,7 @@ impl Session {
             src: Some(self.peer_label.clone()),
             dst: Some(self.labels.device(&state.settings.upstream.label)),
             mode: Some(Cow::Borrowed(state.settings.mode.as_str())),
-            role: self
-                .tls_peer
-                .as_ref()
-                .and_then(|p| p.role.as_deref().map(str::to_owned)),
+            role: self.tls_peer.as_ref().and_then(|p| p.role.clone()),
             peer_subject: self.tls_peer.as_ref().map(|p| p.subject.clone()),
             peer_fingerprint: self.tls_peer.as_ref().map(|p| p.fingerprint.clone()),
             ..Event::default()
