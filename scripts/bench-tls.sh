@@ -14,12 +14,14 @@
 #
 # Usage: scripts/bench-tls.sh [--conns "1,16,64"] [--rounds 1] [--duration 5] [--warmup 0.5]
 #                             [--hs-conns 16] [--no-haproxy] [--no-build] [--out DIR]
-#                             [--share N]
+#                             [--share N] [--threads N]
 #   --share N   adds zonegate-tls-shared: the TLS listener with `max_upstream_in_flight: N`
 #               (sessions share the device connections, N requests in flight on each)
+#   --threads N adds zonegate-tls-tN: the TLS listener on N session threads
+#               (`zonegate run --threads N`; the others run on the default)
 set -euo pipefail
 
-SHARE=0; CONNS="1,16,64"; ROUNDS=1; DURATION=5; WARMUP=0.5; HS_CONNS=16; HAPROXY=1; BUILD=1; OUT=""
+THREADS=0; SHARE=0; CONNS="1,16,64"; ROUNDS=1; DURATION=5; WARMUP=0.5; HS_CONNS=16; HAPROXY=1; BUILD=1; OUT=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --conns) CONNS="$2"; shift 2 ;;
@@ -29,6 +31,7 @@ while [[ $# -gt 0 ]]; do
     --hs-conns) HS_CONNS="$2"; shift 2 ;;
     --no-haproxy) HAPROXY=0; shift ;;
     --share) SHARE="$2"; shift 2 ;;
+    --threads) THREADS="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --out) OUT="$2"; shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -137,12 +140,14 @@ EOF
 }
 
 declare -A ADDR=() TLS=()
-start_gateway() { # name tls [share]
+start_gateway() { # name tls [share] [threads]
   local port pid attempt
+  local threads=()
+  [[ "${4:-0}" != 0 ]] && threads=(--threads "$4")
   for attempt in 1 2 3; do
     port="$(free_port)"
     model "127.0.0.1:$port" "$2" "$1" "${3:-0}" >"$WORK/model-$1.yaml"
-    "$BIN/zonegate" run -c "$WORK/model-$1.yaml" >"$WORK/$1.out" 2>"$WORK/$1.log" &
+    "$BIN/zonegate" run "${threads[@]}" -c "$WORK/model-$1.yaml" >"$WORK/$1.out" 2>"$WORK/$1.log" &
     pid=$!; PIDS+=("$pid")
     if wait_port "$port" 15 "$pid"; then ADDR[$1]="127.0.0.1:$port"; TLS[$1]="$2"; log "$1 on $port"; return 0; fi
     kill "$pid" 2>/dev/null || true
@@ -155,6 +160,10 @@ start_gateway zonegate-tls 1
 if [[ "$SHARE" != 0 ]]; then
   TARGETS+=(zonegate-tls-shared)
   start_gateway zonegate-tls-shared 1 "$SHARE"
+fi
+if [[ "$THREADS" != 0 ]]; then
+  TARGETS+=("zonegate-tls-t$THREADS")
+  start_gateway "zonegate-tls-t$THREADS" 1 0 "$THREADS"
 fi
 
 if [[ $HAPROXY -eq 1 ]]; then
