@@ -70,7 +70,6 @@ pub(crate) struct Args {
     pub(crate) check: bool,
 }
 
-/// Where the audit log of `model` goes: the absolute path of its file, or `None` for stdout.
 /// Session threads when `--threads` is not given: one per CPU but one, at least one.
 ///
 /// The core left over is for the gateway's other busy work: the audit writer (a SHA-256-chained
@@ -79,11 +78,12 @@ pub(crate) struct Args {
 /// 1.49x of haproxy's req/s at 16 and 64 connections (shared device connections) against 1.05x
 /// and 1.25x, with p99 0.37x / 0.76x of haproxy's against 0.63x / 1.09x: a session thread
 /// that shares its core with the audit writer is preempted mid-batch, and every session on it
-/// waits (README, "Session threads").
+/// waits (README, "One session thread per CPU but one").
 fn default_session_threads(cpus: usize) -> usize {
     cpus.saturating_sub(1).max(1)
 }
 
+/// Where the audit log of `model` goes: the absolute path of its file, or `None` for stdout.
 fn audit_file(model: &zonegate_policy::Model) -> Option<PathBuf> {
     let path = model.audit.as_ref()?.path.as_deref()?;
     let path = model.resolve(path);
